@@ -1,0 +1,32 @@
+"""The one error type every stage raises: it carries AWS's code, HTTP status and message.
+
+Everything that refuses a request raises :class:`StsError`; the Query API turns it into
+AWS's ``ErrorResponse`` XML. Keeping one type means no stage can leak a 500 by raising
+something the presenter does not know.
+"""
+
+from __future__ import annotations
+
+
+class StsError(Exception):
+    """A refusal with the exact code and status real STS would answer."""
+
+    def __init__(self, code: str, message: str, status: int = 400, *, sender: bool = True) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.sender = sender
+
+    def __repr__(self) -> str:
+        return f"StsError({self.code!r}, {self.message!r}, {self.status})"
+
+
+def validation_error(message: str) -> StsError:
+    """AWS's generic bad-parameter answer (400 ``ValidationError``)."""
+    return StsError("ValidationError", message, 400)
+
+
+def access_denied(message: str) -> StsError:
+    """AWS's authorization refusal (403 ``AccessDenied``)."""
+    return StsError("AccessDenied", message, 403)

@@ -1,0 +1,56 @@
+"""Identifiers shaped like AWS's: access key IDs, secrets, unique principal IDs, request IDs.
+
+Temporary access key IDs carry their account the way real AWS keys do (bits of characters
+5-12, see Aidan Steele's write-up of the encoding), so ``GetAccessKeyInfo`` answers for any
+key the broker minted on any node without a lookup.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+
+_ACCOUNT_MASK = 0x7FFFFFFFFF80
+"""Bits of the first six decoded bytes that hold the account ID (shifted left by 7)."""
+
+
+def new_access_key_id(account: str, prefix: str = "ASIA") -> str:
+    """A fresh ``ASIA...`` ID: prefix + 16 base32 chars (10 bytes) that encode the account."""
+    head = (int(account) << 7) | secrets.randbits(7)
+    raw = head.to_bytes(6, "big") + secrets.token_bytes(4)
+    return prefix + base64.b32encode(raw).decode()
+
+
+def account_of_key(access_key_id: str) -> str | None:
+    """The account encoded in a key ID, or None when the ID is not of AWS's shape."""
+    if len(access_key_id) != 20 or not access_key_id[:4].isalpha():
+        return None
+    try:
+        raw = base64.b32decode(access_key_id[4:])
+    except ValueError:
+        return None
+    account = (int.from_bytes(raw[:6], "big") & _ACCOUNT_MASK) >> 7
+    return f"{account:012d}" if account < 10**12 else None
+
+
+def new_secret_access_key() -> str:
+    """40 characters of the base64 alphabet, like AWS secrets (30 random bytes)."""
+    return base64.b64encode(secrets.token_bytes(30)).decode()
+
+
+def unique_id(prefix: str, *parts: str) -> str:
+    """A stable AWS-style unique ID (``AROA...``, ``AIDA...``) derived from the principal's name.
+
+    AWS assigns these randomly at creation; the broker has no creation step, so it derives
+    them from account and name: the same on every node and across restarts, and different
+    for a role deleted and recreated under another path.
+    """
+    digest = hashlib.sha256("\x00".join((prefix, *parts)).encode()).digest()
+    return prefix + base64.b32encode(digest).decode()[:17]
+
+
+def request_id() -> str:
+    """AWS's request ID form: a random UUID."""
+    return str(uuid.uuid4())

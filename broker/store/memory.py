@@ -1,0 +1,67 @@
+"""In-process Store: one worker, nothing survives a restart.
+
+Bounded: when full it first drops expired entries, and if every entry is still live it
+refuses the write instead of evicting one, because evicting a live replay marker would let
+that value be used again.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from broker.clock import Clock
+from broker.store.port import StoreFullError
+
+
+class MemoryStore:
+    """A dict with expiry times and a heap to find the expired ones cheaply."""
+
+    def __init__(self, clock: Clock, *, max_entries: int = 1_000_000) -> None:
+        self._clock = clock
+        self._max = max_entries
+        self._data: dict[tuple[str, str], tuple[float, bytes]] = {}
+        self._expiries: list[tuple[float, str, str]] = []
+
+    def _live(self, ns: str, key: str, now: float) -> tuple[float, bytes] | None:
+        entry = self._data.get((ns, key))
+        if entry is None or entry[0] <= now:
+            return None
+        return entry
+
+    def _purge(self, now: float) -> None:
+        while self._expiries and self._expiries[0][0] <= now:
+            _, ns, key = heapq.heappop(self._expiries)
+            entry = self._data.get((ns, key))
+            if entry is not None and entry[0] <= now:
+                del self._data[(ns, key)]
+
+    def _set(self, ns: str, key: str, value: bytes, ttl: float, now: float) -> None:
+        if (ns, key) not in self._data and len(self._data) >= self._max:
+            self._purge(now)
+            if len(self._data) >= self._max:
+                raise StoreFullError(f"memory store holds {self._max} live entries")
+        expires = now + ttl
+        self._data[(ns, key)] = (expires, value)
+        heapq.heappush(self._expiries, (expires, ns, key))
+
+    async def claim(self, namespace: str, key: str, ttl: float) -> bool:
+        # No await between the check and the set: atomic within the event loop.
+        now = self._clock.time()
+        if self._live(namespace, key, now) is not None:
+            return False
+        self._set(namespace, key, b"", ttl, now)
+        return True
+
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        entry = self._live(namespace, key, self._clock.time())
+        return None if entry is None else entry[1]
+
+    async def put(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
+        self._set(namespace, key, value, ttl, self._clock.time())
+
+    async def delete(self, namespace: str, key: str) -> None:
+        self._data.pop((namespace, key), None)
+
+    async def close(self) -> None:
+        self._data.clear()
+        self._expiries.clear()

@@ -1,0 +1,98 @@
+"""SQLite Store: survives restarts and is shared by every worker process on one host.
+
+``claim`` is a single ``INSERT ... ON CONFLICT ... WHERE expired`` statement, so the check
+and the write are one atomic step even with several processes on the same file (WAL mode).
+Calls run in a worker thread so a slow disk never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+from broker.clock import Clock
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    ns TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
+"""
+
+_CLAIM = """
+INSERT INTO entries (ns, key, value, expires) VALUES (?, ?, x'', ?)
+ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires = excluded.expires
+WHERE entries.expires <= ?
+"""
+
+_PUT = """
+INSERT INTO entries (ns, key, value, expires) VALUES (?, ?, ?, ?)
+ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires = excluded.expires
+"""
+
+
+class SqliteStore:
+    """One connection guarded by a lock; statements are tiny, so contention is negligible."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._writes = 0
+
+    def _claim(self, ns: str, key: str, ttl: float) -> bool:
+        now = self._clock.time()
+        with self._lock:
+            cur = self._db.execute(_CLAIM, (ns, key, now + ttl, now))
+            self._maybe_purge(now)
+            return cur.rowcount == 1
+
+    def _get(self, ns: str, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM entries WHERE ns = ? AND key = ? AND expires > ?",
+                (ns, key, self._clock.time()),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _put(self, ns: str, key: str, value: bytes, ttl: float) -> None:
+        now = self._clock.time()
+        with self._lock:
+            self._db.execute(_PUT, (ns, key, value, now + ttl))
+            self._maybe_purge(now)
+
+    def _delete(self, ns: str, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM entries WHERE ns = ? AND key = ?", (ns, key))
+
+    def _maybe_purge(self, now: float) -> None:
+        """Every 1000 writes, drop what has expired, so the file does not grow forever."""
+        self._writes += 1
+        if self._writes % 1000 == 0:
+            self._db.execute("DELETE FROM entries WHERE expires <= ?", (now,))
+
+    async def claim(self, namespace: str, key: str, ttl: float) -> bool:
+        return await asyncio.to_thread(self._claim, namespace, key, ttl)
+
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        return await asyncio.to_thread(self._get, namespace, key)
+
+    async def put(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
+        await asyncio.to_thread(self._put, namespace, key, value, ttl)
+
+    async def delete(self, namespace: str, key: str) -> None:
+        await asyncio.to_thread(self._delete, namespace, key)
+
+    async def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,198 @@
+"""Session tokens: everything a session is, sealed so any node can verify it with no lookup.
+
+Format (then base64url without padding)::
+
+    version (1) | key tag (4) | nonce (12) | AES-256-GCM( zlib?(compact JSON claims) ) + tag (16)
+
+- AES-GCM authenticates the header as associated data, so flipping any byte, including the
+  version or key tag, is refused.
+- The key tag is the first 4 bytes of SHA-256 of the configured key ID: the token names the
+  key that sealed it (rotation: the first configured key seals, every key opens), without
+  revealing the ID.
+- The secret access key is not stored: it is derived from the key and the nonce with HMAC
+  (a separate HKDF sub-key), which keeps tokens ~60 bytes shorter. Anyone able to derive it
+  could already forge tokens, so nothing is lost.
+- Claims are compact JSON; compressed with zlib only when that is shorter (session policies
+  compress well, small sessions do not).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+_VERSION = 1
+_FLAG_ZLIB = 0x80
+_HEADER = 1 + 4 + 12
+_MAX_TOKEN_CHARS = 8192
+"""Refuse to even decode anything longer: real tokens stay far below this."""
+
+
+@dataclass(frozen=True)
+class SessionClaims:
+    """What a temporary credential is. Field names are long here, short on the wire."""
+
+    access_key_id: str
+    account: str
+    kind: str
+    """``assumed-role``, ``session`` (GetSessionToken) or ``federated-user``."""
+    arn: str
+    """The caller ARN GetCallerIdentity answers (assumed-role/federated-user/user ARN)."""
+    user_id: str
+    """``AROA...:session``, ``AIDA...`` or ``ACCOUNT:name``."""
+    principal_name: str
+    """Role name (assumed-role), user name (session) or federated user name."""
+    principal_path: str
+    issued_at: int
+    expires_at: int
+    source_arn: str = ""
+    """The long-term identity at the root of the chain (user ARN or provider ARN)."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    transitive_tag_keys: Sequence[str] = ()
+    source_identity: str | None = None
+    session_policy: str | None = None
+    policy_arns: Sequence[str] = ()
+    mfa: bool = False
+    mfa_authenticated_at: int | None = None
+    chain_depth: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Adapter-specific context (federation provider, web identity claims) for later stages."""
+
+
+_WIRE = {
+    "access_key_id": "k",
+    "account": "a",
+    "kind": "t",
+    "arn": "r",
+    "user_id": "u",
+    "principal_name": "n",
+    "principal_path": "p",
+    "issued_at": "i",
+    "expires_at": "e",
+    "source_arn": "o",
+    "tags": "g",
+    "transitive_tag_keys": "x",
+    "source_identity": "s",
+    "session_policy": "P",
+    "policy_arns": "A",
+    "mfa": "m",
+    "mfa_authenticated_at": "M",
+    "chain_depth": "c",
+    "extra": "X",
+}
+_FROM_WIRE = {v: k for k, v in _WIRE.items()}
+_DEFAULTS = {f: SessionClaims.__dataclass_fields__[f].default for f in _WIRE}
+
+
+class TokenInvalidError(Exception):
+    """The token is not one this broker sealed (tampered, foreign, truncated, unknown key)."""
+
+
+@dataclass(frozen=True)
+class _Key:
+    tag: bytes
+    aead: AESGCM
+    secret_key: bytes
+
+
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
+
+
+class TokenSealer:
+    """Seals claims under the first key; opens tokens sealed by any configured key."""
+
+    def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
+        if not keys:
+            raise ValueError("at least one token key is required")
+        self._keys: dict[bytes, _Key] = {}
+        for key_id, secret in keys:
+            tag = hashlib.sha256(key_id.encode()).digest()[:4]
+            self._keys[tag] = _Key(
+                tag=tag,
+                aead=AESGCM(_derive(secret, b"sts-broker token seal v1")),
+                secret_key=_derive(secret, b"sts-broker secret access key v1"),
+            )
+        self._sealing = self._keys[hashlib.sha256(keys[0][0].encode()).digest()[:4]]
+
+    def seal(self, claims: SessionClaims) -> tuple[str, str]:
+        """Seal ``claims``; return ``(session_token, secret_access_key)``."""
+        payload = json.dumps(_to_wire(claims), separators=(",", ":"), ensure_ascii=False).encode()
+        flags = _VERSION
+        packed = zlib.compress(payload, 9)
+        if len(packed) < len(payload):
+            payload, flags = packed, _VERSION | _FLAG_ZLIB
+        nonce = secrets.token_bytes(12)
+        header = bytes([flags]) + self._sealing.tag + nonce
+        sealed = self._sealing.aead.encrypt(nonce, payload, header)
+        token = base64.urlsafe_b64encode(header + sealed).rstrip(b"=").decode()
+        return token, _secret_for(self._sealing, nonce)
+
+    def open(self, token: str) -> tuple[SessionClaims, str]:
+        """Verify and decode a token; return ``(claims, secret_access_key)``.
+
+        Raises :class:`TokenInvalidError` for anything not sealed by a configured key. Expiry
+        is the caller's check (it owns the clock and AWS's distinct error code).
+        """
+        if len(token) > _MAX_TOKEN_CHARS:
+            raise TokenInvalidError("token too long")
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise TokenInvalidError("not base64url") from exc
+        if len(raw) < _HEADER + 16 or raw[0] & ~_FLAG_ZLIB != _VERSION:
+            raise TokenInvalidError("unknown token format")
+        key = self._keys.get(raw[1:5])
+        if key is None:
+            raise TokenInvalidError("sealed by a key this broker does not hold")
+        header, nonce = raw[:_HEADER], raw[5:_HEADER]
+        try:
+            payload = key.aead.decrypt(nonce, raw[_HEADER:], header)
+        except InvalidTag as exc:
+            raise TokenInvalidError("authentication tag mismatch") from exc
+        if raw[0] & _FLAG_ZLIB:
+            payload = zlib.decompress(payload)
+        return _from_wire(json.loads(payload)), _secret_for(key, nonce)
+
+
+def _secret_for(key: _Key, nonce: bytes) -> str:
+    return base64.b64encode(hmac.new(key.secret_key, nonce, hashlib.sha256).digest()[:30]).decode()
+
+
+def _to_wire(claims: SessionClaims) -> dict[str, Any]:
+    """Short keys, defaults omitted: a plain AssumeRole session seals to ~250 bytes."""
+    out: dict[str, Any] = {}
+    for name, short in _WIRE.items():
+        value = getattr(claims, name)
+        if value == _DEFAULTS.get(name) or (not value and value not in (0, False)):
+            continue
+        if isinstance(value, Mapping):
+            value = dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[short] = value
+    return out
+
+
+def _from_wire(data: dict[str, Any]) -> SessionClaims:
+    values: dict[str, Any] = {_FROM_WIRE[k]: v for k, v in data.items() if k in _FROM_WIRE}
+    if "transitive_tag_keys" in values:
+        values["transitive_tag_keys"] = tuple(values["transitive_tag_keys"])
+    if "policy_arns" in values:
+        values["policy_arns"] = tuple(values["policy_arns"])
+    values.setdefault("source_arn", "")
+    values.setdefault("principal_path", "/")
+    return SessionClaims(**values)
