@@ -10,7 +10,9 @@ from broker.ids import account_of_key, new_access_key_id, new_secret_access_key,
 from broker.totp import decode_secret, matching_step, totp_at, totp_now
 
 
-@pytest.mark.parametrize("account", ["000000000000", "111111111111", "123456789012", "999999999999"])
+@pytest.mark.parametrize(
+    "account", ["000000000000", "111111111111", "123456789012", "999999999999"]
+)
 def test_temporary_key_encodes_its_account(account: str) -> None:
     key = new_access_key_id(account)
     assert re.fullmatch(r"ASIA[A-Z2-7]{16}", key)
@@ -44,7 +46,12 @@ RFC_SECRET = b"12345678901234567890"
 
 @pytest.mark.parametrize(
     ("when", "eight_digits"),
-    [(59, "94287082"), (1111111109, "07081804"), (1234567890, "89005924"), (2000000000, "69279037")],
+    [
+        (59, "94287082"),
+        (1111111109, "07081804"),
+        (1234567890, "89005924"),
+        (2000000000, "69279037"),
+    ],
 )
 def test_rfc6238_vectors(when: int, eight_digits: str) -> None:
     assert totp_now(RFC_SECRET, when) == eight_digits[-6:]
@@ -56,7 +63,10 @@ def test_window_accepts_one_step_either_side_only() -> None:
     assert matching_step(RFC_SECRET, totp_at(RFC_SECRET, step - 1), now) == step - 1
     assert matching_step(RFC_SECRET, totp_at(RFC_SECRET, step + 1), now) == step + 1
     assert matching_step(RFC_SECRET, totp_at(RFC_SECRET, step - 2), now) is None
-    assert matching_step(RFC_SECRET, "000000" if totp_at(RFC_SECRET, step) != "000000" else "1", now) is None
+    assert (
+        matching_step(RFC_SECRET, "000000" if totp_at(RFC_SECRET, step) != "000000" else "1", now)
+        is None
+    )
 
 
 def test_decode_secret_is_lenient_like_authenticator_apps() -> None:

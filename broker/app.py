@@ -1,0 +1,82 @@
+"""Starlette app factory: wires config to routes and middleware. No logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from broker import __version__
+from broker.clock import Clock, SystemClock
+from broker.config import BrokerConfig
+from broker.directory import Directory
+from broker.store import Store, open_store
+from broker.sts.api import StsApi
+from broker.sts.engine import StsEngine
+from broker.sts.model import StsModel
+from broker.sts.tokens import TokenSealer
+
+log = logging.getLogger("broker")
+
+
+def token_sealer(config: BrokerConfig) -> TokenSealer:
+    """Seal with the configured keys, or with an ephemeral one (and say what that costs)."""
+    keys = [(key.id, key.secret) for key in config.token_keys]
+    if not keys:
+        log.warning(
+            "no token_keys configured: using an ephemeral key; session tokens will not survive "
+            "a restart and are not valid on other nodes or workers"
+        )
+        keys = [("ephemeral", os.urandom(32))]
+    return TokenSealer(keys)
+
+
+def create_app(
+    config: BrokerConfig, *, clock: Clock | None = None, store: Store | None = None
+) -> Starlette:
+    """Build the broker for ``config``; raises ConfigError for policies that do not parse."""
+    clock = clock or SystemClock()
+    directory = Directory.build(config)
+    sealer = token_sealer(config)
+    state = store or open_store(config.state, clock)
+    engine = StsEngine(directory=directory, sealer=sealer, store=state, region=config.region)
+    api = StsApi(
+        model=StsModel.load(),
+        engine=engine,
+        directory=directory,
+        sealer=sealer,
+        clock=clock,
+        region=config.region,
+        max_body_bytes=config.limits.max_body_bytes,
+    )
+
+    async def root(request: Request) -> Response:
+        # GET / with no query is for people (the sign-in page, later); anything else is STS.
+        if request.method == "GET" and not request.url.query:
+            return PlainTextResponse(
+                f"sts-broker {__version__}: AWS STS Query API at {config.public_url}/\n"
+            )
+        return await api.handle(request)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await state.close()
+
+    return Starlette(
+        routes=[
+            Route("/", root, methods=["GET", "POST"]),
+            Route("/sts", api.handle, methods=["GET", "POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,102 @@
+"""The ``sts-broker`` command: serve, check-config, config-schema, keygen.
+
+Config mistakes are printed one per line as ``file:line: key.path: reason`` and exit with
+status 2 before anything listens, so a bad deploy fails loudly at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import uvicorn
+
+from broker import __version__
+from broker.app import create_app
+from broker.config import ConfigError, config_json_schema, load_config
+from broker.directory import Directory
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sts-broker",
+        description="Federation identity broker with an AWS STS-compatible API.",
+    )
+    parser.add_argument("--version", action="version", version=f"sts-broker {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the broker")
+    serve.add_argument("config_file", nargs="?", metavar="CONFIG", help="config file")
+    serve.add_argument(
+        "--config",
+        "-c",
+        default=os.environ.get("STS_BROKER_CONFIG"),
+        help="config file, as an option (default: $STS_BROKER_CONFIG)",
+    )
+    serve.add_argument("--host", help="listen address (default: public_url's host)")
+    serve.add_argument("--port", type=int, help="listen port (default: public_url's port)")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("config")
+
+    sub.add_parser("config-schema", help="print the config file's JSON Schema")
+    sub.add_parser("keygen", help="print a new random token key (base64, 32 bytes)")
+    return parser
+
+
+def _check(path: str) -> int:
+    """Load and fully validate (IAM grammar included); list every problem."""
+    try:
+        Directory.build(load_config(path))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{path}: OK")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    path = args.config_file or args.config
+    if not path:
+        print("sts-broker serve: give a config file (or set STS_BROKER_CONFIG)", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_config(path)
+        app = create_app(config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    url = urlsplit(config.public_url)
+    host = args.host or url.hostname or "127.0.0.1"
+    port = args.port or url.port or (443 if url.scheme == "https" else 80)
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "check-config":
+        return _check(args.config)
+    if args.command == "config-schema":
+        print(json.dumps(config_json_schema(), indent=2))
+        return 0
+    if args.command == "keygen":
+        print(base64.b64encode(os.urandom(32)).decode())
+        return 0
+    raise AssertionError(args.command)  # argparse rejects unknown commands first

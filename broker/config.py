@@ -1,0 +1,796 @@
+"""The broker's one configuration file: YAML in, frozen typed models out, or every mistake at once.
+
+A broker refuses to start on a bad config, so the errors are written for the person fixing
+the file: each one names the file, the line, the key path and what to change
+(``config/demo.yaml:14: accounts.111111111111.roles.Dev.max_session_duration: must be
+between 3600 and 43200 (got 99999)``). To get there:
+
+- YAML is *composed* (not just loaded) so every key path keeps its line, and duplicate keys,
+  which PyYAML silently resolves to the last one, are caught.
+- ``${VAR}`` substitution runs on the parsed scalars, never on the text, so a secret in the
+  environment can't smuggle YAML structure into the file.
+- Validation is pydantic (frozen, ``extra="forbid"``); its messages are rewritten into the
+  file's vocabulary, and no message ever echoes a secret.
+- Checks that span the file (access key IDs unique, MFA devices in their own account,
+  managed policies defined) run on the raw data too, so they report alongside field errors
+  instead of after the next attempt.
+
+IAM policy *grammar* is not checked here (the IAM parser owns that); start-up code reports
+its findings through :meth:`ConfigError.problem` so they read the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from broker.totp import decode_secret
+
+KeyPath = tuple[str | int, ...]
+"""A position in the file: mapping keys (str) and list indexes (int), from the top."""
+
+_MAX_NODES = 200_000
+"""Upper bound on YAML nodes visited, so alias chains ("billion laughs") can't hang start-up."""
+
+_KEY_TEXT = (
+    "generate one with: python -c "
+    '"import os,base64;print(base64.b64encode(os.urandom(32)).decode())"'
+)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in the file, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    key_path: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return (
+            f"{where}: {self.key_path}: {self.reason}"
+            if self.key_path
+            else f"{where}: {self.reason}"
+        )
+
+
+class ConfigError(Exception):
+    """The config can't be used; :attr:`problems` lists every mistake found, one per line."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems: list[Problem] = list(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(str(p) for p in self.problems)
+
+    @classmethod
+    def problem(cls, config: BrokerConfig, key_path: KeyPath, reason: str) -> ConfigError:
+        """A mistake found after loading (e.g. IAM grammar), located in the file it came from."""
+        file, line = config.locate(key_path)
+        return cls(
+            [Problem(file=file, line=line, key_path=format_key_path(key_path), reason=reason)]
+        )
+
+
+def format_key_path(key_path: KeyPath) -> str:
+    """``accounts.111111111111.users.alice.access_keys[0].id``; odd keys are JSON-quoted."""
+    out = ""
+    for part in key_path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        text = part if re.fullmatch(r"[^.\s\[\]\"']+", part) else json.dumps(part)
+        out = f"{out}.{text}" if out else text
+    return out
+
+
+def _fail(reason: str) -> PydanticCustomError:
+    # The reason goes through the context: a template would treat "${" and "{" as fields.
+    return PydanticCustomError("config", "{reason}", {"reason": reason})
+
+
+def _kind(value: object) -> str:
+    """A value's type in YAML words; used instead of the value so nothing secret is echoed."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _shown(value: str) -> str:
+    """A non-secret string for a message, shortened so one line stays one line."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+# --------------------------------------------------------------------------- field types
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise _fail(f"must be a string (got {_kind(value)}); quote it")
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class _Checked:
+    """Field metadata: our own check (so messages read like the rest) plus its JSON Schema.
+
+    Compared by identity (``eq=False``): typing hashes ``Annotated`` metadata, and the
+    schema dict is not hashable.
+    """
+
+    check: Callable[[object], Any]
+    schema: dict[str, Any]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(self.check)
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return dict(self.schema)
+
+
+def _text(regex: str, what: str, *, flags: int = re.ASCII) -> _Checked:
+    """A string matching ``regex`` whole; ``\\w`` is ASCII-only, as in IAM's Java patterns."""
+    compiled = re.compile(regex, flags)
+
+    def check(value: object) -> str:
+        text = _string(value)
+        if not compiled.fullmatch(text):
+            raise _fail(f"{what} (got {_shown(text)})")
+        return text
+
+    return _Checked(check, {"type": "string", "pattern": f"^(?:{regex})$"})
+
+
+def _ranged(low: int, high: int) -> _Checked:
+    def check(value: object) -> int:
+        # Digit strings are accepted because ${VAR} substitution always yields text.
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(f"must be a whole number between {low} and {high} (got {_kind(value)})")
+        if not low <= value <= high:
+            raise _fail(f"must be between {low} and {high} (got {value})")
+        return value
+
+    return _Checked(check, {"type": "integer", "minimum": low, "maximum": high})
+
+
+def _public_url(value: object) -> str:
+    text = _string(value)
+    what = "must be an http:// or https:// URL with a host and no query or fragment"
+    if not re.fullmatch(r"[\x21-\x7e]+", text):
+        raise _fail(f"{what}; it contains spaces or non-ASCII characters")
+    parts = urlsplit(text)
+    if "@" in parts.netloc:
+        raise _fail("must not contain user:password@ (the URL is shown to browsers and logs)")
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or not port_ok
+        or "?" in text
+        or "#" in text
+    ):
+        raise _fail(f"{what} (got {_shown(text)})")
+    return text.rstrip("/")
+
+
+def _token_secret(value: object) -> bytes:
+    text = _string(value)
+    try:
+        raw = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise _fail(f"must be base64 of at least 32 random bytes; {_KEY_TEXT}") from None
+    if len(raw) < 32:
+        raise _fail(f"must decode to at least 32 bytes (decodes to {len(raw)}); {_KEY_TEXT}")
+    return raw
+
+
+def _access_secret(value: object) -> SecretStr:
+    text = _string(value)
+    if not re.fullmatch(r"[A-Za-z0-9/+]{40}", text):
+        raise _fail(f"must be 40 characters of A-Z, a-z, 0-9, / and + (got {len(text)} characters)")
+    return SecretStr(text)
+
+
+def _totp_secret(value: object) -> SecretStr:
+    text = _string(value)
+    try:
+        raw = decode_secret(text)
+    except (binascii.Error, ValueError):
+        raise _fail("must be base32 (A-Z, 2-7), as authenticator apps show it") from None
+    if len(raw) < 16:
+        raise _fail(f"must decode to at least 16 bytes (decodes to {len(raw)})")
+    return SecretStr(text)
+
+
+def _policy_document(value: object) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise _fail(f"is a string but not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise _fail(f"must be a policy document: a mapping or a JSON object (got {_kind(value)})")
+    return value
+
+
+def _tag_value(value: object) -> str:
+    text = _string(value)
+    if len(text) > 256:
+        raise _fail(f"tag values are at most 256 characters (got {len(text)})")
+    return text
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(f"must be a mapping (got {_kind(value)})")
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise _fail(f"must be a list (got {_kind(value)})")
+    return value
+
+
+_NAME = r"[\w+=,.@-]{1,64}"
+_IAM_PATH = r"/|/[\x21-\x7e]{0,510}/"
+_POLICY_NAME = r"[\w+=,.@-]{1,128}"
+_MANAGED_NAME = r"(?:[\w+=,.@-]+/){0,8}[\w+=,.@-]{1,128}"
+_MFA_SERIAL = r"arn:aws:iam::([0-9]{12}):mfa/[\w+=,.@/-]{1,512}"
+_REGION = r"[a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2}"
+
+_WRITE_ONLY = {"type": "string", "writeOnly": True}
+AccountId = Annotated[
+    str, _text(r"[0-9]{12}", "account IDs are exactly 12 digits, written as a quoted string")
+]
+Alias = Annotated[str, _text(r"[a-z0-9-]{3,63}", "must be 3-63 of a-z, 0-9 and -")]
+PrincipalName = Annotated[str, _text(_NAME, "names are 1-64 of letters, digits and +=,.@_-")]
+IamPath = Annotated[str, _text(_IAM_PATH, "must be / or start and end with / (e.g. /team/)")]
+PolicyName = Annotated[
+    str, _text(_POLICY_NAME, "policy names are 1-128 of letters, digits and +=,.@_-")
+]
+ManagedPolicyName = Annotated[
+    str,
+    _text(_MANAGED_NAME, "managed policy names are letters, digits, +=,.@_- and / between parts"),
+]
+PolicyDocument = Annotated[
+    dict[str, Any], _Checked(_policy_document, {"type": ["object", "string"]})
+]
+TagKey = Annotated[str, _text(r".{1,128}", "tag keys are 1-128 characters", flags=re.DOTALL)]
+TagValue = Annotated[str, _Checked(_tag_value, {"type": "string", "maxLength": 256})]
+Tags = dict[TagKey, TagValue]
+
+
+class _Model(BaseModel):
+    """Frozen, unknown keys refused, no silent coercion (``"yes"`` is not a boolean here)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class TokenKey(_Model):
+    """A key that seals session tokens; the first in the list seals, every one opens."""
+
+    id: Annotated[str, _text(r"[A-Za-z0-9_-]{1,32}", "key IDs are 1-32 of A-Z, a-z, 0-9, _ and -")]
+    secret: Annotated[bytes, _Checked(_token_secret, _WRITE_ONLY)] = Field(repr=False)
+
+
+class Limits(_Model):
+    """Bounds the broker enforces on every request, tunable per deployment."""
+
+    max_body_bytes: Annotated[int, _ranged(1024, 1_048_576)] = 65536
+    clock_skew_seconds: Annotated[int, _ranged(0, 900)] = 300
+
+
+class AccessKeyConfig(_Model):
+    """A long-term ``AKIA`` key pair with which a user signs STS calls."""
+
+    id: Annotated[str, _text(r"AKIA[A-Z2-7]{16}", "access key IDs are AKIA + 16 of A-Z and 2-7")]
+    secret: Annotated[SecretStr, _Checked(_access_secret, _WRITE_ONLY)]
+    status: Literal["Active", "Inactive"] = "Active"
+
+
+class MfaDeviceConfig(_Model):
+    """A virtual MFA device: the serial callers pass as ``SerialNumber`` and its TOTP seed."""
+
+    serial: Annotated[str, _text(_MFA_SERIAL, "must be an MFA ARN: arn:aws:iam::ACCOUNT:mfa/NAME")]
+    totp_secret: Annotated[SecretStr, _Checked(_totp_secret, _WRITE_ONLY)]
+
+    def totp_secret_bytes(self) -> bytes:
+        """The decoded seed, for computing codes (decoded the way authenticator apps do)."""
+        return decode_secret(self.totp_secret.get_secret_value())
+
+
+class UserConfig(_Model):
+    """An IAM user: signs calls with its access keys, proves MFA with its devices."""
+
+    path: IamPath = "/"
+    access_keys: list[AccessKeyConfig] = Field(default_factory=list)
+    mfa_devices: list[MfaDeviceConfig] = Field(default_factory=list)
+    policies: dict[PolicyName, PolicyDocument] = Field(default_factory=dict)
+    managed_policies: list[ManagedPolicyName] = Field(default_factory=list)
+    tags: Tags = Field(default_factory=dict)
+
+
+class RoleConfig(_Model):
+    """An IAM role: who may assume it (trust policy) and what its sessions may do."""
+
+    path: IamPath = "/"
+    max_session_duration: Annotated[int, _ranged(3600, 43200)] = 3600
+    trust_policy: PolicyDocument
+    policies: dict[PolicyName, PolicyDocument] = Field(default_factory=dict)
+    managed_policies: list[ManagedPolicyName] = Field(default_factory=list)
+    tags: Tags = Field(default_factory=dict)
+    description: Annotated[
+        str, _text(r".{0,1000}", "descriptions are at most 1000 characters", flags=re.DOTALL)
+    ] = ""
+
+
+class AccountConfig(_Model):
+    """One AWS-style account: its users, its roles and (later) its federation providers."""
+
+    alias: Alias | None = None
+    users: dict[PrincipalName, UserConfig] = Field(default_factory=dict)
+    roles: dict[PrincipalName, RoleConfig] = Field(default_factory=dict)
+    saml_providers: Annotated[dict[str, Any], _Checked(_mapping, {"type": "object"})] = Field(
+        default_factory=dict
+    )
+    oidc_providers: Annotated[list[Any], _Checked(_list, {"type": "array"})] = Field(
+        default_factory=list
+    )
+
+
+class BrokerConfig(_Model):
+    """The whole file. Build it with :func:`load_config` so errors can point at lines."""
+
+    public_url: Annotated[str, _Checked(_public_url, {"type": "string", "format": "uri"})]
+    region: Annotated[str, _text(_REGION, "must be an AWS region name like us-east-1")] = (
+        "us-east-1"
+    )
+    state: Annotated[
+        str, _Checked(_string, {"type": "string", "pattern": "^(memory|sqlite:///.+)$"})
+    ] = "memory"
+    token_keys: list[TokenKey] = Field(default_factory=list)
+    limits: Limits = Field(default_factory=Limits)
+    accounts: dict[AccountId, AccountConfig]
+    managed_policies: dict[ManagedPolicyName, PolicyDocument] = Field(default_factory=dict)
+
+    _source: Path | None = PrivateAttr(default=None)
+    _display: str = PrivateAttr(default="<config>")
+    _lines: dict[KeyPath, int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("state")
+    @classmethod
+    def _resolve_state(cls, value: str, info: ValidationInfo) -> str:
+        """``sqlite:///rel.db`` is relative to the config file, so the broker runs from anywhere."""
+        if value == "memory":
+            return value
+        if not value.startswith("sqlite:///") or value == "sqlite:///":
+            raise _fail(f"must be 'memory' or 'sqlite:///path/to/file.db' (got {_shown(value)})")
+        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+        return "sqlite:///" + str(_resolve_path(value.removeprefix("sqlite:///"), base))
+
+    @property
+    def source(self) -> Path | None:
+        """The file this config was loaded from (None when built in code)."""
+        return self._source
+
+    def locate(self, key_path: KeyPath) -> tuple[str, int | None]:
+        """(file as the user named it, line of ``key_path`` or of its nearest located parent)."""
+        return self._display, _line_of(self._lines, key_path)
+
+
+def _resolve_path(value: str, base: Path | None) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return Path(os.path.normpath(path))
+
+
+def _line_of(lines: Mapping[KeyPath, int], key_path: KeyPath) -> int | None:
+    for end in range(len(key_path), -1, -1):
+        line = lines.get(key_path[:end])
+        if line is not None:
+            return line
+    return None
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema of the file, for editors and CI linting of config repos."""
+    return BrokerConfig.model_json_schema()
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
+class _Composer:
+    """Turns a composed YAML node graph into plain data plus a key path -> line map."""
+
+    def __init__(self, loader: yaml.SafeLoader) -> None:
+        self.loader = loader
+        self.lines: dict[KeyPath, int] = {}
+        self.problems: list[tuple[KeyPath, int | None, str]] = []
+        self.broken: set[KeyPath] = set()
+        """Values already reported as unreadable: pydantic's follow-up errors are noise."""
+        self.budget = _MAX_NODES
+        self.data: Any = None
+
+    def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _Unreadable(
+                node.start_mark.line + 1,
+                f"more than {_MAX_NODES} values once aliases are expanded; refusing to load",
+            )
+        if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_TAGS:
+            # Collections are built here, not by PyYAML's constructors, so a tag would
+            # otherwise be silently ignored: refuse it like SafeLoader refuses unknown ones.
+            self.problems.append(
+                (path, node.start_mark.line + 1, f"unsupported YAML tag {node.tag!r}")
+            )
+            self.broken.add(path)
+            return None
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            out: list[Any] = []
+            for index, item in enumerate(node.value):
+                self.lines.setdefault((*path, index), item.start_mark.line + 1)
+                out.append(self.build(item, (*path, index)))
+            return out
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as exc:
+            reason = (
+                exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem else str(exc)
+            )
+            self.problems.append((path, node.start_mark.line + 1, f"cannot read value: {reason}"))
+            self.broken.add(path)
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.problems.append(
+                    (path, line, "YAML merge keys (<<) are not supported; write the keys out")
+                )
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problems.append((path, line, "keys must be plain text, not lists or mappings"))
+                continue
+            key = self._key(key_node)
+            if not isinstance(key, str):
+                key = key_node.value
+                self.problems.append(
+                    (
+                        (*path, key),
+                        line,
+                        f'YAML reads this key as {_kind_word(key_node)}; quote it: "{key}"',
+                    )
+                )
+            if key in first_line:
+                self.problems.append(
+                    ((*path, key), line, f"duplicate key (first defined at line {first_line[key]})")
+                )
+                continue
+            first_line[key] = line
+            self.lines.setdefault((*path, key), line)
+            out[key] = self.build(value_node, (*path, key))
+        return out
+
+    def _key(self, node: yaml.ScalarNode) -> object:
+        """The key as YAML reads it; None when it can't be read (then reported as non-text)."""
+        try:
+            return self.loader.construct_object(node)
+        except (yaml.YAMLError, ValueError):
+            return None
+
+
+def _kind_word(node: yaml.ScalarNode) -> str:
+    return {
+        "tag:yaml.org,2002:int": "a number",
+        "tag:yaml.org,2002:float": "a decimal number",
+        "tag:yaml.org,2002:bool": "a boolean",
+        "tag:yaml.org,2002:null": "null",
+        "tag:yaml.org,2002:timestamp": "a date",
+    }.get(node.tag, "a non-string value")
+
+
+class _Unreadable(Exception):
+    """The file is not YAML we can use at all; nothing past this point would make sense."""
+
+    def __init__(self, line: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+def _parse_yaml(text: str) -> _Composer:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise _Unreadable(None, "the file is empty; it needs at least public_url and accounts")
+        composer = _Composer(loader)
+        composer.lines[()] = node.start_mark.line + 1
+        composer.data = composer.build(node, ())
+        return composer
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        reason = exc.problem or "invalid YAML"
+        if exc.context:
+            reason = f"{reason} ({exc.context})"
+        raise _Unreadable(mark.line + 1 if mark else None, reason) from None
+    finally:
+        loader.dispose()
+
+
+# --------------------------------------------------------------------------- ${VAR}
+
+_ENV_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute(
+    data: Any, path: KeyPath, environ: Mapping[str, str], missing: list[tuple[KeyPath, str]]
+) -> Any:
+    """Replace ``${VAR}``/``${VAR:-default}`` in string values; ``$${`` is a literal ``${``.
+
+    Only the NAME grammar above is substituted, so IAM policy variables such as
+    ``${aws:username}`` pass through untouched. Replacement text is not rescanned.
+    """
+    if isinstance(data, dict):
+        return {k: _substitute(v, (*path, k), environ, missing) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_substitute(v, (*path, i), environ, missing) for i, v in enumerate(data)]
+    if not isinstance(data, str) or "${" not in data:
+        return data
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name is None:
+            return "${"
+        value = environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                missing.append((path, name))
+                return ""
+            return default
+        return value
+
+    return _ENV_REF.sub(replace, data)
+
+
+# --------------------------------------------------------------------------- cross-field
+
+
+def _cross_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
+    """Rules that span the file. Tolerant of malformed parts: pydantic reports those."""
+    found: list[tuple[KeyPath, str]] = []
+    seen: dict[str, dict[str, KeyPath]] = {}
+
+    def unique(what: str, value: str, at: KeyPath) -> None:
+        first = seen.setdefault(what, {}).setdefault(value, at)
+        if first != at:
+            found.append((at, f"{what} {value!r} is already used at {format_key_path(first)}"))
+
+    for at, key_id in _strings_in(data.get("token_keys"), "id", ("token_keys",)):
+        unique("token key ID", key_id, at)
+    managed = data.get("managed_policies", {})
+    defined = set(managed) if isinstance(managed, dict) else None
+    for account_id, account in _as_dict(data.get("accounts")).items():
+        base: KeyPath = ("accounts", account_id)
+        alias = _as_dict(account).get("alias")
+        if isinstance(alias, str):
+            unique("account alias", alias, (*base, "alias"))
+        for kind in ("users", "roles"):
+            for name, principal in _as_dict(_as_dict(account).get(kind)).items():
+                where: KeyPath = (*base, kind, name)
+                refs = _as_list(_as_dict(principal).get("managed_policies"))
+                for i, ref in enumerate(refs):
+                    if isinstance(ref, str) and defined is not None and ref not in defined:
+                        reason = f"managed policy {ref!r} is not defined in managed_policies"
+                        found.append(((*where, "managed_policies", i), reason))
+                keys = _as_dict(principal).get("access_keys")
+                for at, key_id in _strings_in(keys, "id", (*where, "access_keys")):
+                    unique("access key ID", key_id, at)
+                devices = _as_dict(principal).get("mfa_devices")
+                for at, serial in _strings_in(devices, "serial", (*where, "mfa_devices")):
+                    unique("MFA serial", serial, at)
+                    match = re.fullmatch(_MFA_SERIAL, serial, re.ASCII)
+                    if match and match.group(1) != account_id:
+                        other = match.group(1)
+                        found.append(
+                            (at, f"MFA device must be in account {account_id}, not {other}")
+                        )
+    return found
+
+
+def _strings_in(items: object, field: str, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """(path, value) of ``field`` in each mapping of a list, skipping malformed entries."""
+    for index, item in enumerate(_as_list(items)):
+        value = _as_dict(item).get(field)
+        if isinstance(value, str):
+            yield (*path, index, field), value
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+# --------------------------------------------------------------------------- pydantic errors
+
+
+def _reason(error: Mapping[str, Any], loc: KeyPath) -> str:
+    kind = error["type"]
+    if kind == "config":
+        return str(error["ctx"]["reason"])
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        close = difflib.get_close_matches(name, _known_keys(loc[:-1]), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown key {name!r}{hint}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"must be a mapping (got {_kind(error['input'])})"
+    if kind in ("list_type", "tuple_type"):
+        return f"must be a list (got {_kind(error['input'])})"
+    if kind == "literal_error":
+        got = error["input"]
+        shown = _shown(got) if isinstance(got, str) else _kind(got)
+        return f"must be one of {error['ctx']['expected']} (got {shown})"
+    return f"invalid value ({error['msg']})"
+
+
+def _known_keys(loc: KeyPath) -> list[str]:
+    """Field names of the model at ``loc``, for "did you mean" hints."""
+    current: Any = BrokerConfig
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        elif get_origin(current) is list:
+            current = get_args(current)[0]
+        else:
+            return []
+        if get_origin(current) is Annotated:
+            current = get_args(current)[0]
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> BrokerConfig:
+    """Read, substitute, validate. Raises :class:`ConfigError` listing every problem found."""
+    display = str(path)
+    file = Path(path)
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [Problem(display, None, "", f"cannot read the file ({exc.strerror})")]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [Problem(display, None, "", f"not UTF-8 (bad byte at offset {exc.start})")]
+        ) from None
+
+    try:
+        parsed = _parse_yaml(text)
+    except _Unreadable as exc:
+        raise ConfigError([Problem(display, exc.line, "", exc.reason)]) from None
+    lines = parsed.lines
+    problems = [
+        Problem(display, line, format_key_path(key_path), reason)
+        for key_path, line, reason in parsed.problems
+    ]
+    if not isinstance(parsed.data, dict):
+        reason = f"the file must be a mapping of keys (got {_kind(parsed.data)})"
+        raise ConfigError([*problems, Problem(display, 1, "", reason)])
+
+    def add(key_path: KeyPath, reason: str) -> None:
+        problems.append(
+            Problem(display, _line_of(lines, key_path), format_key_path(key_path), reason)
+        )
+
+    missing: list[tuple[KeyPath, str]] = []
+    data = _substitute(parsed.data, (), os.environ if environ is None else environ, missing)
+    for key_path, name in missing:
+        add(
+            key_path,
+            f"environment variable {name} is not set "
+            f"(set it, or give a default: ${{{name}:-default}})",
+        )
+    # Values already reported (unset variable, unreadable scalar) would only add noise.
+    reported = parsed.broken | {key_path for key_path, _ in missing}
+
+    base_dir = file.resolve().parent
+    config: BrokerConfig | None = None
+    try:
+        config = BrokerConfig.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            if loc and loc[-1] == "[key]":
+                loc = loc[:-1]
+            if loc not in reported:
+                add(loc, _reason(error, loc))
+    for key_path, reason in _cross_checks(data):
+        add(key_path, reason)
+
+    if problems or config is None:
+        unique = list(dict.fromkeys(problems))
+        unique.sort(key=lambda p: (p.line is not None, p.line or 0))
+        raise ConfigError(unique)
+    config._source = base_dir / file.name
+    config._display = display
+    config._lines = lines
+    return config

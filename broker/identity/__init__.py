@@ -1,0 +1,10 @@
+"""Identity adapters: each verifies one kind of proof and says who the caller is.
+
+Public names live here; the modules behind them are implementation detail.
+"""
+
+from __future__ import annotations
+
+from broker.identity.sigv4 import SignatureClaim, read_signature, verify_signature
+
+__all__ = ["SignatureClaim", "read_signature", "verify_signature"]

@@ -1,0 +1,1 @@
+"""STS: the Query protocol, the service model, the engine and its tokens."""

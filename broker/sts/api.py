@@ -1,0 +1,119 @@
+"""The STS Query API endpoint: HTTP in, AWS XML out, nothing else.
+
+Order mirrors AWS: read the request (size, encoding), know the action, authenticate
+signed actions, validate parameters against botocore's model, run the engine, render.
+Every refusal is an :class:`~broker.errors.StsError` rendered as AWS's ``ErrorResponse``;
+anything unexpected is logged with its request ID and answered ``InternalFailure`` without
+detail, so no stack trace or secret ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from broker.clock import Clock
+from broker.directory import Directory
+from broker.errors import StsError
+from broker.ids import request_id
+from broker.sts.callers import authenticate
+from broker.sts.engine import RequestInfo, StsEngine
+from broker.sts.model import StsModel, render_error
+from broker.sts.protocol import read_query_request
+from broker.sts.tokens import TokenSealer
+
+log = logging.getLogger("broker.access")
+
+UnsignedHandler = Callable[[Mapping[str, Any], RequestInfo], Awaitable[dict[str, Any]]]
+"""An action that carries its own proof (a SAML assertion, a web identity token)."""
+
+
+class StsApi:
+    """A Starlette endpoint serving every STS action the broker knows."""
+
+    def __init__(
+        self,
+        *,
+        model: StsModel,
+        engine: StsEngine,
+        directory: Directory,
+        sealer: TokenSealer,
+        clock: Clock,
+        region: str,
+        max_body_bytes: int,
+        unsigned: Mapping[str, UnsignedHandler] | None = None,
+    ) -> None:
+        self._model = model
+        self._engine = engine
+        self._directory = directory
+        self._sealer = sealer
+        self._clock = clock
+        self._region = region
+        self._max_body = max_body_bytes
+        self._signed = engine.signed_actions()
+        self._unsigned = dict(unsigned or {})
+
+    async def handle(self, request: Request) -> Response:
+        rid = request_id()
+        started = time.perf_counter()
+        action = "-"
+        caller = "-"
+        try:
+            query = await read_query_request(request, max_body_bytes=self._max_body)
+            action = query.action or "-"
+            info = RequestInfo(
+                now=self._clock.time(),
+                source_ip=query.parts.client_ip,
+                secure=request.url.scheme == "https",
+            )
+            if query.action in self._signed:
+                who = authenticate(
+                    query.parts,
+                    directory=self._directory,
+                    sealer=self._sealer,
+                    now=info.now,
+                    region=self._region,
+                )
+                caller = who.arn
+                params = self._model.parse_input(query.action, query.params)
+                result = await self._engine.call(query.action, params, who, info)
+            elif query.action in self._unsigned:
+                params = self._model.parse_input(query.action, query.params)
+                result = await self._unsigned[query.action](params, info)
+            else:
+                self._model.parse_input(query.action, query.params)  # InvalidAction if unknown
+                raise StsError(
+                    "InvalidAction",
+                    f"The action {query.action} is not supported by this broker.",
+                )
+            body = self._model.render_result(query.action, result, rid)
+            status = 200
+            code = "OK"
+        except StsError as exc:
+            body, status, code = render_error(exc, rid), exc.status, exc.code
+        except Exception:
+            log.exception("request %s failed unexpectedly", rid)
+            failure = StsError(
+                "InternalFailure",
+                "The request processing has failed because of an unknown error.",
+                500,
+                sender=False,
+            )
+            body, status, code = render_error(failure, rid), 500, failure.code
+        log.info(
+            "%s %s %s %d %s %.1fms",
+            rid,
+            action,
+            caller,
+            status,
+            code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return Response(
+            body, status_code=status, media_type="text/xml", headers={"x-amzn-RequestId": rid}
+        )

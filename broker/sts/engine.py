@@ -1,0 +1,464 @@
+"""The STS actions: who may get which credentials, for how long, with what attached.
+
+One engine behind every adapter. It owns AWS's rules for durations, role chaining, MFA,
+session tags, source identity and session policies, and mints the credentials. It does no
+HTTP: it takes validated parameters (model names, see :mod:`broker.sts.model`) and an
+authenticated :class:`~broker.sts.callers.Caller`, and returns the result members the Query
+presenter renders.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import zlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from broker.directory import Directory, Role
+from broker.errors import StsError, access_denied, validation_error
+from broker.iam import (
+    AuthzRequest,
+    ContextValue,
+    MalformedPolicyError,
+    evaluate_policies,
+    parse_policy,
+)
+from broker.ids import account_of_key, new_access_key_id
+from broker.store import Store
+from broker.sts.callers import Caller
+from broker.sts.tokens import SessionClaims, TokenSealer
+from broker.totp import STEP_SECONDS, WINDOW, matching_step
+
+log = logging.getLogger("broker.sts")
+
+ROLE_DEFAULT_DURATION = 3600
+CHAINED_MAX_DURATION = 3600
+SESSION_TOKEN_DEFAULT_DURATION = 43200
+PACKED_LIMIT_BYTES = 1500
+"""Compressed size of session policies + tags that counts as 100% ``PackedPolicySize``.
+
+AWS does not publish its packing; this limit lets a maximal 2048-character policy with a
+handful of tags fit, and refuses what AWS's documented limits would refuse too."""
+MAX_SESSION_TAGS = 50
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """Facts about the HTTP request that policies may test."""
+
+    now: float
+    source_ip: str
+    secure: bool
+
+
+Handler = Callable[[Mapping[str, Any], Caller, RequestInfo], Awaitable[dict[str, Any]]]
+
+_SESSION_TOKEN_ALLOWED = frozenset({"AssumeRole", "GetCallerIdentity"})
+
+
+class StsEngine:
+    """The signed STS actions (federation actions are added by their adapters)."""
+
+    def __init__(
+        self, *, directory: Directory, sealer: TokenSealer, store: Store, region: str
+    ) -> None:
+        self._directory = directory
+        self._sealer = sealer
+        self._store = store
+        self._region = region
+        self._handlers: dict[str, Handler] = {
+            "GetCallerIdentity": self.get_caller_identity,
+            "GetAccessKeyInfo": self.get_access_key_info,
+            "GetSessionToken": self.get_session_token,
+            "AssumeRole": self.assume_role,
+        }
+
+    def signed_actions(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    async def call(
+        self, action: str, params: Mapping[str, Any], caller: Caller, info: RequestInfo
+    ) -> dict[str, Any]:
+        """Run one signed action for an authenticated caller."""
+        handler = self._handlers.get(action)
+        if handler is None:
+            raise StsError("InvalidAction", f"The action {action} is not supported by this broker.")
+        if caller.kind == "session" and action not in _SESSION_TOKEN_ALLOWED | {"GetSessionToken"}:
+            # AWS: GetSessionToken credentials may call only AssumeRole and GetCallerIdentity
+            # (GetSessionToken itself answers with AWS's own message in its handler).
+            raise access_denied(
+                f"User: {caller.arn} is not authorized to perform: sts:{action} with credentials "
+                "from GetSessionToken (they may call only AssumeRole and GetCallerIdentity)"
+            )
+        return await handler(params, caller, info)
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def get_caller_identity(
+        self, params: Mapping[str, Any], caller: Caller, info: RequestInfo
+    ) -> dict[str, Any]:
+        """Needs no permission: AWS answers it even when every action is denied."""
+        return {"UserId": caller.user_id, "Account": caller.account, "Arn": caller.arn}
+
+    async def get_access_key_info(
+        self, params: Mapping[str, Any], caller: Caller, info: RequestInfo
+    ) -> dict[str, Any]:
+        self._require_identity_allow(caller, "sts:GetAccessKeyInfo", "*", info, {})
+        key_id: str = params["AccessKeyId"]
+        known = self._directory.keys.get(key_id)
+        account = known.user.account if known is not None else account_of_key(key_id)
+        if account is None:
+            raise validation_error(f"The access key ID {key_id} is not of a known form.")
+        return {"Account": account}
+
+    async def get_session_token(
+        self, params: Mapping[str, Any], caller: Caller, info: RequestInfo
+    ) -> dict[str, Any]:
+        if caller.kind != "user" or caller.user is None:
+            raise access_denied("Cannot call GetSessionToken with session credentials")
+        duration = int(params.get("DurationSeconds", SESSION_TOKEN_DEFAULT_DURATION))
+        mfa = await self._check_mfa(caller, params, info)
+        user = caller.user
+        now = int(info.now)
+        claims = SessionClaims(
+            access_key_id=new_access_key_id(user.account),
+            account=user.account,
+            kind="session",
+            arn=user.arn,
+            user_id=user.user_id,
+            principal_name=user.name,
+            principal_path=user.path,
+            issued_at=now,
+            expires_at=now + duration,
+            source_arn=user.arn,
+            mfa=mfa,
+            mfa_authenticated_at=now if mfa else None,
+        )
+        return {"Credentials": self._mint(claims)}
+
+    async def assume_role(
+        self, params: Mapping[str, Any], caller: Caller, info: RequestInfo
+    ) -> dict[str, Any]:
+        role_arn: str = params["RoleArn"]
+        session_name: str = params["RoleSessionName"]
+        role = self._directory.role(role_arn)
+        chained = caller.kind == "assumed-role"
+        parent = caller.claims
+
+        mfa_now = await self._check_mfa(caller, params, info)
+        tags, transitive = _session_tags(params, parent)
+        source_identity = _source_identity(params.get("SourceIdentity"), parent)
+        policy_text, policy_arns = self._session_policies(params)
+        packed = _packed_size(policy_text, policy_arns, params.get("Tags", ()))
+
+        context = caller.context(
+            now=info.now, source_ip=info.source_ip, secure=info.secure, region=self._region
+        )
+        if mfa_now:
+            context["aws:MultiFactorAuthPresent"] = "true"
+            context["aws:MultiFactorAuthAge"] = "0"
+        context["sts:RoleSessionName"] = session_name
+        if "ExternalId" in params:
+            context["sts:ExternalId"] = params["ExternalId"]
+        if source_identity is not None:
+            context["sts:SourceIdentity"] = source_identity
+        if tags:
+            for key, value in tags.items():
+                context[f"aws:RequestTag/{key}"] = value
+            context["aws:TagKeys"] = tuple(tags)
+            context["sts:TransitiveTagKeys"] = tuple(transitive)
+
+        actions = ["sts:AssumeRole"]
+        if tags:
+            actions.append("sts:TagSession")
+        if source_identity is not None:
+            actions.append("sts:SetSourceIdentity")
+        for action in actions:
+            self._authorize_assume(caller, role, role_arn, action, context)
+        assert role is not None  # _authorize_assume refuses an unknown role
+        # Only now: telling an unauthorized caller the role's maximum would confirm it exists.
+        duration = _role_duration(params.get("DurationSeconds"), role, chained)
+
+        now = int(info.now)
+        parent_mfa = parent is not None and parent.mfa
+        mfa = mfa_now or parent_mfa
+        claims = SessionClaims(
+            access_key_id=new_access_key_id(role.account),
+            account=role.account,
+            kind="assumed-role",
+            arn=f"arn:aws:sts::{role.account}:assumed-role/{role.name}/{session_name}",
+            user_id=f"{role.role_id}:{session_name}",
+            principal_name=role.name,
+            principal_path=role.path,
+            issued_at=now,
+            expires_at=now + duration,
+            source_arn=parent.source_arn if parent is not None else caller.arn,
+            tags=tags,
+            transitive_tag_keys=tuple(transitive),
+            source_identity=source_identity,
+            session_policy=policy_text,
+            policy_arns=tuple(policy_arns),
+            mfa=mfa,
+            mfa_authenticated_at=now
+            if mfa_now
+            else (parent.mfa_authenticated_at if parent is not None and parent.mfa else None),
+            chain_depth=(parent.chain_depth + 1) if chained and parent is not None else 0,
+        )
+        result: dict[str, Any] = {
+            "Credentials": self._mint(claims),
+            "AssumedRoleUser": {"AssumedRoleId": claims.user_id, "Arn": claims.arn},
+            "SourceIdentity": source_identity,
+        }
+        if packed is not None:
+            result["PackedPolicySize"] = packed
+        log.info(
+            "AssumeRole %s -> %s (%ds, chain %d, mfa %s)",
+            caller.arn,
+            claims.arn,
+            duration,
+            claims.chain_depth,
+            mfa,
+        )
+        return result
+
+    # -- shared rules ----------------------------------------------------------------------
+
+    def _mint(self, claims: SessionClaims) -> dict[str, Any]:
+        token, secret = self._sealer.seal(claims)
+        return {
+            "AccessKeyId": claims.access_key_id,
+            "SecretAccessKey": secret,
+            "SessionToken": token,
+            "Expiration": float(claims.expires_at),
+        }
+
+    def _require_identity_allow(
+        self,
+        caller: Caller,
+        action: str,
+        resource: str,
+        info: RequestInfo,
+        extra: Mapping[str, ContextValue],
+    ) -> None:
+        context = caller.context(
+            now=info.now, source_ip=info.source_ip, secure=info.secure, region=self._region
+        )
+        context.update(extra)
+        request = AuthzRequest(action=action, resource=resource, context=context)
+        problem = _identity_problem(caller, self._directory, request)
+        if problem is not None:
+            raise access_denied(
+                f"User: {caller.arn} is not authorized to perform: {action} on resource: "
+                f"{resource} because {problem}"
+            )
+
+    def _authorize_assume(
+        self,
+        caller: Caller,
+        role: Role | None,
+        role_arn: str,
+        action: str,
+        context: Mapping[str, ContextValue],
+    ) -> None:
+        """The role's trust policy must allow; the caller's own policies too when AWS requires.
+
+        AWS: the trust policy always has to allow. The caller's identity policies must allow
+        as well when the role is in another account, or when the trust policy names the
+        caller only through its account (``arn:aws:iam::A:root``), not by its own ARN. An
+        explicit deny in either place wins. The message never says whether the role exists.
+        """
+        denied = (
+            f"User: {caller.arn} is not authorized to perform: {action} on resource: {role_arn}"
+        )
+        if role is None:
+            raise access_denied(denied)
+        request = AuthzRequest(
+            action=action, resource=role.arn, context=context, principal=caller.principal()
+        )
+        trust = evaluate_policies((role.trust_policy,), request)
+        if trust.denied:
+            raise access_denied(f"{denied} with an explicit deny in a resource-based policy")
+        if not trust.allowed:
+            raise access_denied(denied)
+        identity_request = AuthzRequest(action=action, resource=role.arn, context=context)
+        if role.account != caller.account or trust.principal_by_account:
+            problem = _identity_problem(caller, self._directory, identity_request)
+        else:
+            problem = _explicit_identity_deny(caller, identity_request)
+        if problem is not None:
+            raise access_denied(f"{denied} because {problem}")
+
+    async def _check_mfa(
+        self, caller: Caller, params: Mapping[str, Any], info: RequestInfo
+    ) -> bool:
+        """Verify ``SerialNumber``/``TokenCode`` if given; a code is accepted once per device."""
+        serial = params.get("SerialNumber")
+        code = params.get("TokenCode")
+        if serial is None and code is None:
+            return False
+        if serial is None or code is None:
+            raise validation_error("SerialNumber and TokenCode must be given together.")
+        user = caller.user
+        device = user.mfa_devices.get(serial) if user is not None else None
+        if device is None:
+            raise access_denied(
+                "MultiFactorAuthentication failed, unable to validate MFA code. Please verify "
+                "your MFA serial number is valid and associated with this user."
+            )
+        step = matching_step(device.secret, code, info.now)
+        if step is None:
+            raise access_denied(
+                "MultiFactorAuthentication failed with invalid MFA one time pass code."
+            )
+        ttl = (2 * WINDOW + 2) * STEP_SECONDS
+        if not await self._store.claim("mfa", f"{serial}#{step}", ttl):
+            raise access_denied(
+                "MultiFactorAuthentication failed with invalid MFA one time pass code. "
+                "This code was already used; wait for the next one."
+            )
+        return True
+
+    def _session_policies(self, params: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+        """Validate ``Policy`` and ``PolicyArns``; return the minified text and the ARNs.
+
+        The token carries the text, not the parsed form; callers parse it (cached) on use.
+        """
+        text: str | None = params.get("Policy")
+        if text is not None:
+            try:
+                document = json.loads(text)
+            except ValueError:
+                raise StsError(
+                    "MalformedPolicyDocument", "The policy is not in the valid JSON format."
+                ) from None
+            try:
+                parse_policy(document, kind="session", name="session policy")
+            except MalformedPolicyError as exc:
+                raise StsError("MalformedPolicyDocument", exc.reason) from None
+            text = json.dumps(document, separators=(",", ":"))
+        arns = [item["arn"] for item in params.get("PolicyArns", ())]
+        for arn in arns:
+            if self._directory.managed_policy(arn) is None:
+                raise validation_error(
+                    f"Policy {arn} does not exist or is not attachable (PolicyArns may name "
+                    "only policies under managed_policies in the broker config)."
+                )
+        return text, arns
+
+
+def _identity_problem(caller: Caller, directory: Directory, request: AuthzRequest) -> str | None:
+    """Why the caller's identity (∩ session) policies do not allow ``request``, or None."""
+    identity = evaluate_policies(caller.identity_policies(), request)
+    if identity.denied:
+        return "of an explicit deny in an identity-based policy"
+    session_policies = caller.session_policies(directory)
+    session = evaluate_policies(session_policies, request) if session_policies is not None else None
+    if session is not None and session.denied:
+        return "of an explicit deny in a session policy"
+    if not identity.allowed:
+        return f"no identity-based policy allows the {request.action} action"
+    if session is not None and not session.allowed:
+        return f"no session policy allows the {request.action} action"
+    return None
+
+
+def _explicit_identity_deny(caller: Caller, request: AuthzRequest) -> str | None:
+    if evaluate_policies(caller.identity_policies(), request).denied:
+        return "of an explicit deny in an identity-based policy"
+    return None
+
+
+def _role_duration(requested: int | None, role: Role, chained: bool) -> int:
+    """AWS's bounds: the role's maximum, and one hour for role chaining (the model checks 900)."""
+    if requested is None:
+        return ROLE_DEFAULT_DURATION
+    if chained and requested > CHAINED_MAX_DURATION:
+        raise validation_error(
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed "
+            "by role chaining."
+        )
+    if requested > role.max_session_duration:
+        raise validation_error(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+        )
+    return requested
+
+
+def _session_tags(
+    params: Mapping[str, Any], parent: SessionClaims | None
+) -> tuple[dict[str, str], list[str]]:
+    """Merge passed tags with the transitive tags a chained session inherits.
+
+    AWS: tag keys are case-insensitive, may not start with ``aws:``, transitive keys must be
+    among the passed tags, and an inherited transitive tag cannot be overwritten.
+    """
+    passed: Sequence[Mapping[str, str]] = params.get("Tags", ())
+    tags: dict[str, str] = {}
+    seen: set[str] = set()
+    for tag in passed:
+        key, value = tag["Key"], tag["Value"]
+        if key.lower() in seen:
+            raise validation_error(
+                "Duplicate tag keys found. Please note that Tag keys are case insensitive."
+            )
+        if key.lower().startswith("aws:"):
+            raise validation_error(f"Tag key {key!r} is reserved: keys may not start with 'aws:'.")
+        seen.add(key.lower())
+        tags[key] = value
+    transitive: list[str] = []
+    for key in params.get("TransitiveTagKeys", ()):
+        match = next((k for k in tags if k.lower() == key.lower()), None)
+        if match is None:
+            raise validation_error(
+                f"Transitive tag key {key!r} is not among the session tags passed in Tags."
+            )
+        transitive.append(match)
+    if parent is not None:
+        for key in parent.transitive_tag_keys:
+            if key.lower() in seen:
+                raise validation_error(
+                    f"Tag key {key!r} is a transitive tag of the calling session and cannot be "
+                    "set again in a role chain."
+                )
+            tags[key] = parent.tags[key]
+            transitive.append(key)
+    if len(tags) > MAX_SESSION_TAGS:
+        raise validation_error(
+            f"A session can carry at most {MAX_SESSION_TAGS} tags, inherited transitive tags "
+            f"included (got {len(tags)})."
+        )
+    return tags, transitive
+
+
+def _source_identity(requested: str | None, parent: SessionClaims | None) -> str | None:
+    """Set once, then carried through every chained session unchanged (AWS)."""
+    inherited = parent.source_identity if parent is not None else None
+    if requested is not None and requested.lower().startswith("aws:"):
+        raise validation_error("SourceIdentity may not start with 'aws:'.")
+    if inherited is not None and requested is not None and requested != inherited:
+        raise validation_error(
+            f"SourceIdentity cannot be changed once set: this session carries {inherited!r}."
+        )
+    return inherited if inherited is not None else requested
+
+
+def _packed_size(
+    policy_text: str | None, policy_arns: Sequence[str], tags: Sequence[Mapping[str, str]]
+) -> int | None:
+    """Percent of the packed limit used by session policies and tags; None if none passed."""
+    if policy_text is None and not policy_arns and not tags:
+        return None
+    blob = json.dumps(
+        [policy_text or "", list(policy_arns), [[t["Key"], t["Value"]] for t in tags]],
+        separators=(",", ":"),
+    ).encode()
+    percent = math.ceil(len(zlib.compress(blob, 9)) * 100 / PACKED_LIMIT_BYTES)
+    if percent > 100:
+        raise StsError(
+            "PackedPolicyTooLarge",
+            f"Packed size of the session policies and tags is {percent}% of the allowed limit.",
+        )
+    return percent

@@ -1,0 +1,189 @@
+"""Reading an AWS Query protocol request: size limit, content type, strict form decoding.
+
+The reader is deliberately stricter than a generic form parser. Ambiguous input (a
+parameter given twice, bad percent-encoding, bytes that are not UTF-8) is refused rather
+than resolved by a rule an attacker could exploit: the SigV4 verifier and the parameter
+decoder must see one and the same request. The raw request is kept in ``parts`` for the
+signature check; presigned-URL signature parameters (``X-Amz-*``) stay there and are not
+passed on as action parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote, unquote_to_bytes
+
+from starlette.requests import Request
+
+from broker.errors import StsError, validation_error
+from broker.request import HttpRequestParts
+from broker.sts.model import API_VERSION
+
+_FORM: Final = "application/x-www-form-urlencoded"
+_BAD_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_SIGNATURE_PREFIX: Final = "x-amz-"
+_MAX_NAME_IN_MESSAGE: Final = 64
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """One decoded Query request: the action, its version and its other parameters."""
+
+    action: str
+    """The ``Action`` parameter, ``""`` when absent (the model answers ``MissingAction``)."""
+    version: str | None
+    params: Mapping[str, str]
+    """Every other parameter, decoded, in arrival order (query string first)."""
+    parts: HttpRequestParts
+
+
+def _name(name: str) -> str:
+    if len(name) <= _MAX_NAME_IN_MESSAGE:
+        return name
+    return name[:_MAX_NAME_IN_MESSAGE] + "..."
+
+
+def _decode_component(raw: str, where: str) -> str:
+    if _BAD_PERCENT.search(raw):
+        raise validation_error(f"The {where} has an invalid percent-encoding")
+    try:
+        return unquote_to_bytes(raw.replace("+", " ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise validation_error(f"The {where} is not valid UTF-8 once decoded") from None
+
+
+def _decode_pairs(raw: str, where: str) -> dict[str, str]:
+    """``application/x-www-form-urlencoded`` pairs, refusing anything ambiguous.
+
+    Raw (unencoded) non-ASCII is refused: every AWS SDK percent-encodes, and accepting raw
+    bytes would leave their meaning to a guess about the client's charset.
+    """
+    if not raw.isascii():
+        raise validation_error(f"The {where} must be percent-encoded ASCII")
+    out: dict[str, str] = {}
+    for pair in raw.split("&"):
+        if not pair:
+            continue
+        raw_name, _, raw_value = pair.partition("=")
+        name = _decode_component(raw_name, where)
+        if name in out:
+            raise validation_error(
+                f"Parameter '{_name(name)}' appears more than once in the {where}"
+            )
+        out[name] = _decode_component(raw_value, where)
+    return out
+
+
+def _form_body(parts: HttpRequestParts) -> dict[str, str]:
+    try:
+        text = parts.body.decode("ascii")
+    except UnicodeDecodeError:
+        raise validation_error("The request body must be percent-encoded ASCII") from None
+    return _decode_pairs(text, "request body")
+
+
+_BODY_DECODERS: Final[Mapping[str, Callable[[HttpRequestParts], dict[str, str]]]] = {
+    _FORM: _form_body,
+}
+"""The one dispatch point from media type to body decoder (add a JSON variant here)."""
+
+
+def _unsupported(detail: str) -> StsError:
+    return StsError(
+        "UnsupportedMediaType",
+        "Only the AWS Query protocol is served: send the parameters as "
+        f"application/x-www-form-urlencoded ({detail})",
+        415,
+    )
+
+
+def _body_params(parts: HttpRequestParts) -> dict[str, str]:
+    content_type = parts.header("content-type")
+    if content_type is None:
+        if parts.body:
+            raise _unsupported("the request has a body but no Content-Type")
+        return {}
+    media, *attributes = (piece.strip() for piece in content_type.split(";"))
+    decoder = _BODY_DECODERS.get(media.lower())
+    if decoder is None:
+        raise _unsupported(f"got Content-Type {_name(media)!r}")
+    for attribute in attributes:
+        key, _, value = attribute.partition("=")
+        if key.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            raise _unsupported("the only charset accepted is utf-8")
+    return decoder(parts)
+
+
+def parse_query_request(parts: HttpRequestParts) -> QueryRequest:
+    """Decode ``parts`` into a :class:`QueryRequest` (pure: no I/O, no Starlette).
+
+    Parameters may come from the query string (GET, presigned URLs) and, for POST, also
+    from a form body. A name given twice anywhere is refused, except the same value in
+    both the query string and the body. ``Version``, when present, must be 2011-06-15.
+    """
+    method = parts.method.upper()
+    if method not in ("GET", "POST"):
+        raise StsError(
+            "MethodNotAllowed", f"The Query API accepts GET and POST, not {_name(method)}", 405
+        )
+    query = _decode_pairs(parts.query_string, "query string")
+    if method == "GET":
+        if parts.body:
+            raise validation_error("A GET request must not carry a body")
+        merged = query
+    else:
+        merged = dict(query)
+        for name, value in _body_params(parts).items():
+            if merged.setdefault(name, value) != value:
+                raise validation_error(
+                    f"Parameter '{_name(name)}' has different values in the query string "
+                    "and the body"
+                )
+    params = {k: v for k, v in merged.items() if not k.lower().startswith(_SIGNATURE_PREFIX)}
+    action = params.pop("Action", "")
+    version = params.pop("Version", None)
+    if version is not None and version != API_VERSION:
+        raise StsError(
+            "InvalidAction",
+            f"Could not find operation {_name(action)} for version {_name(version)}",
+            400,
+        )
+    return QueryRequest(action=action, version=version, params=params, parts=parts)
+
+
+def _too_large(limit: int) -> StsError:
+    return StsError("RequestEntityTooLarge", f"The request body exceeds {limit} bytes", 413)
+
+
+async def read_query_request(request: Request, *, max_body_bytes: int) -> QueryRequest:
+    """Read the body (never more than ``max_body_bytes``) and decode the request.
+
+    A declared ``Content-Length`` over the limit is refused before reading anything; the
+    streamed body is counted as it arrives, so a lying or absent length cannot push more
+    than one chunk past the limit into memory.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body_bytes:
+        raise _too_large(max_body_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body_bytes:
+            raise _too_large(max_body_bytes)
+        chunks.append(chunk)
+    scope = request.scope
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else quote(request.url.path)
+    parts = HttpRequestParts(
+        method=request.method,
+        path=path,
+        query_string=bytes(scope.get("query_string", b"")).decode("latin-1"),
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+        body=b"".join(chunks),
+        client_ip=request.client.host if request.client else "",
+    )
+    return parse_query_request(parts)

@@ -1,0 +1,308 @@
+"""A real broker on a loopback port, configured from a real YAML file, for boto3 and the CLI.
+
+The server runs in a thread under uvicorn with the app from :func:`broker.app.create_app`,
+bound to a socket we opened on port 0 (no port race). Its clock is the wall clock plus an
+offset the tests can move, so expiry is tested without waiting while boto3 keeps signing
+with real time.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import uvicorn
+import yaml
+from botocore.config import Config
+
+from broker.app import create_app
+from broker.config import load_config
+from broker.totp import decode_secret, totp_now
+
+DEV = "111111111111"
+PROD = "222222222222"
+
+
+class OffsetClock:
+    """Wall clock plus a movable offset."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
+class Key:
+    id: str
+    secret: str
+
+
+@dataclass
+class Broker:
+    url: str
+    clock: OffsetClock
+    config_path: Path
+    keys: dict[str, Key]
+    totp: dict[str, str]
+    """User name -> base32 TOTP seed."""
+
+    def sts(self, user: str | None = None, *, endpoint: str | None = None, **creds: Any) -> Any:
+        """A boto3 STS client for a configured user, or for explicit credentials."""
+        if user is not None:
+            creds = {
+                "aws_access_key_id": self.keys[user].id,
+                "aws_secret_access_key": self.keys[user].secret,
+            }
+        return boto3.client(
+            "sts",
+            endpoint_url=endpoint or self.url,
+            region_name="us-east-1",
+            # Server-side validation is what is under test: botocore must not pre-empt it.
+            config=Config(
+                retries={"max_attempts": 1, "mode": "standard"}, parameter_validation=False
+            ),
+            **creds,
+        )
+
+    def code(self, user: str) -> str:
+        """The TOTP code the user's authenticator shows now (broker clock)."""
+        return totp_now(decode_secret(self.totp[user]), self.clock.time())
+
+    def fresh_code(self, user: str) -> str:
+        """Move the broker's clock to the next 30 s step and return that step's code.
+
+        A code is accepted once per device, so every MFA use needs a new step. The offset
+        only grows (going back would land on used steps); keep MFA uses under ~25 in the
+        suite so the broker stays within SigV4's 15-minute window of boto3's real clock.
+        """
+        self.clock.offset += 30
+        return self.code(user)
+
+
+def session_client(broker: Broker, credentials: dict[str, Any]) -> Any:
+    return broker.sts(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+def _key(n: int) -> Key:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    body = "".join(alphabet[b % 32] for b in os.urandom(16))
+    return Key(id=f"AKIA{body}", secret=base64.b64encode(os.urandom(30)).decode())
+
+
+def _allow(action: str | list[str], resource: str | list[str]) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": action, "Resource": resource}
+
+
+def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _trust(principal: Any, actions: Any = "sts:AssumeRole", **extra: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", "Principal": principal, "Action": actions, **extra}
+
+
+def write_config(path: Path, keys: dict[str, Key], totp: dict[str, str]) -> None:
+    role = f"arn:aws:iam::{DEV}:role"
+    config = {
+        "public_url": "http://127.0.0.1:8080",
+        "region": "us-east-1",
+        "state": f"sqlite:///{path.parent / 'state.db'}",
+        "token_keys": [{"id": "test1", "secret": "${TEST_TOKEN_KEY}"}],
+        "managed_policies": {
+            "ReadOnlyS3": _doc(_allow(["s3:Get*", "s3:List*"], "*")),
+        },
+        "accounts": {
+            DEV: {
+                "alias": "dev",
+                "users": {
+                    "alice": {
+                        "access_keys": [{"id": keys["alice"].id, "secret": keys["alice"].secret}],
+                        "mfa_devices": [
+                            {
+                                "serial": f"arn:aws:iam::{DEV}:mfa/alice",
+                                "totp_secret": totp["alice"],
+                            }
+                        ],
+                        "tags": {"team": "platform"},
+                        "policies": {
+                            "assume": _doc(
+                                _allow(
+                                    ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                                    [f"arn:aws:iam::{PROD}:role/UpdateApp", f"{role}/*"],
+                                ),
+                                _allow("sts:GetAccessKeyInfo", "*"),
+                            )
+                        },
+                    },
+                    "bob": {
+                        "access_keys": [
+                            {"id": keys["bob"].id, "secret": keys["bob"].secret},
+                            {
+                                "id": keys["bob_old"].id,
+                                "secret": keys["bob_old"].secret,
+                                "status": "Inactive",
+                            },
+                        ],
+                    },
+                    "carol": {
+                        "access_keys": [{"id": keys["carol"].id, "secret": keys["carol"].secret}],
+                        "policies": {
+                            "mixed": _doc(
+                                _allow("sts:AssumeRole", "*"),
+                                {
+                                    "Effect": "Deny",
+                                    "Action": "sts:AssumeRole",
+                                    "Resource": f"{role}/Dev",
+                                },
+                            )
+                        },
+                    },
+                },
+                "roles": {
+                    "Dev": {
+                        "max_session_duration": 7200,
+                        "trust_policy": _doc(_trust({"AWS": f"arn:aws:iam::{DEV}:root"})),
+                        "policies": {
+                            "chain": _doc(
+                                _allow(
+                                    ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                                    "*",
+                                )
+                            )
+                        },
+                    },
+                    "Tagged": {
+                        "trust_policy": _doc(
+                            _trust(
+                                {"AWS": f"arn:aws:iam::{DEV}:root"},
+                                ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                            )
+                        ),
+                        "policies": {
+                            "chain": _doc(
+                                _allow(
+                                    ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                                    "*",
+                                )
+                            )
+                        },
+                    },
+                    "NoTags": {
+                        "trust_policy": _doc(_trust({"AWS": f"arn:aws:iam::{DEV}:root"})),
+                    },
+                    "Partner": {
+                        "trust_policy": _doc(
+                            _trust(
+                                {"AWS": f"arn:aws:iam::{DEV}:root"},
+                                Condition={"StringEquals": {"sts:ExternalId": "partner-7731"}},
+                            )
+                        ),
+                    },
+                    "AliceOnly": {
+                        "trust_policy": _doc(_trust({"AWS": f"arn:aws:iam::{DEV}:user/alice"})),
+                    },
+                    "BobDirect": {
+                        "trust_policy": _doc(_trust({"AWS": f"arn:aws:iam::{DEV}:user/bob"})),
+                    },
+                },
+            },
+            PROD: {
+                "alias": "prod",
+                "roles": {
+                    "UpdateApp": {
+                        "max_session_duration": 7200,
+                        "trust_policy": _doc(
+                            _trust(
+                                {"AWS": f"arn:aws:iam::{DEV}:root"},
+                                ["sts:AssumeRole", "sts:TagSession"],
+                                Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+                            )
+                        ),
+                        "policies": {
+                            "app": _doc(
+                                _allow(
+                                    ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                                    [
+                                        "arn:aws:s3:::prod-app-bucket",
+                                        "arn:aws:s3:::prod-app-bucket/*",
+                                    ],
+                                )
+                            )
+                        },
+                    },
+                    "OpenToDev": {
+                        "trust_policy": _doc(_trust({"AWS": f"arn:aws:iam::{DEV}:root"})),
+                    },
+                },
+            },
+        },
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@dataclass
+class Running:
+    server: uvicorn.Server
+    thread: threading.Thread
+
+
+def start_server(app: Any) -> tuple[str, Running]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("broker did not start")
+        time.sleep(0.01)
+    return f"http://127.0.0.1:{port}", Running(server, thread)
+
+
+def stop_server(running: Running) -> None:
+    running.server.should_exit = True
+    running.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    folder = tmp_path_factory.mktemp("broker")
+    keys = {name: _key(i) for i, name in enumerate(["alice", "bob", "bob_old", "carol"])}
+    totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
+    path = folder / "broker.yaml"
+    write_config(path, keys, totp)
+    config = load_config(
+        path, environ={"TEST_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
+    )
+    clock = OffsetClock()
+    url, running = start_server(create_app(config, clock=clock))
+    try:
+        yield Broker(url=url, clock=clock, config_path=path, keys=keys, totp=totp)
+    finally:
+        stop_server(running)
+
+
+@pytest.fixture
+def clock_reset(broker: Broker) -> Iterator[OffsetClock]:
+    """Tests that jump the clock forward get it back where it was afterwards."""
+    before = broker.clock.offset
+    yield broker.clock
+    broker.clock.offset = before

@@ -1,0 +1,673 @@
+"""Config loading: the demo loads, and each class of mistake reads `file:line: key: reason`."""
+
+from __future__ import annotations
+
+import base64
+import os
+import textwrap
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from broker.config import (
+    BrokerConfig,
+    ConfigError,
+    Problem,
+    config_json_schema,
+    format_key_path,
+    load_config,
+)
+from broker.ids import account_of_key
+
+DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
+
+TOKEN_SECRET = base64.b64encode(b"k" * 32).decode()
+ALICE_SECRET = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY01"
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+MINIMAL = """\
+public_url: http://127.0.0.1:8080
+accounts:
+  "111111111111":
+    roles:
+      Dev:
+        trust_policy: {Version: "2012-10-17", Statement: []}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run in a scratch folder so messages carry the short relative name ``c.yaml``."""
+    monkeypatch.chdir(tmp_path)
+
+
+def write(text: str, name: str = "c.yaml") -> str:
+    Path(name).write_text(textwrap.dedent(text), encoding="utf-8")
+    return name
+
+
+def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(text), environ=environ or {})
+    return str(info.value).splitlines()
+
+
+def one_problem(text: str, environ: dict[str, str] | None = None) -> str:
+    found = problems(text, environ)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def with_role(role_body: str) -> str:
+    """MINIMAL with the Dev role's body replaced (indented under it)."""
+    return MINIMAL.replace(
+        '        trust_policy: {Version: "2012-10-17", Statement: []}\n',
+        textwrap.indent(textwrap.dedent(role_body), " " * 8),
+    )
+
+
+USER_FILE = f"""\
+public_url: http://127.0.0.1:8080
+accounts:
+  "111111111111":
+    users:
+      alice:
+        access_keys:
+          - id: AKIAAAAAAAAAAAAAAAAA
+            secret: {ALICE_SECRET}
+        mfa_devices:
+          - serial: "arn:aws:iam::111111111111:mfa/alice"
+            totp_secret: {TOTP_SECRET}
+"""
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+def test_demo_config_loads_without_environment() -> None:
+    config = load_config(DEMO, environ={})
+    assert config.public_url == "http://127.0.0.1:8080"
+    assert config.region == "us-east-1"
+    assert config.state == "memory"
+    assert config.token_keys == []
+    assert config.source == DEMO
+    dev, prod = config.accounts["111111111111"], config.accounts["222222222222"]
+    assert (dev.alias, prod.alias) == ("dev", "prod")
+    alice, bob = dev.users["alice"], dev.users["bob"]
+    assert alice.access_keys[0].status == "Active"
+    assert len(alice.access_keys[0].secret.get_secret_value()) == 40
+    assert alice.mfa_devices[0].serial == "arn:aws:iam::111111111111:mfa/alice"
+    assert len(alice.mfa_devices[0].totp_secret_bytes()) == 20
+    assert bob.mfa_devices == []
+    statement = alice.policies["assume-roles"]["Statement"][0]
+    assert statement["Resource"] == [
+        "arn:aws:iam::222222222222:role/UpdateApp",
+        "arn:aws:iam::111111111111:role/Dev",
+    ]
+    assert dev.roles["Dev"].trust_policy["Statement"][0]["Principal"] == {
+        "AWS": "arn:aws:iam::111111111111:root"
+    }
+    update = prod.roles["UpdateApp"]
+    assert update.max_session_duration == 7200
+    trust = update.trust_policy["Statement"][0]
+    assert trust["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+    assert trust["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    assert update.policies["app-bucket-read-write"]["Statement"][0]["Resource"] == [
+        "arn:aws:s3:::prod-app-bucket",
+        "arn:aws:s3:::prod-app-bucket/*",
+    ]
+    assert dev.roles["Dev"].managed_policies == ["ReadOnlyAccess"]
+    assert "ReadOnlyAccess" in config.managed_policies
+
+
+def test_demo_access_key_ids_are_unique_and_encode_their_account() -> None:
+    config = load_config(DEMO, environ={})
+    users = config.accounts["111111111111"].users.values()
+    ids = [key.id for user in users for key in user.access_keys]
+    assert len(ids) == len(set(ids)) == 2
+    assert {account_of_key(key_id) for key_id in ids} == {"111111111111"}
+
+
+def test_problem_after_loading_points_at_the_line_in_the_file() -> None:
+    config = load_config(DEMO, environ={})
+    lines = DEMO.read_text().splitlines()
+    expected = lines.index("        max_session_duration: 7200") + 1
+    path = ("accounts", "222222222222", "roles", "UpdateApp", "max_session_duration")
+    error = ConfigError.problem(config, path, "malformed policy: example")
+    assert error.problems == [
+        Problem(
+            file=str(DEMO),
+            line=expected,
+            key_path="accounts.222222222222.roles.UpdateApp.max_session_duration",
+            reason="malformed policy: example",
+        )
+    ]
+    assert str(error) == (
+        f"{DEMO}:{expected}: accounts.222222222222.roles.UpdateApp.max_session_duration: "
+        "malformed policy: example"
+    )
+
+
+def test_problem_for_a_path_not_in_the_file_uses_the_nearest_parent_line() -> None:
+    config = load_config(write(MINIMAL), environ={})
+    error = ConfigError.problem(config, ("accounts", "111111111111", "roles", "Dev", "nope"), "x")
+    assert str(error) == "c.yaml:5: accounts.111111111111.roles.Dev.nope: x"
+
+
+def test_problem_for_a_config_built_in_code_has_no_line() -> None:
+    config = BrokerConfig.model_validate(
+        {"public_url": "http://h", "accounts": {}}, context={"base_dir": None}
+    )
+    assert config.source is None
+    assert str(ConfigError.problem(config, ("accounts",), "x")) == "<config>: accounts: x"
+
+
+# --------------------------------------------------------------------------- YAML level
+
+
+def test_yaml_syntax_error_reports_file_and_line() -> None:
+    text = "public_url: http://h\naccounts:\n  a: [1, 2\n  b: 3\n"
+    assert one_problem(text) == (
+        "c.yaml:4: expected ',' or ']', but got ':' (while parsing a flow sequence)"
+    )
+
+
+def test_duplicate_key_is_an_error_not_last_one_wins() -> None:
+    text = MINIMAL + "public_url: http://evil.example\n"
+    assert one_problem(text) == "c.yaml:7: public_url: duplicate key (first defined at line 1)"
+
+
+def test_unquoted_account_id_must_be_quoted() -> None:
+    text = MINIMAL.replace('"111111111111":', "111111111111:")
+    assert one_problem(text) == (
+        'c.yaml:3: accounts.111111111111: YAML reads this key as a number; quote it: "111111111111"'
+    )
+
+
+def test_unquoted_account_id_with_leading_zero_keeps_its_digits_in_the_message() -> None:
+    # YAML 1.1 reads 012345670123 as an octal number: unquoted, the account would change.
+    text = MINIMAL.replace('"111111111111":', "012345670123:")
+    assert one_problem(text) == (
+        'c.yaml:3: accounts.012345670123: YAML reads this key as a number; quote it: "012345670123"'
+    )
+
+
+def test_merge_keys_are_refused_but_anchors_work() -> None:
+    text = """\
+    public_url: http://h
+    accounts:
+      "111111111111":
+        roles:
+          A:
+            trust_policy: &trust {Version: "2012-10-17", Statement: []}
+          B:
+            trust_policy: *trust
+          C:
+            <<: {trust_policy: *trust}
+    """
+    assert problems(text) == [
+        "c.yaml:9: accounts.111111111111.roles.C.trust_policy: required key is missing",
+        "c.yaml:10: accounts.111111111111.roles.C: "
+        "YAML merge keys (<<) are not supported; write the keys out",
+    ]
+    fixed = load_config(write(text.replace("<<: {trust_policy: *trust}", "trust_policy: *trust")))
+    roles = fixed.accounts["111111111111"].roles
+    assert roles["A"].trust_policy == roles["B"].trust_policy == roles["C"].trust_policy
+
+
+def test_alias_expansion_bomb_is_refused() -> None:
+    rows = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for prev, name in zip("abcde", "bcdef", strict=True):
+        rows.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 10)}]")
+    found = one_problem("\n".join(rows) + "\n")
+    assert found.endswith(": more than 200000 values once aliases are expanded; refusing to load")
+    assert found.startswith("c.yaml:")
+
+
+def test_unsafe_yaml_tags_are_refused() -> None:
+    text = (
+        MINIMAL
+        + "region: !!python/object/apply:os.system [echo hi]\nstate: !!python/name:os.system ''\n"
+    )
+    assert problems(text) == [
+        "c.yaml:7: region: unsupported YAML tag 'tag:yaml.org,2002:python/object/apply:os.system'",
+        "c.yaml:8: state: cannot read value: could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/name:os.system'",
+    ]
+
+
+def test_empty_file_non_mapping_missing_file_and_bad_encoding() -> None:
+    assert one_problem("") == "c.yaml: the file is empty; it needs at least public_url and accounts"
+    assert one_problem("- 1\n") == "c.yaml:1: the file must be a mapping of keys (got a list)"
+    with pytest.raises(ConfigError) as info:
+        load_config("absent.yaml", environ={})
+    assert str(info.value) == "absent.yaml: cannot read the file (No such file or directory)"
+    Path("latin.yaml").write_bytes(b"public_url: http://h\nregion: caf\xe9\n")
+    with pytest.raises(ConfigError) as info:
+        load_config("latin.yaml", environ={})
+    assert str(info.value) == "latin.yaml: not UTF-8 (bad byte at offset 32)"
+
+
+# --------------------------------------------------------------------------- fields
+
+
+def test_max_session_duration_out_of_range() -> None:
+    text = with_role("""\
+        trust_policy: {Version: "2012-10-17", Statement: []}
+        max_session_duration: 99999
+    """)
+    assert one_problem(text) == (
+        "c.yaml:7: accounts.111111111111.roles.Dev.max_session_duration: "
+        "must be between 3600 and 43200 (got 99999)"
+    )
+
+
+def test_integer_of_the_wrong_type() -> None:
+    text = MINIMAL + "limits: {max_body_bytes: yes}\n"
+    assert one_problem(text) == (
+        "c.yaml:7: limits.max_body_bytes: "
+        "must be a whole number between 1024 and 1048576 (got a boolean)"
+    )
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    text = with_role("""\
+        trust_policy: {Version: "2012-10-17", Statement: []}
+        max_sesion_duration: 7200
+    """)
+    assert one_problem(text) == (
+        "c.yaml:7: accounts.111111111111.roles.Dev.max_sesion_duration: "
+        "unknown key 'max_sesion_duration' (did you mean 'max_session_duration'?)"
+    )
+
+
+def test_unknown_key_without_close_match() -> None:
+    assert (
+        one_problem(MINIMAL + "frobnicate: 1\n") == "c.yaml:7: frobnicate: unknown key 'frobnicate'"
+    )
+
+
+def test_missing_required_keys() -> None:
+    text = 'accounts:\n  "111111111111":\n    roles:\n      Dev: {description: x}\n'
+    assert problems(text) == [
+        "c.yaml:1: public_url: required key is missing",
+        "c.yaml:4: accounts.111111111111.roles.Dev.trust_policy: required key is missing",
+    ]
+
+
+def test_account_id_must_be_twelve_digits() -> None:
+    text = MINIMAL.replace('"111111111111":', '"12345":')
+    assert one_problem(text) == (
+        "c.yaml:3: accounts.12345: account IDs are exactly 12 digits, "
+        "written as a quoted string (got '12345')"
+    )
+
+
+def test_names_paths_alias_and_region_patterns() -> None:
+    text = """\
+    public_url: http://h
+    region: Mars-1
+    accounts:
+      "111111111111":
+        alias: Dev
+        users:
+          "bad name": {}
+          carol:
+            path: team/
+    """
+    assert problems(text) == [
+        "c.yaml:2: region: must be an AWS region name like us-east-1 (got 'Mars-1')",
+        "c.yaml:5: accounts.111111111111.alias: must be 3-63 of a-z, 0-9 and - (got 'Dev')",
+        'c.yaml:7: accounts.111111111111.users."bad name": '
+        "names are 1-64 of letters, digits and +=,.@_- (got 'bad name')",
+        "c.yaml:9: accounts.111111111111.users.carol.path: "
+        "must be / or start and end with / (e.g. /team/) (got 'team/')",
+    ]
+
+
+def test_iam_names_are_ascii_only() -> None:
+    text = MINIMAL + '    users:\n      "jos\u00e9": {}\n'
+    assert one_problem(text) == (
+        "c.yaml:8: accounts.111111111111.users.jos\u00e9: "
+        "names are 1-64 of letters, digits and +=,.@_- (got 'jos\u00e9')"
+    )
+
+
+def test_access_key_id_status_and_secret() -> None:
+    text = USER_FILE.replace("AKIAAAAAAAAAAAAAAAAA", "AKIA123").replace(
+        f"secret: {ALICE_SECRET}", f"secret: {ALICE_SECRET[:-1]}\n            status: active"
+    )
+    found = problems(text)
+    assert found == [
+        "c.yaml:7: accounts.111111111111.users.alice.access_keys[0].id: "
+        "access key IDs are AKIA + 16 of A-Z and 2-7 (got 'AKIA123')",
+        "c.yaml:8: accounts.111111111111.users.alice.access_keys[0].secret: "
+        "must be 40 characters of A-Z, a-z, 0-9, / and + (got 39 characters)",
+        "c.yaml:9: accounts.111111111111.users.alice.access_keys[0].status: "
+        "must be one of 'Active' or 'Inactive' (got 'active')",
+    ]
+    assert not any(ALICE_SECRET[:-1] in line for line in found)
+
+
+def test_totp_secret_must_be_base32_of_16_bytes() -> None:
+    text = USER_FILE.replace(TOTP_SECRET, "JBSWY3DPEHPK3PXP")
+    assert one_problem(text) == (
+        "c.yaml:11: accounts.111111111111.users.alice.mfa_devices[0].totp_secret: "
+        "must decode to at least 16 bytes (decodes to 10)"
+    )
+    text = USER_FILE.replace(TOTP_SECRET, "not-base32-at-all-1")
+    found = one_problem(text)
+    assert found == (
+        "c.yaml:11: accounts.111111111111.users.alice.mfa_devices[0].totp_secret: "
+        "must be base32 (A-Z, 2-7), as authenticator apps show it"
+    )
+
+
+def test_token_keys_secrets_ids_and_rotation_order() -> None:
+    good = base64.b64encode(b"n" * 32).decode()
+    text = MINIMAL + textwrap.dedent(f"""\
+        token_keys:
+          - {{id: new, secret: "{good}"}}
+          - {{id: old, secret: "{TOKEN_SECRET}"}}
+    """)
+    config = load_config(write(text), environ={})
+    assert [(k.id, k.secret) for k in config.token_keys] == [("new", b"n" * 32), ("old", b"k" * 32)]
+    short = base64.b64encode(b"s" * 16).decode()
+    text = MINIMAL + textwrap.dedent(f"""\
+        token_keys:
+          - {{id: a, secret: "{short}"}}
+          - {{id: a, secret: "not base64!"}}
+          - {{id: "bad id", secret: "{TOKEN_SECRET}"}}
+    """)
+    hint = (
+        'generate one with: python -c "import os,base64;'
+        'print(base64.b64encode(os.urandom(32)).decode())"'
+    )
+    assert problems(text) == [
+        f"c.yaml:8: token_keys[0].secret: must decode to at least 32 bytes (decodes to 16); {hint}",
+        f"c.yaml:9: token_keys[1].secret: must be base64 of at least 32 random bytes; {hint}",
+        "c.yaml:9: token_keys[1].id: token key ID 'a' is already used at token_keys[0].id",
+        "c.yaml:10: token_keys[2].id: key IDs are 1-32 of A-Z, a-z, 0-9, _ and - (got 'bad id')",
+    ]
+
+
+def test_public_url_rules() -> None:
+    config = load_config(write(MINIMAL.replace("8080", "8080/base/")), environ={})
+    assert config.public_url == "http://127.0.0.1:8080/base"
+    url_error = (
+        "public_url: must be an http:// or https:// URL with a host and no query or fragment"
+    )
+    for bad in ("ftp://h", "http://h/?x=1", "http://h/#f", "http:///path", "http://h:99999"):
+        found = one_problem(MINIMAL.replace("http://127.0.0.1:8080", bad))
+        assert found == f"c.yaml:1: {url_error} (got {bad!r})"
+    found = one_problem(MINIMAL.replace("http://", "https://admin:hunter2@"))
+    assert found == (
+        "c.yaml:1: public_url: "
+        "must not contain user:password@ (the URL is shown to browsers and logs)"
+    )
+    assert "hunter2" not in found
+
+
+def test_state_backends_and_relative_sqlite_path(tmp_path: Path) -> None:
+    Path("conf").mkdir()
+    config = load_config(write(MINIMAL + "state: sqlite:///data/../broker.db\n", "conf/c.yaml"))
+    assert config.state == f"sqlite:///{tmp_path / 'conf' / 'broker.db'}"
+    absolute = tmp_path / "abs.db"
+    config = load_config(write(MINIMAL + f"state: sqlite:///{absolute}\n"), environ={})
+    assert config.state == f"sqlite:///{absolute}"
+    assert load_config(write(MINIMAL), environ={}).state == "memory"
+    assert one_problem(MINIMAL + "state: redis://h\n") == (
+        "c.yaml:7: state: must be 'memory' or 'sqlite:///path/to/file.db' (got 'redis://h')"
+    )
+
+
+def test_policy_documents_accept_json_strings_and_refuse_other_types() -> None:
+    text = with_role("""\
+        trust_policy: '{"Version": "2012-10-17", "Statement": []}'
+        policies:
+          broken: '{"Version": '
+          listy: [1, 2]
+    """)
+    assert problems(text) == [
+        "c.yaml:8: accounts.111111111111.roles.Dev.policies.broken: "
+        "is a string but not JSON (Expecting value at column 13)",
+        "c.yaml:9: accounts.111111111111.roles.Dev.policies.listy: "
+        "must be a policy document: a mapping or a JSON object (got a list)",
+    ]
+    config = load_config(write(with_role('trust_policy: \'{"Version": "2012-10-17"}\'\n')))
+    assert config.accounts["111111111111"].roles["Dev"].trust_policy == {"Version": "2012-10-17"}
+
+
+def test_tags_values_must_be_short_strings() -> None:
+    text = with_role(f"""\
+        trust_policy: {{Version: "2012-10-17", Statement: []}}
+        tags:
+          team: 1
+          long: "{"v" * 257}"
+          "{"k" * 129}": x
+    """)
+    assert problems(text) == [
+        "c.yaml:8: accounts.111111111111.roles.Dev.tags.team: "
+        "must be a string (got a number); quote it",
+        "c.yaml:9: accounts.111111111111.roles.Dev.tags.long: "
+        "tag values are at most 256 characters (got 257)",
+        f"c.yaml:10: accounts.111111111111.roles.Dev.tags.{'k' * 129}: "
+        f"tag keys are 1-128 characters (got '{'k' * 57}...')",
+    ]
+
+
+def test_description_limit_and_type_errors() -> None:
+    text = with_role(f"""\
+        trust_policy: {{Version: "2012-10-17", Statement: []}}
+        description: "{"d" * 1001}"
+        policies: []
+        managed_policies: {{}}
+    """)
+    assert problems(text) == [
+        "c.yaml:7: accounts.111111111111.roles.Dev.description: "
+        f"descriptions are at most 1000 characters (got '{'d' * 57}...')",
+        "c.yaml:8: accounts.111111111111.roles.Dev.policies: must be a mapping (got a list)",
+        "c.yaml:9: accounts.111111111111.roles.Dev.managed_policies: "
+        "must be a list (got a mapping)",
+    ]
+
+
+def test_provider_placeholders_keep_their_shape() -> None:
+    text = (
+        MINIMAL + "    saml_providers: {corp: {metadata_file: x}}\n    oidc_providers: [{a: 1}]\n"
+    )
+    config = load_config(write(text), environ={})
+    account = config.accounts["111111111111"]
+    assert account.saml_providers == {"corp": {"metadata_file": "x"}}
+    assert account.oidc_providers == [{"a": 1}]
+    assert one_problem(MINIMAL + "    oidc_providers: {}\n") == (
+        "c.yaml:7: accounts.111111111111.oidc_providers: must be a list (got a mapping)"
+    )
+
+
+def test_limits_defaults_and_bounds() -> None:
+    config = load_config(write(MINIMAL), environ={})
+    assert (config.limits.max_body_bytes, config.limits.clock_skew_seconds) == (65536, 300)
+    assert one_problem(MINIMAL + "limits: {clock_skew_seconds: 901}\n") == (
+        "c.yaml:7: limits.clock_skew_seconds: must be between 0 and 900 (got 901)"
+    )
+
+
+# --------------------------------------------------------------------------- cross-field
+
+
+def test_mfa_serial_must_be_in_its_own_account() -> None:
+    text = USER_FILE.replace("iam::111111111111:mfa", "iam::222222222222:mfa")
+    assert one_problem(text) == (
+        "c.yaml:10: accounts.111111111111.users.alice.mfa_devices[0].serial: "
+        "MFA device must be in account 111111111111, not 222222222222"
+    )
+
+
+def test_mfa_serial_must_be_an_mfa_arn() -> None:
+    text = USER_FILE.replace("arn:aws:iam::111111111111:mfa/alice", "alice-phone")
+    assert one_problem(text) == (
+        "c.yaml:10: accounts.111111111111.users.alice.mfa_devices[0].serial: "
+        "must be an MFA ARN: arn:aws:iam::ACCOUNT:mfa/NAME (got 'alice-phone')"
+    )
+
+
+def test_access_key_ids_are_unique_across_the_file() -> None:
+    text = USER_FILE + (
+        '  "222222222222":\n'
+        "    users:\n"
+        "      mallory:\n"
+        f"        access_keys: [{{id: AKIAAAAAAAAAAAAAAAAA, secret: {ALICE_SECRET}}}]\n"
+    )
+    assert one_problem(text) == (
+        "c.yaml:15: accounts.222222222222.users.mallory.access_keys[0].id: "
+        "access key ID 'AKIAAAAAAAAAAAAAAAAA' is already used at "
+        "accounts.111111111111.users.alice.access_keys[0].id"
+    )
+
+
+def test_referenced_managed_policy_must_exist() -> None:
+    text = (
+        with_role("""\
+        trust_policy: {Version: "2012-10-17", Statement: []}
+        managed_policies: [ReadOnly, service-role/Lambda]
+    """)
+        + 'managed_policies:\n  service-role/Lambda: {Version: "2012-10-17"}\n'
+    )
+    assert one_problem(text) == (
+        "c.yaml:7: accounts.111111111111.roles.Dev.managed_policies[0]: "
+        "managed policy 'ReadOnly' is not defined in managed_policies"
+    )
+
+
+def test_account_aliases_are_unique() -> None:
+    text = MINIMAL.replace('  "111111111111":\n', '  "111111111111":\n    alias: dev\n')
+    text += '  "222222222222":\n    alias: dev\n'
+    assert one_problem(text) == (
+        "c.yaml:9: accounts.222222222222.alias: account alias 'dev' is already used at "
+        "accounts.111111111111.alias"
+    )
+
+
+def test_every_problem_is_reported_at_once_in_line_order() -> None:
+    text = """\
+    public_url: ftp://h
+    accounts:
+      "111111111111":
+        roles:
+          Dev:
+            max_session_duration: 1
+            managed_policies: [Missing]
+    regoin: us-east-1
+    """
+    assert problems(text) == [
+        "c.yaml:1: public_url: must be an http:// or https:// URL with a host and no query or "
+        "fragment (got 'ftp://h')",
+        "c.yaml:5: accounts.111111111111.roles.Dev.trust_policy: required key is missing",
+        "c.yaml:6: accounts.111111111111.roles.Dev.max_session_duration: "
+        "must be between 3600 and 43200 (got 1)",
+        "c.yaml:7: accounts.111111111111.roles.Dev.managed_policies[0]: "
+        "managed policy 'Missing' is not defined in managed_policies",
+        "c.yaml:8: regoin: unknown key 'regoin' (did you mean 'region'?)",
+    ]
+
+
+# --------------------------------------------------------------------------- ${VAR}
+
+
+def test_environment_substitution_defaults_and_escapes() -> None:
+    text = MINIMAL.replace("http://127.0.0.1:8080", "${URL:-http://localhost:9000}") + (
+        "region: ${REGION}\nlimits: {clock_skew_seconds: '${SKEW}'}\n"
+    )
+    text = text.replace(
+        "        trust_policy:",
+        '        description: "$${HOME} ${aws:username} ${EMPTY:-fallback} ${EMPTY}."\n'
+        "        trust_policy:",
+    )
+    env = {"REGION": "eu-west-2", "SKEW": "60", "EMPTY": ""}
+    config = load_config(write(text), environ=env)
+    assert config.public_url == "http://localhost:9000"
+    assert config.region == "eu-west-2"
+    assert config.limits.clock_skew_seconds == 60
+    role = config.accounts["111111111111"].roles["Dev"]
+    assert role.description == "${HOME} ${aws:username} fallback ."
+
+
+def test_missing_variable_names_key_and_variable() -> None:
+    text = USER_FILE.replace(ALICE_SECRET, "${ALICE_SECRET}")
+    assert one_problem(text) == (
+        "c.yaml:8: accounts.111111111111.users.alice.access_keys[0].secret: environment variable "
+        "ALICE_SECRET is not set (set it, or give a default: ${ALICE_SECRET:-default})"
+    )
+
+
+def test_substituted_value_cannot_inject_yaml_or_more_substitution() -> None:
+    evil = "x\n  admin: true\n${OTHER}"
+    text = with_role('trust_policy: {Version: "2012-10-17", Statement: []}\ndescription: ${D}\n')
+    config = load_config(write(text), environ={"D": evil, "OTHER": "expanded"})
+    assert config.accounts["111111111111"].roles["Dev"].description == evil
+
+
+def test_environ_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(os.environ, "BROKER_TEST_REGION", "ap-southeast-2")
+    config = load_config(write(MINIMAL + "region: ${BROKER_TEST_REGION}\n"))
+    assert config.region == "ap-southeast-2"
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def test_secrets_never_appear_in_repr_or_errors() -> None:
+    token = base64.b64encode(b"T0pS3cr3t-token-key-material!!!!").decode()
+    text = USER_FILE + f'token_keys: [{{id: k, secret: "{token}"}}]\n'
+    config = load_config(write(text), environ={})
+    shown = repr(config) + str(config)
+    for secret in (token, ALICE_SECRET, TOTP_SECRET, "T0pS3cr3t"):
+        assert secret not in shown
+    alice = config.accounts["111111111111"].users["alice"]
+    assert alice.access_keys[0].secret.get_secret_value() == ALICE_SECRET
+
+    bad_token = base64.b64encode(b"T0pS3cr3t-short").decode()
+    bad_access = "S3cr3tS3cr3tS3cr3t/+S3cr3t"
+    bad_totp = "MFRGGZDFMZTWQ2LK"  # valid base32, 10 bytes: too short
+    text = (
+        USER_FILE.replace(ALICE_SECRET, "${ALICE}").replace(TOTP_SECRET, "${TOTP}")
+        + "token_keys: [{id: k, secret: '${TOKEN}'}]\npublic_url_typo: 1\n"
+    )
+    env = {"ALICE": bad_access, "TOTP": bad_totp, "TOKEN": bad_token}
+    with pytest.raises(ConfigError) as info:
+        load_config(write(text), environ=env)
+    message = str(info.value)
+    assert len(info.value.problems) == 4
+    shown = message + repr(info.value.problems)
+    for secret in (bad_token, bad_access, bad_totp, "T0pS3cr3t", "S3cr3t"):
+        assert secret not in shown
+
+
+def test_config_is_frozen() -> None:
+    config = load_config(write(MINIMAL), environ={})
+    with pytest.raises(pydantic.ValidationError):
+        config.region = "eu-west-1"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- helpers, schema
+
+
+def test_key_path_format_quotes_ambiguous_keys() -> None:
+    assert format_key_path(
+        ("accounts", "111111111111", "users", "a.b", "access_keys", 0, "id")
+    ) == ('accounts.111111111111.users."a.b".access_keys[0].id')
+    assert format_key_path(()) == ""
+
+
+def test_json_schema_describes_the_file() -> None:
+    schema = config_json_schema()
+    assert schema["required"] == ["public_url", "accounts"]
+    assert schema["additionalProperties"] is False
+    role = schema["$defs"]["RoleConfig"]["properties"]["max_session_duration"]
+    assert (role["minimum"], role["maximum"], role["default"]) == (3600, 43200, 3600)
+    key = schema["$defs"]["AccessKeyConfig"]["properties"]
+    assert key["id"]["pattern"] == "^(?:AKIA[A-Z2-7]{16})$"
+    assert key["secret"]["writeOnly"] is True
+    assert schema["$defs"]["TokenKey"]["properties"]["secret"]["writeOnly"] is True
