@@ -98,9 +98,7 @@ class Directory:
                 problems.append(
                     ConfigError.problem(config, path, f"malformed policy: {exc.reason}")
                 )
-                return parse_policy(
-                    {"Version": "2012-10-17", "Statement": []}, kind=kind, name=name
-                )
+                return Policy(name=name, version=None, statements=())  # reported, never used
 
         managed: dict[str, Policy] = {}
         for name, doc in config.managed_policies.items():

@@ -1,0 +1,143 @@
+"""The `sts-broker` command as users run it: a real process serving the demo config."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "config" / "demo.yaml"
+ALICE = ("AKIABTXV5AHDQBAUYSKD", "DEMOaliceSECRETkeyDoNotUseOutsideDemo000")
+
+
+def _cli(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "broker", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served_demo() -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "broker", "serve", str(DEMO), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"broker did not start: {proc.stdout.read() if proc.stdout else ''}"
+                )
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=10)
+        # The ephemeral-key warning is logged; no secret from the demo file ever is.
+        assert "ephemeral key" in output
+        assert ALICE[1] not in output
+
+
+def test_serve_demo_config_answers_boto3(served_demo: str) -> None:
+    sts = boto3.client(
+        "sts",
+        endpoint_url=served_demo,
+        region_name="us-east-1",
+        aws_access_key_id=ALICE[0],
+        aws_secret_access_key=ALICE[1],
+    )
+    assert sts.get_caller_identity()["Arn"] == "arn:aws:iam::111111111111:user/alice"
+    role = sts.assume_role(RoleArn="arn:aws:iam::111111111111:role/Dev", RoleSessionName="demo")
+    assert role["AssumedRoleUser"]["Arn"] == "arn:aws:sts::111111111111:assumed-role/Dev/demo"
+    health = httpx.get(f"{served_demo}/healthz").json()
+    assert health["status"] == "ok"
+
+
+def test_check_config_accepts_the_demo() -> None:
+    result = _cli("check-config", str(DEMO))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(": OK")
+
+
+def test_check_config_reports_file_line_key_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "public_url: http://127.0.0.1:8080\n"
+        "accounts:\n"
+        '  "111111111111":\n'
+        "    roles:\n"
+        "      Dev:\n"
+        "        max_session_duration: 99999\n"
+        "        trust_policy:\n"
+        '          Version: "2012-10-17"\n'
+        "          Statement: [{Effect: Allow, Action: sts:AssumeRole, Resource: '*'}]\n"
+    )
+    result = _cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert (
+        f"{bad}:6: accounts.111111111111.roles.Dev.max_session_duration: "
+        "must be between 3600 and 43200 (got 99999)"
+    ) in result.stderr
+    fixed = bad.read_text().replace("99999", "3600")
+    bad.write_text(fixed)
+    result = _cli("check-config", str(bad))
+    assert result.returncode == 2
+    assert (
+        f"{bad}:7: accounts.111111111111.roles.Dev.trust_policy: malformed policy: "
+        in result.stderr
+    )
+    assert "Principal" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_with_a_bad_config_exits_before_listening(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("public_url: http://127.0.0.1:8080\nregion: moon-1\n")
+    result = _cli("serve", str(bad), "--port", str(_free_port()))
+    assert result.returncode == 2
+    assert f"{bad}:2: region:" in result.stderr
+
+
+def test_config_schema_is_json_schema() -> None:
+    result = _cli("config-schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert "accounts" in schema["properties"]
+    assert "public_url" in schema.get("required", [])
+
+
+def test_keygen_makes_a_usable_token_key() -> None:
+    result = _cli("keygen")
+    assert len(base64.b64decode(result.stdout.strip())) == 32
