@@ -1,0 +1,113 @@
+"""One benchmark server process: the broker from a config file, or the bare baseline app.
+
+Run as ``python bench/server.py {broker,baseline} [--config PATH]``. The process binds a
+loopback socket on port 0 itself (no port race), prints ``PORT <n>`` on stdout, then serves
+with one uvicorn worker until it is terminated. It lives in its own process so the load
+generator's CPU time is never counted as the server's, and so ``/proc/<pid>/stat`` gives the
+server's CPU time alone.
+
+The baseline is deliberately the smallest Starlette app that does what every STS answer
+needs at the HTTP level (read the form body, answer an XML document of the same size with
+the same headers), so ``broker / baseline`` isolates what the broker itself costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/server.py` puts bench/, not the repo, on the path
+    sys.path.insert(0, str(ROOT))
+
+from broker.sts.model import StsModel  # noqa: E402
+
+ALICE = {
+    "UserId": "AIDAXXXXXXXXXXXXXXXXX",
+    "Account": "111111111111",
+    "Arn": "arn:aws:iam::111111111111:user/alice",
+}
+"""Shaped like alice's GetCallerIdentity answer; ``run.py`` checks the sizes really match."""
+
+
+def baseline_body(user_id: str = ALICE["UserId"]) -> bytes:
+    """A GetCallerIdentity document rendered once, byte-for-byte the size the broker sends.
+
+    Rendered with the broker's own renderer and a UUID-shaped request ID so the size matches
+    without hand-copying XML; the baseline never renders per request.
+    """
+    result = dict(ALICE, UserId=user_id)
+    return StsModel.load().render_result("GetCallerIdentity", result, str(uuid.UUID(int=0)))
+
+
+def baseline_app(body: bytes) -> Starlette:
+    """Read the body, answer fixed XML: the HTTP floor every broker request also pays."""
+    request_id = str(uuid.UUID(int=0))
+
+    async def sts(request: Request) -> Response:
+        if request.method == "GET":
+            return PlainTextResponse("baseline\n")
+        await request.body()
+        return Response(body, media_type="text/xml", headers={"x-amzn-RequestId": request_id})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/", sts, methods=["GET", "POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ]
+    )
+
+
+def broker_app(config_path: Path) -> Starlette:
+    """The real broker, built exactly as ``sts-broker serve`` builds it."""
+    from broker.app import create_app
+    from broker.config import load_config
+
+    return create_app(load_config(config_path))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=["broker", "baseline"])
+    parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo.yaml")
+    parser.add_argument("--user-id", default=ALICE["UserId"], help="baseline: UserId to render")
+    args = parser.parse_args(argv)
+
+    # WARNING, not the CLI's default INFO: the access line per request is a logging cost,
+    # not a broker cost, and would dominate the comparison (README says so).
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("broker").setLevel(logging.WARNING)
+
+    app = broker_app(args.config) if args.kind == "broker" else baseline_app(
+        baseline_body(args.user_id)
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        workers=1,
+        backlog=1024,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
