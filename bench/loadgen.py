@@ -1,19 +1,27 @@
 """Closed-loop HTTP load: C tasks replay a pool of pre-signed requests over keep-alive.
 
 Signing is done with botocore before the timed window, so the window measures the server
-and not botocore's client-side cost. SigV4 signatures stay valid for 15 minutes, which is
-far longer than a run, and STS does not refuse a replayed signed request, so replaying the
-pool is a faithful workload. Each request carries a distinct signed ``X-Bench-Seq`` header,
-so the pool holds distinct signatures, as a fleet of real clients would send.
+and not botocore's client-side cost. For the same reason the default client is a minimal
+HTTP/1.1 writer/reader on asyncio streams (``raw``): on a 2-CPU machine httpx's own CPU cost
+per request (~0.6 ms, and worse with a shared pool under concurrency) is several times the
+server's, so with httpx the *load generator* is what gets measured and every workload shows
+the same req/s. ``--client httpx`` keeps the httpx.AsyncClient path for comparison.
+
+SigV4 signatures stay valid for 15 minutes, far longer than a run, and STS does not refuse
+a replayed signed request, so replaying the pool is a faithful workload. Each request
+carries a distinct signed ``X-Bench-Seq`` header, so the pool holds distinct signatures, as
+a fleet of real clients would send.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 from botocore.auth import SigV4Auth
@@ -32,6 +40,18 @@ class Prepared:
 
     body: bytes
     headers: tuple[tuple[str, str], ...]
+    host: str
+    """The ``Host`` value botocore signed (``127.0.0.1:port``)."""
+
+    def wire(self) -> bytes:
+        """The whole HTTP/1.1 request as it goes on the socket, serialised once up front."""
+        lines = [
+            "POST / HTTP/1.1",
+            f"Host: {self.host}",
+            f"Content-Length: {len(self.body)}",
+            *(f"{k}: {v}" for k, v in self.headers),
+        ]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
 
 def sign_pool(
@@ -62,7 +82,7 @@ def sign_pool(
             if k.lower() not in _SKIP_HEADERS
         )
         assert isinstance(prepared.body, bytes)
-        pool.append(Prepared(body=prepared.body, headers=headers))
+        pool.append(Prepared(body=prepared.body, headers=headers, host=urlsplit(url).netloc))
     return pool
 
 
@@ -110,44 +130,125 @@ class LoadResult:
         return self.server_cpu_s / self.requests * 1e6 if self.requests else float("nan")
 
 
-async def _drive(
+class _Tally:
+    """Counts and latencies shared by the tasks of one window (one event loop, no locks)."""
+
+    def __init__(self, record: bool) -> None:
+        self.record = record
+        self.requests = 0
+        self.errors = 0
+        self.latencies: list[int] = []
+        self.first_error: str | None = None
+
+    def done(self, started_ns: int, problem: str | None) -> None:
+        if self.record:
+            self.latencies.append(time.perf_counter_ns() - started_ns)
+        self.requests += 1
+        if problem is not None:
+            self.errors += 1
+            if self.first_error is None:
+                self.first_error = problem
+
+
+def _check(status: int, body: bytes, expect: bytes) -> str | None:
+    if status == 200 and expect in body:
+        return None
+    return f"HTTP {status}: {body[:300].decode(errors='replace')}"
+
+
+async def _raw_worker(
+    url: str,
+    wires: Sequence[bytes],
+    offset: int,
+    step: int,
+    expect: bytes,
+    deadline: float,
+    tally: _Tally,
+) -> None:
+    """One keep-alive connection; write a request, read exactly its answer, repeat."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    index = offset
+    try:
+        while time.perf_counter() < deadline:
+            wire = wires[index % len(wires)]
+            index += step
+            started = time.perf_counter_ns()
+            try:
+                writer.write(wire)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status_line, _, rest = head.partition(b"\r\n")
+                status = int(status_line.split(b" ", 2)[1])
+                length = None
+                for line in rest.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if length is None:
+                    raise ValueError("answer without Content-Length")
+                body = await reader.readexactly(length)
+                problem = _check(status, body, expect)
+            except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+                tally.done(started, f"{type(exc).__name__}: {exc}")
+                return  # the connection is in an unknown state: this task stops
+            tally.done(started, problem)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _httpx_worker(
     http: httpx.AsyncClient,
     url: str,
     pool: Sequence[Prepared],
+    offset: int,
+    step: int,
+    expect: bytes,
+    deadline: float,
+    tally: _Tally,
+) -> None:
+    index = offset
+    while time.perf_counter() < deadline:
+        item = pool[index % len(pool)]
+        index += step
+        started = time.perf_counter_ns()
+        try:
+            response = await http.post(url, content=item.body, headers=item.headers)
+            problem = _check(response.status_code, response.content, expect)
+        except httpx.HTTPError as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        tally.done(started, problem)
+
+
+async def _drive(
+    kind: str,
+    http: httpx.AsyncClient | None,
+    url: str,
+    pool: Sequence[Prepared],
+    wires: Sequence[bytes],
     expect: bytes,
     concurrency: int,
     seconds: float,
     record: bool,
-) -> tuple[int, int, list[int], str | None]:
+) -> _Tally:
     """C tasks, each sending one request at a time until the deadline (closed loop)."""
     deadline = time.perf_counter() + seconds
-    latencies: list[int] = []
-    counts = [0, 0]
-    first_error: list[str] = []
-
-    async def worker(offset: int) -> None:
-        index = offset
-        while time.perf_counter() < deadline:
-            item = pool[index % len(pool)]
-            index += concurrency
-            started = time.perf_counter_ns()
-            try:
-                response = await http.post(url, content=item.body, headers=item.headers)
-                ok = response.status_code == 200 and expect in response.content
-                problem = None if ok else f"HTTP {response.status_code}: {response.text[:300]}"
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            elapsed = time.perf_counter_ns() - started
-            if record:
-                latencies.append(elapsed)
-            counts[0] += 1
-            if problem is not None:
-                counts[1] += 1
-                if not first_error:
-                    first_error.append(problem)
-
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return counts[0], counts[1], latencies, first_error[0] if first_error else None
+    tally = _Tally(record)
+    if kind == "raw":
+        tasks = [
+            _raw_worker(url, wires, i, concurrency, expect, deadline, tally)
+            for i in range(concurrency)
+        ]
+    else:
+        assert http is not None
+        tasks = [
+            _httpx_worker(http, url, pool, i, concurrency, expect, deadline, tally)
+            for i in range(concurrency)
+        ]
+    await asyncio.gather(*tasks)
+    return tally
 
 
 async def run_load(
@@ -159,26 +260,30 @@ async def run_load(
     seconds: float,
     warmup: float,
     server_pid: int,
+    kind: str = "raw",
 ) -> LoadResult:
-    """Warm up (connections open, caches filled, not recorded), then one timed window."""
-    async with client(concurrency) as http:
+    """Warm up (connections open, caches filled, not recorded), then one timed window.
+
+    ``kind`` is ``raw`` (minimal asyncio client) or ``httpx`` (httpx.AsyncClient).
+    """
+    wires = [item.wire() for item in pool]
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(client(concurrency)) if kind == "httpx" else None
         if warmup > 0:
-            await _drive(http, url, pool, expect, concurrency, warmup, record=False)
+            await _drive(kind, http, url, pool, wires, expect, concurrency, warmup, False)
         server_before = proc_cpu_seconds(server_pid)
         client_before = time.process_time()
         started = time.perf_counter()
-        requests, errors, latencies, first_error = await _drive(
-            http, url, pool, expect, concurrency, seconds, record=True
-        )
+        tally = await _drive(kind, http, url, pool, wires, expect, concurrency, seconds, True)
         elapsed = time.perf_counter() - started
         client_cpu = time.process_time() - client_before
         server_cpu = proc_cpu_seconds(server_pid) - server_before
     return LoadResult(
-        requests=requests,
-        errors=errors,
+        requests=tally.requests,
+        errors=tally.errors,
         seconds=elapsed,
-        latencies_ns=latencies,
+        latencies_ns=tally.latencies,
         server_cpu_s=server_cpu,
         client_cpu_s=client_cpu,
-        first_error=first_error,
+        first_error=tally.first_error,
     )

@@ -8,37 +8,39 @@ engine running AssumeRole on the demo configuration.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import copy
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Mapping
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
 
 import yaml
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from server import baseline_app, baseline_body
+from starlette.types import ASGIApp
 
-from broker.clock import SystemClock
+from broker.app import create_app, token_sealer
 from broker.config import load_config
 from broker.directory import Directory
 from broker.iam import AuthzRequest, evaluate_policies
 from broker.identity import read_signature, verify_signature
 from broker.request import HttpRequestParts
 from broker.sts.callers import Caller, authenticate
-from broker.sts.engine import RequestInfo, StsEngine
 from broker.sts.model import StsModel
-from broker.sts.tokens import TokenSealer
-from broker.store import MemoryStore
 
-T = TypeVar("T")
-
+NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 URL = "http://127.0.0.1:8080/"
 REGION = "us-east-1"
 ALICE_KEY = "AKIABTXV5AHDQBAUYSKD"
@@ -116,17 +118,6 @@ def session_policy(chars: int = POLICY_CHARS) -> str:
     return text
 
 
-def assume_role_params(model: StsModel, *, with_policy_and_tags: bool) -> dict[str, Any]:
-    """AssumeRole parameters decoded by the real model, as the API layer hands them over."""
-    raw: dict[str, str] = {"RoleArn": DEV_ROLE, "RoleSessionName": SESSION_NAME}
-    if with_policy_and_tags:
-        raw["Policy"] = session_policy()
-        for i, (key, value) in enumerate(TAGS.items(), start=1):
-            raw[f"Tags.member.{i}.Key"] = key
-            raw[f"Tags.member.{i}.Value"] = value
-    return model.parse_input("AssumeRole", raw)
-
-
 def signed_parts(
     body: str, access_key_id: str, secret: str, token: str | None = None
 ) -> HttpRequestParts:
@@ -141,8 +132,7 @@ def signed_parts(
     prepared = request.prepare()
     headers = [("Host", urlsplit(URL).netloc)]
     headers += [
-        (k, v.decode("latin-1") if isinstance(v, bytes) else v)
-        for k, v in prepared.headers.items()
+        (k, v.decode("latin-1") if isinstance(v, bytes) else v) for k, v in prepared.headers.items()
     ]
     assert isinstance(prepared.body, bytes)
     return HttpRequestParts(
@@ -155,17 +145,45 @@ def signed_parts(
     )
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine that never suspends (the engine without MFA) with no event loop.
+async def asgi_post(app: ASGIApp, parts: HttpRequestParts) -> tuple[int, bytes]:
+    """One request straight into an ASGI app: no socket, no HTTP parsing, no uvicorn.
 
-    Keeps asyncio scheduling out of the per-call figure; refuses loudly if it does suspend.
+    The difference between this and the HTTP figures is what the server and the wire cost.
     """
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    coro.close()
-    raise RuntimeError("coroutine suspended: it needs a real event loop")
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": parts.method,
+        "scheme": "http",
+        "path": parts.path,
+        "raw_path": parts.path.encode(),
+        "query_string": parts.query_string.encode(),
+        "root_path": "",
+        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in parts.headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    sent = False
+    status = 0
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": parts.body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -178,39 +196,73 @@ class Timing:
     best_us: float
 
 
+def _calibrate(spent_for: Callable[[int], int], batch_s: float) -> int:
+    """Double the iteration count until a batch takes 20 ms, then scale it to ``batch_s``."""
+    n = 1
+    while True:
+        spent = spent_for(n)
+        if spent >= 20_000_000 or n >= 1 << 22:
+            break
+        n *= 2
+    return max(1, int(n * batch_s * 1e9 / max(spent, 1)))
+
+
 def time_op(name: str, fn: Callable[[], object], *, batch_s: float, batches: int = 5) -> Timing:
     """Calibrate a batch size to ~``batch_s``, then time ``batches`` batches with perf_counter_ns.
 
     The median batch is the figure; the best shows how much scheduler noise there was.
     """
+
+    def spent_for(n: int) -> int:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            fn()
+        return time.perf_counter_ns() - start
+
     fn()  # warm caches (signing-key LRU, compiled regexes) as a live server would have them
-    n = 1
-    while True:
-        start = time.perf_counter_ns()
-        for _ in range(n):
-            fn()
-        spent = time.perf_counter_ns() - start
-        if spent >= 20_000_000 or n >= 1 << 22:
-            break
-        n *= 2
-    n = max(1, int(n * batch_s * 1e9 / max(spent, 1)))
-    per_op: list[float] = []
-    for _ in range(batches):
-        start = time.perf_counter_ns()
-        for _ in range(n):
-            fn()
-        per_op.append((time.perf_counter_ns() - start) / n / 1000)
+    n = _calibrate(spent_for, batch_s)
+    per_op = [spent_for(n) / n / 1000 for _ in range(batches)]
     return Timing(name, n * batches, statistics.median(per_op), min(per_op))
 
 
-def _tagging_config(demo: Path, folder: Path) -> Path:
-    """The demo config with sts:TagSession allowed on Dev, so a tagged session can be minted.
+def time_asgi(
+    name: str, app: ASGIApp, parts: HttpRequestParts, *, batch_s: float, batches: int = 5
+) -> Timing:
+    """:func:`time_op` for one request replayed into an ASGI app inside one event loop."""
 
-    Only the permission changes; the role, user and everything sealed into the token are
-    the demo's, so the token-size figure is the one a tagged demo session would have.
+    async def run() -> Timing:
+        async def spent(n: int) -> int:
+            start = time.perf_counter_ns()
+            for _ in range(n):
+                status, body = await asgi_post(app, parts)
+                if status != 200:
+                    raise RuntimeError(f"{name}: HTTP {status}: {body[:300]!r}")
+            return time.perf_counter_ns() - start
+
+        await spent(1)
+        n = 1
+        while True:
+            took = await spent(n)
+            if took >= 20_000_000 or n >= 1 << 22:
+                break
+            n *= 2
+        n = max(1, int(n * batch_s * 1e9 / max(took, 1)))
+        per_op = [await spent(n) / n / 1000 for _ in range(batches)]
+        return Timing(name, n * batches, statistics.median(per_op), min(per_op))
+
+    return asyncio.run(run())
+
+
+def bench_config(demo: Path, folder: Path) -> tuple[Path, dict[str, str]]:
+    """The demo config plus a known token key and sts:TagSession allowed on Dev.
+
+    The key lets this process open the tokens the in-process broker mints (the demo seals
+    with a random key); TagSession lets a tagged session be minted for the size figure.
+    Users, roles and everything sealed into a token are the demo's.
     """
     data = yaml.safe_load(demo.read_text())
     variant = copy.deepcopy(data)
+    variant["token_keys"] = [{"id": "bench", "secret": "${BENCH_TOKEN_KEY}"}]
     dev = variant["accounts"]["111111111111"]
     dev["roles"]["Dev"]["trust_policy"]["Statement"][0]["Action"] = [
         "sts:AssumeRole",
@@ -218,9 +270,22 @@ def _tagging_config(demo: Path, folder: Path) -> Path:
     ]
     alice = dev["users"]["alice"]["policies"]["assume-roles"]["Statement"][0]
     alice["Action"] = ["sts:AssumeRole", "sts:TagSession"]
-    path = folder / "demo-tagging.yaml"
+    path = folder / "demo-bench.yaml"
     path.write_text(yaml.safe_dump(variant, sort_keys=False))
-    return path
+    return path, {"BENCH_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
+
+
+def form(params: Mapping[str, str]) -> str:
+    """A Query body encoded the way botocore encodes it (RFC 3986 unreserved kept)."""
+    return urlencode(params, quote_via=quote, safe="-_.~")
+
+
+def credentials_of(xml: bytes) -> dict[str, str]:
+    """AccessKeyId, SecretAccessKey, SessionToken out of an AssumeRole answer."""
+    found = ET.fromstring(xml).find("sts:AssumeRoleResult/sts:Credentials", NS)
+    if found is None:
+        raise RuntimeError(f"no credentials in AssumeRole answer: {xml[:300]!r}")
+    return {child.tag.split("}")[1]: child.text or "" for child in found}
 
 
 @dataclass(frozen=True)
@@ -230,57 +295,58 @@ class MicroReport:
     packed_policy_size_percent: int | None
 
 
-def _secret_of(config_path: Path, key_id: str) -> str:
-    """alice's demo secret, read from the config rather than copied into the bench."""
-    directory = Directory.build(load_config(config_path))
-    return directory.keys[key_id].secret
-
-
 def run_micro(demo: Path, *, batch_s: float = 0.1) -> MicroReport:
-    """Time each stage of a request in-process and mint the two sessions whose size we report."""
-    config = load_config(demo)
-    directory = Directory.build(config)
-    sealer = TokenSealer([("bench", os.urandom(32))])
-    model = StsModel.load()
-    engine = StsEngine(
-        directory=directory, sealer=sealer, store=MemoryStore(SystemClock()), region=REGION
-    )
-    secret = directory.keys[ALICE_KEY].secret
+    """Time each stage of a request in-process, and the whole app without HTTP.
 
-    def now() -> float:
-        return time.time()
-
-    gci = signed_parts(GCI_BODY, ALICE_KEY, secret)
-    alice: Caller = authenticate(gci, directory=directory, sealer=sealer, now=now(), region=REGION)
-    info = RequestInfo(now=now(), source_ip="127.0.0.1", secure=False)
-
-    plain_params = assume_role_params(model, with_policy_and_tags=False)
-    plain = run_sync(engine.assume_role(plain_params, alice, info))
-    creds = plain["Credentials"]
-    plain_claims, _ = sealer.open(creds["SessionToken"])
-    temp_gci = signed_parts(
-        GCI_BODY, creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"]
-    )
-
+    Tokens and claims come from the real app answering real AssumeRole requests, so seal
+    and open are timed on exactly what production seals and opens.
+    """
     with tempfile.TemporaryDirectory() as folder:
-        tagging = load_config(_tagging_config(demo, Path(folder)))
-    tag_directory = Directory.build(tagging)
-    tag_engine = StsEngine(
-        directory=tag_directory,
-        sealer=sealer,
-        store=MemoryStore(SystemClock()),
-        region=REGION,
-    )
-    tag_alice = authenticate(
-        gci, directory=tag_directory, sealer=sealer, now=now(), region=REGION
-    )
-    big_params = assume_role_params(model, with_policy_and_tags=True)
-    big = run_sync(tag_engine.assume_role(big_params, tag_alice, info))
-    big_claims, _ = sealer.open(big["Credentials"]["SessionToken"])
+        path, environ = bench_config(demo, Path(folder))
+        config = load_config(path, environ=environ)
+    app = create_app(config)
+    sealer = token_sealer(config)
+    directory = Directory.build(config)
+    model = StsModel.load()
+    secret = directory.keys[ALICE_KEY].secret
+    gci = signed_parts(GCI_BODY, ALICE_KEY, secret)
+    plain_ar = signed_parts(assume_role_body(), ALICE_KEY, secret)
+    big_body: dict[str, str] = {
+        "Action": "AssumeRole",
+        "Version": "2011-06-15",
+        "RoleArn": DEV_ROLE,
+        "RoleSessionName": SESSION_NAME,
+        "Policy": session_policy(),
+    }
+    for i, (key, value) in enumerate(TAGS.items(), start=1):
+        big_body[f"Tags.member.{i}.Key"] = key
+        big_body[f"Tags.member.{i}.Value"] = value
+    big_ar = signed_parts(form(big_body), ALICE_KEY, secret)
 
+    async def mint() -> tuple[bytes, bytes]:
+        answers = []
+        for parts in (plain_ar, big_ar):
+            status, body = await asgi_post(app, parts)
+            if status != 200:
+                raise RuntimeError(f"in-process AssumeRole refused: {body[:300]!r}")
+            answers.append(body)
+        return answers[0], answers[1]
+
+    plain_xml, big_xml = asyncio.run(mint())
+    plain, big = credentials_of(plain_xml), credentials_of(big_xml)
+    plain_claims, _ = sealer.open(plain["SessionToken"])
+    big_claims, _ = sealer.open(big["SessionToken"])
+    packed = re.search(rb"<PackedPolicySize>(\d+)</PackedPolicySize>", big_xml)
+    temp_gci = signed_parts(
+        GCI_BODY, plain["AccessKeyId"], plain["SecretAccessKey"], plain["SessionToken"]
+    )
+
+    alice: Caller = authenticate(
+        gci, directory=directory, sealer=sealer, now=time.time(), region=REGION
+    )
     role = directory.role(DEV_ROLE)
     assert role is not None
-    context = alice.context(now=info.now, source_ip=info.source_ip, secure=False, region=REGION)
+    context = alice.context(now=time.time(), source_ip="127.0.0.1", secure=False, region=REGION)
     context["sts:RoleSessionName"] = SESSION_NAME
     trust_request = AuthzRequest(
         action="sts:AssumeRole", resource=role.arn, context=context, principal=alice.principal()
@@ -293,13 +359,12 @@ def run_micro(demo: Path, *, batch_s: float = 0.1) -> MicroReport:
     def sig_read_verify() -> None:
         claim = read_signature(gci)
         assert claim is not None
-        verify_signature(claim, secret, now=now(), region=REGION)
+        verify_signature(claim, secret, now=time.time(), region=REGION)
 
     def auth_temp() -> None:
-        authenticate(temp_gci, directory=directory, sealer=sealer, now=now(), region=REGION)
+        authenticate(temp_gci, directory=directory, sealer=sealer, now=time.time(), region=REGION)
 
-    plain_token = creds["SessionToken"]
-    big_token = big["Credentials"]["SessionToken"]
+    plain_token, big_token = plain["SessionToken"], big["SessionToken"]
     ops: list[tuple[str, Callable[[], object]]] = [
         ("read_signature + verify_signature (alice GCI)", sig_read_verify),
         ("authenticate, temporary creds (open + verify)", auth_temp),
@@ -321,20 +386,22 @@ def run_micro(demo: Path, *, batch_s: float = 0.1) -> MicroReport:
                 "AssumeRole", {"RoleArn": DEV_ROLE, "RoleSessionName": SESSION_NAME}
             ),
         ),
-        (
-            "StsEngine.assume_role (whole action, no HTTP)",
-            lambda: run_sync(engine.assume_role(plain_params, alice, info)),
-        ),
     ]
     timings = [time_op(name, fn, batch_s=batch_s) for name, fn in ops]
+    baseline = baseline_app(baseline_body(alice.user_id))
+    for name, target, parts in (
+        ("ASGI, no HTTP: baseline app", baseline, gci),
+        ("ASGI, no HTTP: broker GetCallerIdentity", app, gci),
+        ("ASGI, no HTTP: broker GCI, temporary creds", app, temp_gci),
+        ("ASGI, no HTTP: broker AssumeRole", app, plain_ar),
+    ):
+        timings.append(time_asgi(name, target, parts, batch_s=batch_s))
     sizes = {
-        "plain AssumeRole (in-process)": len(plain_token),
-        f"AssumeRole + {POLICY_CHARS}-char policy + {len(TAGS)} tags": len(big_token),
+        "plain AssumeRole (in-process)": len(plain_token.encode()),
+        f"AssumeRole + {POLICY_CHARS}-char policy + {len(TAGS)} tags": len(big_token.encode()),
     }
-    packed = big.get("PackedPolicySize")
-    return MicroReport(timings=timings, token_sizes=sizes, packed_policy_size_percent=packed)
-
-
-def token_sizes_of(result: Mapping[str, Any]) -> int:
-    """Bytes of the session token in an AssumeRole result (ASCII, so chars == bytes)."""
-    return len(result["Credentials"]["SessionToken"].encode())
+    return MicroReport(
+        timings=timings,
+        token_sizes=sizes,
+        packed_policy_size_percent=int(packed.group(1)) if packed else None,
+    )

@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/server.py` puts bench/, not the repo, on the path
     sys.path.insert(0, str(ROOT))
 
+from broker.app import create_app  # noqa: E402
+from broker.config import load_config  # noqa: E402
 from broker.sts.model import StsModel  # noqa: E402
 
 ALICE = {
@@ -73,9 +75,6 @@ def baseline_app(body: bytes) -> Starlette:
 
 def broker_app(config_path: Path) -> Starlette:
     """The real broker, built exactly as ``sts-broker serve`` builds it."""
-    from broker.app import create_app
-    from broker.config import load_config
-
     return create_app(load_config(config_path))
 
 
@@ -91,10 +90,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("broker").setLevel(logging.WARNING)
 
-    app = broker_app(args.config) if args.kind == "broker" else baseline_app(
-        baseline_body(args.user_id)
+    app = (
+        broker_app(args.config)
+        if args.kind == "broker"
+        else baseline_app(baseline_body(args.user_id))
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto is
+    # IPPROTO_TCP, and with proto 0 every keep-alive answer written in two parts stalls ~40 ms
+    # on the client's delayed ACK. `uvicorn.run(host=, port=)` gets this right by itself.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     print(f"PORT {sock.getsockname()[1]}", flush=True)

@@ -16,6 +16,7 @@ from broker import __version__
 from broker.clock import Clock, SystemClock
 from broker.config import BrokerConfig
 from broker.directory import Directory
+from broker.identity.oidc import WebIdentityVerifier
 from broker.store import Store, open_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
@@ -45,7 +46,10 @@ def create_app(
     directory = Directory.build(config)
     sealer = token_sealer(config)
     state = store or open_store(config.state, clock)
-    engine = StsEngine(directory=directory, sealer=sealer, store=state, region=config.region)
+    web = WebIdentityVerifier(config, clock)
+    engine = StsEngine(
+        directory=directory, sealer=sealer, store=state, region=config.region, web=web
+    )
     api = StsApi(
         model=StsModel.load(),
         engine=engine,
@@ -70,6 +74,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await web.aclose()
         await state.close()
 
     return Starlette(

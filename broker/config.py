@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import yaml
 from pydantic import (
@@ -45,6 +46,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
@@ -333,6 +335,32 @@ class Limits(_Model):
     clock_skew_seconds: Annotated[int, _ranged(0, 900)] = 300
 
 
+class OidcSettings(_Model):
+    """How the broker treats every OIDC issuer: key caching, outage tolerance, token bounds.
+
+    Broker-wide rather than per provider because they are operational trade-offs (how long a
+    down issuer is tolerated, how hard an unknown ``kid`` may make us fetch), not facts
+    about one issuer.
+    """
+
+    jwks_ttl_seconds: Annotated[int, _ranged(60, 86400)] = 3600
+    refresh_interval_seconds: Annotated[int, _ranged(1, 3600)] = 30
+    last_known_good_seconds: Annotated[int, _ranged(0, 604800)] = 21600
+    http_timeout_seconds: Annotated[int, _ranged(1, 60)] = 5
+    max_token_bytes: Annotated[int, _ranged(256, 20000)] = 20000
+    max_token_lifetime_seconds: Annotated[int, _ranged(300, 604800)] = 86400
+
+    @model_validator(mode="after")
+    def _interval_within_ttl(self) -> OidcSettings:
+        """A key set must live at least one refresh interval, or the bounds contradict."""
+        if self.refresh_interval_seconds > self.jwks_ttl_seconds:
+            raise _fail(
+                f"refresh_interval_seconds ({self.refresh_interval_seconds}) must not exceed "
+                f"jwks_ttl_seconds ({self.jwks_ttl_seconds})"
+            )
+        return self
+
+
 class AccessKeyConfig(_Model):
     """A long-term ``AKIA`` key pair with which a user signs STS calls."""
 
@@ -377,6 +405,151 @@ class RoleConfig(_Model):
     ] = ""
 
 
+OidcKind = Literal["google", "cognito-user-pool", "cognito-identity", "github-actions", "generic"]
+"""Which issuer's conventions (claim checks, condition keys, principal names) a provider follows."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 and ``localhost``: the only hosts plain http is acceptable for.
+
+    Tests and fixture identity providers run there; anywhere else http would let anyone on
+    the path swap the signing keys.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def oidc_url_problem(text: str) -> str | None:
+    """Why ``text`` can't be an issuer or key URL (None when it can).
+
+    Shared with the JWKS key source, which applies the same rule to a discovered
+    ``jwks_uri``: the document could otherwise send the broker to fetch keys over http.
+    """
+    if not re.fullmatch(r"[\x21-\x7e]+", text):
+        return "must be a URL without spaces or non-ASCII characters"
+    parts: SplitResult = urlsplit(text)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if "@" in parts.netloc:
+        return "must not contain user:password@"
+    if "?" in text or "#" in text:
+        return f"must not have a query or fragment (got {_shown(text)})"
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        return f"must be an https:// URL with a host (got {_shown(text)})"
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        return (
+            f"must use https:// (plain http is accepted only for 127.0.0.1, ::1 and localhost; "
+            f"got {_shown(text)})"
+        )
+    return None
+
+
+def infer_oidc_kind(url: str) -> OidcKind:
+    """The conventions a provider follows when ``kind`` is not set, read from its URL."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    path = parts.path.rstrip("/")
+    if host == "accounts.google.com" and not path:
+        return "google"
+    if host == "cognito-identity.amazonaws.com" and not path:
+        return "cognito-identity"
+    if re.fullmatch(r"cognito-idp\.[a-z0-9-]+\.amazonaws\.com", host) and re.fullmatch(
+        r"/[\w-]+", path, re.ASCII
+    ):
+        return "cognito-user-pool"
+    if host == "token.actions.githubusercontent.com":
+        return "github-actions"
+    return "generic"
+
+
+def _oidc_url(value: object) -> str:
+    text = _string(value)
+    problem = oidc_url_problem(text)
+    if problem is not None:
+        raise _fail(problem)
+    return text
+
+
+def _client_ids(value: object) -> list[str]:
+    items = _list(value)
+    if not 1 <= len(items) <= 100:
+        raise _fail(f"must list 1 to 100 client IDs, as IAM does (got {len(items)})")
+    out: list[str] = []
+    for item in items:
+        text = _string(item)
+        if not re.fullmatch(r"[\x20-\x7e]{1,255}", text):
+            raise _fail(f"client IDs are 1-255 printable ASCII characters (got {_shown(text)})")
+        if text in out:
+            raise _fail(f"client ID {_shown(text)} is listed twice")
+        out.append(text)
+    return out
+
+
+_URL_SCHEMA = {"type": "string", "format": "uri"}
+
+
+class OidcProviderConfig(_Model):
+    """An OIDC identity provider (IAM's ``oidc-provider``) whose ID tokens this account trusts.
+
+    ``url`` is the issuer exactly as its tokens spell ``iss``; the provider's ARN path is the
+    URL without its scheme. Keys come from discovery, ``jwks_uri`` or, offline, ``jwks_file``.
+    """
+
+    url: Annotated[str, _Checked(_oidc_url, _URL_SCHEMA)]
+    client_ids: Annotated[
+        list[str],
+        _Checked(_client_ids, {"type": "array", "minItems": 1, "maxItems": 100}),
+    ]
+    kind: OidcKind | None = None
+    jwks_uri: Annotated[str, _Checked(_oidc_url, _URL_SCHEMA)] | None = None
+    jwks_file: Annotated[str, _Checked(_string, {"type": "string"})] | None = None
+    max_token_age: Annotated[int, _ranged(60, 604800)] = 86400
+    single_use: bool = False
+
+    @field_validator("jwks_file")
+    @classmethod
+    def _resolve_jwks_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Relative to the config file (like ``state``), and it must exist at start-up."""
+        if value is None:
+            return None
+        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+        path = _resolve_path(value, base)
+        if not path.is_file():
+            raise _fail(f"file not found: {path}")
+        return str(path)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OidcProviderConfig:
+        if self.jwks_uri is not None and self.jwks_file is not None:
+            raise _fail("set jwks_uri or jwks_file, not both")
+        return self
+
+    @property
+    def provider_kind(self) -> OidcKind:
+        """``kind`` when set, else what the URL says (see :func:`infer_oidc_kind`)."""
+        return self.kind if self.kind is not None else infer_oidc_kind(self.url)
+
+    @property
+    def arn_path(self) -> str:
+        """``host[:port]/path``: the URL without scheme or trailing slash, as IAM names it."""
+        return oidc_arn_path(self.url)
+
+    def arn(self, account: str) -> str:
+        """``arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH``."""
+        return f"arn:aws:iam::{account}:oidc-provider/{self.arn_path}"
+
+
+def oidc_arn_path(url: str) -> str:
+    """The IAM name of an OIDC provider: its URL without scheme and trailing slash."""
+    return url.split("://", 1)[-1].rstrip("/")
+
+
 class AccountConfig(_Model):
     """One AWS-style account: its users, its roles and (later) its federation providers."""
 
@@ -386,9 +559,7 @@ class AccountConfig(_Model):
     saml_providers: Annotated[dict[str, Any], _Checked(_mapping, {"type": "object"})] = Field(
         default_factory=dict
     )
-    oidc_providers: Annotated[list[Any], _Checked(_list, {"type": "array"})] = Field(
-        default_factory=list
-    )
+    oidc_providers: list[OidcProviderConfig] = Field(default_factory=list)
 
 
 class BrokerConfig(_Model):
@@ -403,6 +574,7 @@ class BrokerConfig(_Model):
     ] = "memory"
     token_keys: list[TokenKey] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
     accounts: dict[AccountId, AccountConfig]
     managed_policies: dict[ManagedPolicyName, PolicyDocument] = Field(default_factory=dict)
 
@@ -639,6 +811,10 @@ def _cross_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
         alias = _as_dict(account).get("alias")
         if isinstance(alias, str):
             unique("account alias", alias, (*base, "alias"))
+        providers = _as_dict(account).get("oidc_providers")
+        for at, url in _strings_in(providers, "url", (*base, "oidc_providers")):
+            # Same ARN, same provider: http/https or a trailing slash don't make a second one.
+            unique(f"OIDC provider in account {account_id}", oidc_arn_path(url), at)
         for kind in ("users", "roles"):
             for name, principal in _as_dict(_as_dict(account).get(kind)).items():
                 where: KeyPath = (*base, kind, name)
@@ -696,6 +872,8 @@ def _reason(error: Mapping[str, Any], loc: KeyPath) -> str:
         return f"must be a mapping (got {_kind(error['input'])})"
     if kind in ("list_type", "tuple_type"):
         return f"must be a list (got {_kind(error['input'])})"
+    if kind == "bool_type":
+        return f"must be true or false (got {_kind(error['input'])})"
     if kind == "literal_error":
         got = error["input"]
         shown = _shown(got) if isinstance(got, str) else _kind(got)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,9 +27,6 @@ from broker.sts.tokens import TokenSealer
 
 log = logging.getLogger("broker.access")
 
-UnsignedHandler = Callable[[Mapping[str, Any], RequestInfo], Awaitable[dict[str, Any]]]
-"""An action that carries its own proof (a SAML assertion, a web identity token)."""
-
 
 class StsApi:
     """A Starlette endpoint serving every STS action the broker knows."""
@@ -46,7 +41,6 @@ class StsApi:
         clock: Clock,
         region: str,
         max_body_bytes: int,
-        unsigned: Mapping[str, UnsignedHandler] | None = None,
     ) -> None:
         self._model = model
         self._engine = engine
@@ -56,7 +50,7 @@ class StsApi:
         self._region = region
         self._max_body = max_body_bytes
         self._signed = engine.signed_actions()
-        self._unsigned = dict(unsigned or {})
+        self._unsigned = engine.unsigned
 
     async def handle(self, request: Request) -> Response:
         rid = request_id()

@@ -17,15 +17,18 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from broker.clock import iso8601
 from broker.directory import Directory, Role
 from broker.errors import StsError, access_denied, validation_error
 from broker.iam import (
     AuthzRequest,
     ContextValue,
     MalformedPolicyError,
+    Principal,
     evaluate_policies,
     parse_policy,
 )
+from broker.identity.oidc import WebIdentityVerifier
 from broker.ids import account_of_key, new_access_key_id
 from broker.store import Store
 from broker.sts.callers import Caller
@@ -43,6 +46,8 @@ PACKED_LIMIT_BYTES = 1500
 AWS does not publish its packing; this limit lets a maximal 2048-character policy with a
 handful of tags fit, and refuses what AWS's documented limits would refuse too."""
 MAX_SESSION_TAGS = 50
+_REPLAY_MARGIN_SECONDS = 300.0
+"""Single-use tokens are remembered this much past their expiry (covers clock skew)."""
 
 
 @dataclass(frozen=True)
@@ -55,26 +60,38 @@ class RequestInfo:
 
 
 Handler = Callable[[Mapping[str, Any], Caller, RequestInfo], Awaitable[dict[str, Any]]]
+UnsignedHandler = Callable[[Mapping[str, Any], RequestInfo], Awaitable[dict[str, Any]]]
 
 _SESSION_TOKEN_ALLOWED = frozenset({"AssumeRole", "GetCallerIdentity"})
 
 
 class StsEngine:
-    """The signed STS actions (federation actions are added by their adapters)."""
+    """Every STS action: the signed ones, and the federation ones whose adapter is configured."""
 
     def __init__(
-        self, *, directory: Directory, sealer: TokenSealer, store: Store, region: str
+        self,
+        *,
+        directory: Directory,
+        sealer: TokenSealer,
+        store: Store,
+        region: str,
+        web: WebIdentityVerifier,
     ) -> None:
         self._directory = directory
         self._sealer = sealer
         self._store = store
         self._region = region
+        self._web = web
         self._handlers: dict[str, Handler] = {
             "GetCallerIdentity": self.get_caller_identity,
             "GetAccessKeyInfo": self.get_access_key_info,
             "GetSessionToken": self.get_session_token,
             "AssumeRole": self.assume_role,
         }
+        self.unsigned: dict[str, UnsignedHandler] = {
+            "AssumeRoleWithWebIdentity": self.assume_role_with_web_identity,
+        }
+        """Actions that carry their own proof instead of a SigV4 signature."""
 
     def signed_actions(self) -> frozenset[str]:
         return frozenset(self._handlers)
@@ -160,60 +177,36 @@ class StsEngine:
         if mfa_now:
             context["aws:MultiFactorAuthPresent"] = "true"
             context["aws:MultiFactorAuthAge"] = "0"
-        context["sts:RoleSessionName"] = session_name
         if "ExternalId" in params:
             context["sts:ExternalId"] = params["ExternalId"]
-        if source_identity is not None:
-            context["sts:SourceIdentity"] = source_identity
-        if tags:
-            for key, value in tags.items():
-                context[f"aws:RequestTag/{key}"] = value
-            context["aws:TagKeys"] = tuple(tags)
-            context["sts:TransitiveTagKeys"] = tuple(transitive)
+        context.update(_request_keys(session_name, tags, transitive, source_identity))
 
-        actions = ["sts:AssumeRole"]
-        if tags:
-            actions.append("sts:TagSession")
-        if source_identity is not None:
-            actions.append("sts:SetSourceIdentity")
-        for action in actions:
+        for action in _assume_actions("sts:AssumeRole", tags, source_identity):
             self._authorize_assume(caller, role, role_arn, action, context)
         assert role is not None  # _authorize_assume refuses an unknown role
         # Only now: telling an unauthorized caller the role's maximum would confirm it exists.
         duration = _role_duration(params.get("DurationSeconds"), role, chained)
 
         now = int(info.now)
-        parent_mfa = parent is not None and parent.mfa
-        mfa = mfa_now or parent_mfa
-        claims = SessionClaims(
-            access_key_id=new_access_key_id(role.account),
-            account=role.account,
-            kind="assumed-role",
-            arn=f"arn:aws:sts::{role.account}:assumed-role/{role.name}/{session_name}",
-            user_id=f"{role.role_id}:{session_name}",
-            principal_name=role.name,
-            principal_path=role.path,
-            issued_at=now,
-            expires_at=now + duration,
+        mfa = mfa_now or (parent is not None and parent.mfa)
+        mfa_at = (
+            now if mfa_now else (parent.mfa_authenticated_at if parent and parent.mfa else None)
+        )
+        claims = _role_claims(
+            role,
+            session_name,
+            now=now,
+            duration=duration,
             source_arn=parent.source_arn if parent is not None else caller.arn,
             tags=tags,
-            transitive_tag_keys=tuple(transitive),
+            transitive=transitive,
             source_identity=source_identity,
-            session_policy=policy_text,
-            policy_arns=tuple(policy_arns),
+            policy_text=policy_text,
+            policy_arns=policy_arns,
             mfa=mfa,
-            mfa_authenticated_at=now
-            if mfa_now
-            else (parent.mfa_authenticated_at if parent is not None and parent.mfa else None),
+            mfa_at=mfa_at,
             chain_depth=(parent.chain_depth + 1) if chained and parent is not None else 0,
         )
-        result: dict[str, Any] = {
-            "Credentials": self._mint(claims),
-            "AssumedRoleUser": {"AssumedRoleId": claims.user_id, "Arn": claims.arn},
-            "SourceIdentity": source_identity,
-        }
-        if packed is not None:
-            result["PackedPolicySize"] = packed
         log.info(
             "AssumeRole %s -> %s (%ds, chain %d, mfa %s)",
             caller.arn,
@@ -221,6 +214,91 @@ class StsEngine:
             duration,
             claims.chain_depth,
             mfa,
+        )
+        return self._role_result(claims, packed)
+
+    async def assume_role_with_web_identity(
+        self, params: Mapping[str, Any], info: RequestInfo
+    ) -> dict[str, Any]:
+        """Trade a verified OIDC ID token for a role session (unsigned: the token is the proof).
+
+        Every refusal of the role itself says only "Not authorized", as AWS does, so a token
+        holder cannot tell a missing role from a trust policy that does not admit them.
+        """
+        role_arn: str = params["RoleArn"]
+        session_name: str = params["RoleSessionName"]
+        role = self._directory.role(role_arn)
+        identity = await self._web.verify(
+            params["WebIdentityToken"],
+            account=role.account if role is not None else _account_in_arn(role_arn),
+            provider_id=params.get("ProviderId"),
+        )
+        tags, transitive = _validated_tags(
+            [{"Key": k, "Value": v} for k, v in identity.session_tags.items()],
+            list(identity.transitive_tag_keys),
+        )
+        source_identity = _source_identity(identity.source_identity, None)
+        policy_text, policy_arns = self._session_policies(params)
+        packed = _packed_size(policy_text, policy_arns, ())
+
+        context: dict[str, ContextValue] = {
+            "aws:CurrentTime": iso8601(info.now),
+            "aws:EpochTime": str(int(info.now)),
+            "aws:SecureTransport": "true" if info.secure else "false",
+            "aws:RequestedRegion": self._region,
+            "aws:FederatedProvider": identity.provider_arn,
+        }
+        if info.source_ip:
+            context["aws:SourceIp"] = info.source_ip
+        context.update(identity.context)
+        context.update(_request_keys(session_name, tags, transitive, source_identity))
+        principal = Principal(kind="Federated", arns=identity.principal_names, account=None)
+        denied = access_denied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        if role is None:
+            raise denied
+        for action in _assume_actions("sts:AssumeRoleWithWebIdentity", tags, source_identity):
+            request = AuthzRequest(
+                action=action, resource=role.arn, context=context, principal=principal
+            )
+            trust = evaluate_policies((role.trust_policy,), request)
+            if trust.denied or not trust.allowed:
+                if action != "sts:AssumeRoleWithWebIdentity":
+                    raise access_denied(
+                        f"Not authorized to perform sts:AssumeRoleWithWebIdentity: the trust "
+                        f"policy does not allow {action}"
+                    )
+                raise denied
+        duration = _role_duration(params.get("DurationSeconds"), role, chained=False)
+        if identity.single_use:
+            ttl = max(1.0, identity.expires_at - info.now) + _REPLAY_MARGIN_SECONDS
+            if not await self._store.claim("web-identity", identity.replay_key, ttl):
+                raise StsError(
+                    "InvalidIdentityToken",
+                    "This web identity token was already used, and its provider is single_use.",
+                )
+        claims = _role_claims(
+            role,
+            session_name,
+            now=int(info.now),
+            duration=duration,
+            source_arn=identity.provider_arn,
+            tags=tags,
+            transitive=transitive,
+            source_identity=source_identity,
+            policy_text=policy_text,
+            policy_arns=policy_arns,
+            mfa=False,
+            mfa_at=None,
+            chain_depth=0,
+        )
+        log.info(
+            "AssumeRoleWithWebIdentity %s/%s -> %s", identity.issuer, identity.subject, claims.arn
+        )
+        result = self._role_result(claims, packed)
+        result.update(
+            SubjectFromWebIdentityToken=identity.subject,
+            Provider=identity.provider_arn,
+            Audience=identity.audience,
         )
         return result
 
@@ -234,6 +312,16 @@ class StsEngine:
             "SessionToken": token,
             "Expiration": float(claims.expires_at),
         }
+
+    def _role_result(self, claims: SessionClaims, packed: int | None) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "Credentials": self._mint(claims),
+            "AssumedRoleUser": {"AssumedRoleId": claims.user_id, "Arn": claims.arn},
+            "SourceIdentity": claims.source_identity,
+        }
+        if packed is not None:
+            result["PackedPolicySize"] = packed
+        return result
 
     def _require_identity_allow(
         self,
@@ -390,12 +478,35 @@ def _role_duration(requested: int | None, role: Role, chained: bool) -> int:
 def _session_tags(
     params: Mapping[str, Any], parent: SessionClaims | None
 ) -> tuple[dict[str, str], list[str]]:
-    """Merge passed tags with the transitive tags a chained session inherits.
+    """Passed tags plus the transitive tags a chained session inherits (AWS: those cannot be
+    overwritten in the chain, and all count towards the limit)."""
+    tags, transitive = _validated_tags(params.get("Tags", ()), params.get("TransitiveTagKeys", ()))
+    if parent is not None:
+        passed = {key.lower() for key in tags}
+        for key in parent.transitive_tag_keys:
+            if key.lower() in passed:
+                raise validation_error(
+                    f"Tag key {key!r} is a transitive tag of the calling session and cannot be "
+                    "set again in a role chain."
+                )
+            tags[key] = parent.tags[key]
+            transitive.append(key)
+    if len(tags) > MAX_SESSION_TAGS:
+        raise validation_error(
+            f"A session can carry at most {MAX_SESSION_TAGS} tags, inherited transitive tags "
+            f"included (got {len(tags)})."
+        )
+    return tags, transitive
 
-    AWS: tag keys are case-insensitive, may not start with ``aws:``, transitive keys must be
-    among the passed tags, and an inherited transitive tag cannot be overwritten.
+
+def _validated_tags(
+    passed: Sequence[Mapping[str, str]], transitive_keys: Sequence[str]
+) -> tuple[dict[str, str], list[str]]:
+    """AWS's tag rules, whoever supplies the tags (a caller's ``Tags`` or a token's claim).
+
+    Keys are case-insensitive (a duplicate in another case is refused), may not start with
+    ``aws:``, and transitive keys must name passed tags.
     """
-    passed: Sequence[Mapping[str, str]] = params.get("Tags", ())
     tags: dict[str, str] = {}
     seen: set[str] = set()
     for tag in passed:
@@ -409,28 +520,90 @@ def _session_tags(
         seen.add(key.lower())
         tags[key] = value
     transitive: list[str] = []
-    for key in params.get("TransitiveTagKeys", ()):
+    for key in transitive_keys:
         match = next((k for k in tags if k.lower() == key.lower()), None)
         if match is None:
             raise validation_error(
                 f"Transitive tag key {key!r} is not among the session tags passed in Tags."
             )
         transitive.append(match)
-    if parent is not None:
-        for key in parent.transitive_tag_keys:
-            if key.lower() in seen:
-                raise validation_error(
-                    f"Tag key {key!r} is a transitive tag of the calling session and cannot be "
-                    "set again in a role chain."
-                )
-            tags[key] = parent.tags[key]
-            transitive.append(key)
     if len(tags) > MAX_SESSION_TAGS:
-        raise validation_error(
-            f"A session can carry at most {MAX_SESSION_TAGS} tags, inherited transitive tags "
-            f"included (got {len(tags)})."
-        )
+        raise validation_error(f"A session can carry at most {MAX_SESSION_TAGS} tags.")
     return tags, transitive
+
+
+def _request_keys(
+    session_name: str,
+    tags: Mapping[str, str],
+    transitive: Sequence[str],
+    source_identity: str | None,
+) -> dict[str, ContextValue]:
+    """The request's own condition keys for any AssumeRole* call."""
+    keys: dict[str, ContextValue] = {"sts:RoleSessionName": session_name}
+    if source_identity is not None:
+        keys["sts:SourceIdentity"] = source_identity
+    if tags:
+        for key, value in tags.items():
+            keys[f"aws:RequestTag/{key}"] = value
+        keys["aws:TagKeys"] = tuple(tags)
+        keys["sts:TransitiveTagKeys"] = tuple(transitive)
+    return keys
+
+
+def _assume_actions(action: str, tags: Mapping[str, str], source_identity: str | None) -> list[str]:
+    """Every action the trust policy must allow: tags need TagSession, a source identity
+    needs SetSourceIdentity (AWS)."""
+    actions = [action]
+    if tags:
+        actions.append("sts:TagSession")
+    if source_identity is not None:
+        actions.append("sts:SetSourceIdentity")
+    return actions
+
+
+def _role_claims(
+    role: Role,
+    session_name: str,
+    *,
+    now: int,
+    duration: int,
+    source_arn: str,
+    tags: Mapping[str, str],
+    transitive: Sequence[str],
+    source_identity: str | None,
+    policy_text: str | None,
+    policy_arns: Sequence[str],
+    mfa: bool,
+    mfa_at: int | None,
+    chain_depth: int,
+) -> SessionClaims:
+    """A role session, whichever AssumeRole* action made it."""
+    return SessionClaims(
+        access_key_id=new_access_key_id(role.account),
+        account=role.account,
+        kind="assumed-role",
+        arn=f"arn:aws:sts::{role.account}:assumed-role/{role.name}/{session_name}",
+        user_id=f"{role.role_id}:{session_name}",
+        principal_name=role.name,
+        principal_path=role.path,
+        issued_at=now,
+        expires_at=now + duration,
+        source_arn=source_arn,
+        tags=dict(tags),
+        transitive_tag_keys=tuple(transitive),
+        source_identity=source_identity,
+        session_policy=policy_text,
+        policy_arns=tuple(policy_arns),
+        mfa=mfa,
+        mfa_authenticated_at=mfa_at,
+        chain_depth=chain_depth,
+    )
+
+
+def _account_in_arn(arn: str) -> str:
+    """The account field of an ARN (``arn:aws:iam::ACCOUNT:role/...``), or "" if malformed."""
+    fields = arn.split(":", 5)
+    return fields[4] if len(fields) == 6 else ""
 
 
 def _source_identity(requested: str | None, parent: SessionClaims | None) -> str | None:

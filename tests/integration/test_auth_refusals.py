@@ -198,65 +198,36 @@ def test_aws_cli_get_caller_identity_and_assume_role(broker: Broker, tmp_path: P
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL_STS": broker.url,
     }
-    who = subprocess.run(
-        [
-            _aws_cli(),
-            "sts",
-            "get-caller-identity",
-            "--output",
-            "json",
-            "--endpoint-url",
-            broker.url,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+
+    def aws(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [_aws_cli(), "sts", *args, "--output", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    who = aws("get-caller-identity")
+    assert who.returncode == 0, who.stderr
     assert f'"Arn": "arn:aws:iam::{DEV}:user/alice"' in who.stdout
-    assumed = subprocess.run(
-        [
-            _aws_cli(),
-            "sts",
-            "assume-role",
-            "--role-arn",
-            f"arn:aws:iam::{PROD}:role/UpdateApp",
-            "--role-session-name",
-            "cli",
-            "--serial-number",
-            f"arn:aws:iam::{DEV}:mfa/alice",
-            "--token-code",
-            broker.fresh_code("alice"),
-            "--endpoint-url",
-            broker.url,
-            "--output",
-            "json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    role = [
+        "assume-role",
+        "--role-arn",
+        f"arn:aws:iam::{PROD}:role/UpdateApp",
+        "--role-session-name",
+        "cli",
+    ]
+    mfa = [
+        "--serial-number",
+        f"arn:aws:iam::{DEV}:mfa/alice",
+        "--token-code",
+        broker.fresh_code("alice"),
+    ]
+    assumed = aws(*role, *mfa)
+    assert assumed.returncode == 0, assumed.stderr
     assert f"arn:aws:sts::{PROD}:assumed-role/UpdateApp/cli" in assumed.stdout
-    denied = subprocess.run(
-        [
-            _aws_cli(),
-            "sts",
-            "assume-role",
-            "--role-arn",
-            f"arn:aws:iam::{PROD}:role/UpdateApp",
-            "--role-session-name",
-            "cli",
-            "--endpoint-url",
-            broker.url,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    denied = aws(*role)
     assert denied.returncode != 0
     assert "(AccessDenied)" in denied.stderr

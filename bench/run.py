@@ -1,0 +1,430 @@
+"""sts-broker benchmarks: the broker against a bare Starlette app, on one uvicorn worker.
+
+Usage::
+
+    .venv/bin/python bench/run.py [--seconds N] [--concurrency C] [--json FILE]
+
+Each server runs in its own process on a loopback port; this process is the load generator
+(httpx, HTTP/1.1 keep-alive, C closed-loop tasks replaying requests pre-signed by botocore).
+The absolute numbers depend on the machine and on the load generator sharing its cores; the
+ratio to the baseline, measured in the same run with the same generator, is the figure to
+compare across machines. A non-zero error count fails the run (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for entry in (str(ROOT), str(HERE)):  # repo for `broker`, bench/ for the sibling helpers
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+from loadgen import LoadResult, Prepared, run_load, sign_pool  # noqa: E402
+from micro import (  # noqa: E402
+    ALICE_KEY,
+    GCI_BODY,
+    MicroReport,
+    assume_role_body,
+    credentials_of,
+    run_micro,
+)
+
+from broker.config import load_config  # noqa: E402
+from broker.directory import Directory  # noqa: E402
+
+DEMO = ROOT / "config" / "demo.yaml"
+ALICE_ARN = "arn:aws:iam::111111111111:user/alice"
+STARTUP_TIMEOUT_S = 20.0
+
+
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Server:
+    """A server subprocess and where it listens."""
+
+    kind: str
+    process: subprocess.Popen[bytes]
+    url: str
+
+
+def _read_port(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """The ``PORT n`` line the server prints once bound, read without blocking forever."""
+    lines: queue.Queue[bytes] = queue.Queue()
+    assert process.stdout is not None
+    stdout = process.stdout
+    threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+    try:
+        line = lines.get(timeout=timeout).decode().strip()
+    except queue.Empty:
+        raise RuntimeError("server did not report its port in time") from None
+    if not line.startswith("PORT "):
+        raise RuntimeError(f"server did not start (said {line!r})")
+    return int(line.split()[1])
+
+
+@contextlib.contextmanager
+def serve(kind: str, *extra: str) -> Iterator[Server]:
+    """Start ``bench/server.py kind`` and wait until it answers; always stop it afterwards.
+
+    The server's stderr goes to a temporary file and is shown only if something fails, so
+    the broker's start-up warning (ephemeral token key, expected for the demo config) does
+    not clutter the table.
+    """
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, str(HERE / "server.py"), kind, *extra],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            cwd=ROOT,
+        )
+        try:
+            port = _read_port(process, STARTUP_TIMEOUT_S)
+            server = Server(kind, process, f"http://127.0.0.1:{port}/")
+            ready = server.url + ("healthz" if kind == "broker" else "")
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(ready, timeout=1.0).status_code == 200:
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{kind} server never became ready")
+                time.sleep(0.05)
+            yield server
+        except BaseException:
+            log.seek(0)
+            text = log.read().decode(errors="replace")
+            sys.stderr.write(f"--- {kind} server log ---\n{text}\n")
+            raise
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def _post(url: str, request: Prepared) -> httpx.Response:
+    return httpx.post(url, content=request.body, headers=request.headers, timeout=10.0)
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Scenario:
+    """One timed HTTP workload and what it measured."""
+
+    name: str
+    what: str
+    result: LoadResult
+
+    def row(self, baseline: LoadResult) -> dict[str, Any]:
+        r = self.result
+        return {
+            "name": self.name,
+            "what": self.what,
+            "requests": r.requests,
+            "errors": r.errors,
+            "seconds": round(r.seconds, 3),
+            "rps": round(r.rps, 1),
+            "p50_ms": round(r.percentile_ms(50), 3),
+            "p90_ms": round(r.percentile_ms(90), 3),
+            "p99_ms": round(r.percentile_ms(99), 3),
+            "rps_ratio_vs_baseline": round(r.rps / baseline.rps, 3),
+            "p50_ratio_vs_baseline": round(r.percentile_ms(50) / baseline.percentile_ms(50), 3),
+            "server_cpu_us_per_req": round(r.server_cpu_us_per_req, 1),
+            "server_cpu_ratio_vs_baseline": round(
+                r.server_cpu_us_per_req / baseline.server_cpu_us_per_req, 3
+            ),
+            "server_cpu_pct": round(r.server_cpu_s / r.seconds * 100, 1),
+            "loadgen_cpu_pct": round(r.client_cpu_s / r.seconds * 100, 1),
+            "first_error": r.first_error,
+        }
+
+
+def _load(
+    server: Server, pool: list[Prepared], expect: bytes, args: argparse.Namespace
+) -> LoadResult:
+    return asyncio.run(
+        run_load(
+            server.url,
+            pool,
+            expect=expect,
+            concurrency=args.concurrency,
+            seconds=args.seconds,
+            warmup=args.warmup,
+            server_pid=server.process.pid,
+            kind=args.client,
+        )
+    )
+
+
+def run_http(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
+    """Baseline first, then the three broker workloads, each in one timed window."""
+    directory = Directory.build(load_config(DEMO))
+    alice = directory.keys[ALICE_KEY]
+    extra: dict[str, Any] = {}
+    scenarios: list[Scenario] = []
+    expect_alice = f"<Arn>{ALICE_ARN}</Arn>".encode()
+
+    def pool_for(url: str, body: str, **creds: str) -> list[Prepared]:
+        return sign_pool(url, body, size=args.pool, **creds)
+
+    alice_creds = {"access_key_id": ALICE_KEY, "secret_access_key": alice.secret}
+
+    with serve("baseline", "--user-id", alice.user.user_id) as base:
+        pool = pool_for(base.url, GCI_BODY, **alice_creds)
+        extra["baseline_body_bytes"] = len(_post(base.url, pool[0]).content)
+        print(f"[bench] baseline on {base.url} ...", file=sys.stderr, flush=True)
+        scenarios.append(
+            Scenario(
+                "baseline",
+                "bare Starlette: read body, fixed GCI-sized XML",
+                _load(base, pool, expect_alice, args),
+            )
+        )
+
+    with serve("broker", "--config", str(DEMO)) as broker:
+        gci_pool = pool_for(broker.url, GCI_BODY, **alice_creds)
+        first = _post(broker.url, gci_pool[0])
+        if first.status_code != 200 or expect_alice not in first.content:
+            raise RuntimeError(f"broker refused alice's GetCallerIdentity: {first.text[:300]}")
+        extra["broker_gci_body_bytes"] = len(first.content)
+
+        ar_pool = pool_for(broker.url, assume_role_body(), **alice_creds)
+        answer = _post(broker.url, ar_pool[0])
+        if answer.status_code != 200:
+            raise RuntimeError(f"broker refused alice's AssumeRole: {answer.text[:300]}")
+        temp = credentials_of(answer.content)
+        extra["assume_role_body_bytes"] = len(answer.content)
+        extra["session_token_bytes_http"] = len(temp["SessionToken"].encode())
+        temp_pool = pool_for(
+            broker.url,
+            GCI_BODY,
+            access_key_id=temp["AccessKeyId"],
+            secret_access_key=temp["SecretAccessKey"],
+            session_token=temp["SessionToken"],
+        )
+
+        print(f"[bench] broker on {broker.url} ...", file=sys.stderr, flush=True)
+        scenarios.append(
+            Scenario(
+                "gci-sigv4",
+                "GetCallerIdentity, alice's long-term key",
+                _load(broker, gci_pool, expect_alice, args),
+            )
+        )
+        scenarios.append(
+            Scenario(
+                "gci-session",
+                "GetCallerIdentity, temporary creds (token opened per request)",
+                _load(broker, temp_pool, b"assumed-role/Dev/bench", args),
+            )
+        )
+        scenarios.append(
+            Scenario(
+                "assume-role",
+                "AssumeRole alice -> Dev (authz + mint + seal)",
+                _load(broker, ar_pool, b"<SessionToken>", args),
+            )
+        )
+    return scenarios, extra
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on: they mean little without it."""
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
+        model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {
+            name: _version(name)
+            for name in (
+                "starlette",
+                "uvicorn",
+                "httpx",
+                "cryptography",
+                "botocore",
+                "h11",
+                "uvloop",
+                "httptools",
+            )
+        },
+    }
+
+
+def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(
+        f"\nHTTP, one uvicorn worker, loopback, {args.concurrency} concurrent keep-alive "
+        f"connections ({args.client} client), {args.seconds:g}s per workload after "
+        f"{args.warmup:g}s warm-up"
+    )
+    header = (
+        f"{'workload':<12} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>6} {'rps/base':>8} {'p50/base':>8} {'srv µs/req':>10} {'cpu/base':>8} "
+        f"{'srv cpu':>7} {'gen cpu':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['name']:<12} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} "
+            f"{r['p99_ms']:>8.2f} {r['errors']:>6d} {r['rps_ratio_vs_baseline']:>8.2f} "
+            f"{r['p50_ratio_vs_baseline']:>8.2f} {r['server_cpu_us_per_req']:>10.0f} "
+            f"{r['server_cpu_ratio_vs_baseline']:>8.2f} {r['server_cpu_pct']:>6.0f}% "
+            f"{r['loadgen_cpu_pct']:>6.0f}%"
+        )
+
+
+def print_micro(report: MicroReport) -> None:
+    print("\nIn-process, per call (median of 5 batches; best in brackets)")
+    width = max(len(t.name) for t in report.timings)
+    for t in report.timings:
+        print(f"  {t.name:<{width}} {t.median_us:>9.2f} µs/op  [{t.best_us:.2f}]")
+
+
+def print_tokens(extra: dict[str, Any], report: MicroReport | None) -> None:
+    print("\nSession token sizes (bytes, base64url ASCII)")
+    if "session_token_bytes_http" in extra:
+        print(
+            f"  plain AssumeRole (from the HTTP answer)         {extra['session_token_bytes_http']}"
+        )
+    if report is not None:
+        for name, size in report.token_sizes.items():
+            print(f"  {name:<47} {size}")
+        print(f"  PackedPolicySize of the large one: {report.packed_policy_size_percent}%")
+    if "baseline_body_bytes" in extra:
+        print(
+            f"\nResponse bodies: baseline {extra['baseline_body_bytes']} B, broker "
+            f"GetCallerIdentity {extra.get('broker_gci_body_bytes')} B, AssumeRole "
+            f"{extra.get('assume_role_body_bytes')} B"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed window per workload")
+    parser.add_argument("--concurrency", type=int, default=16, help="closed-loop client tasks")
+    parser.add_argument("--warmup", type=float, default=2.0, help="untimed seconds per workload")
+    parser.add_argument("--pool", type=int, default=256, help="distinct pre-signed requests")
+    parser.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="load generator: minimal asyncio HTTP/1.1 (default) or httpx.AsyncClient",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--no-micro", action="store_true", help="skip the in-process section")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP section")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.concurrency < 1 or args.pool < 1 or args.warmup < 0:
+        parser.error("--seconds and --pool must be positive, --concurrency at least 1")
+
+    info = machine()
+    versions = info["versions"]
+    print(
+        f"sts-broker bench  {info['date']}  {info['cpus']} CPUs ({info['cpu_model']})  "
+        f"Python {info['python']}  starlette {versions['starlette']}  uvicorn "
+        f"{versions['uvicorn']}  httpx {versions['httpx']}  cryptography "
+        f"{versions['cryptography']}  uvloop {versions['uvloop']}  httptools "
+        f"{versions['httptools']}"
+    )
+    if (info["cpus"] or 0) <= 2:
+        print(
+            "note: the load generator shares the CPUs with the server: absolute numbers are "
+            "conservative; compare the ratios to the baseline."
+        )
+
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    if not args.no_http:
+        scenarios, extra = run_http(args)
+        baseline = scenarios[0].result
+        rows = [s.row(baseline) for s in scenarios]
+        print_http(rows, args)
+    report = None if args.no_micro else run_micro(DEMO)
+    if report is not None:
+        print_micro(report)
+    print_tokens(extra, report)
+
+    if args.json is not None:
+        payload = {
+            "machine": info,
+            "settings": {
+                "seconds": args.seconds,
+                "concurrency": args.concurrency,
+                "warmup": args.warmup,
+                "pool": args.pool,
+                "client": args.client,
+            },
+            "http": rows,
+            "micro": [asdict(t) for t in report.timings] if report else [],
+            "token_sizes": {
+                **({"plain AssumeRole (HTTP)": extra["session_token_bytes_http"]} if extra else {}),
+                **(report.token_sizes if report else {}),
+            },
+            "packed_policy_size_percent": report.packed_policy_size_percent if report else None,
+            "bodies": {k: v for k, v in extra.items() if k.endswith("body_bytes")},
+        }
+        args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+    failed = [r for r in rows if r["errors"]]
+    if failed:
+        for r in failed:
+            print(
+                f"\nFAIL: {r['name']} had {r['errors']} errors; first: {r['first_error']}",
+                file=sys.stderr,
+            )
+        return 1
+    if extra and extra["baseline_body_bytes"] != extra["broker_gci_body_bytes"]:
+        print(
+            f"\nFAIL: baseline body is {extra['baseline_body_bytes']} B but the broker's "
+            f"GetCallerIdentity is {extra['broker_gci_body_bytes']} B",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

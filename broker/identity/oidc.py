@@ -1,0 +1,397 @@
+"""Web identity: a raw OIDC ID token in, a verified, immutable :class:`WebIdentity` out.
+
+This adapter is the only code that touches a raw JWT. ``AssumeRoleWithWebIdentity`` is
+unsigned, so the token is the whole proof, and every rule here is one an attacker would
+otherwise use:
+
+- The header is read strictly before anything else: ``alg`` from a fixed list (RS/ES 256,
+  384, 512; never ``none``, HMAC or PSS, so an RSA public key can't be replayed as an HMAC
+  secret), and no header may bring its own key (``jwk``, ``jku``, ``x5u``, ``x5c``) or demand
+  processing we don't do (``crit``, ``cty``). JWE and oversized tokens are refused unread.
+- ``iss`` only selects the provider (a dict lookup in the role's account); keys come only
+  from that provider's JWKS (:mod:`broker.identity.jwks`); ``kid`` is only a lookup key.
+- The signature is checked by joserfc; only then are claims believed. JSON with duplicate
+  member names is refused, so no two parsers can read one token two ways.
+- Standard claims: exact ``iss``, ``aud`` holding a registered client ID (and ``azp``'s
+  rule for several audiences), integer ``exp``/``iat``/``nbf`` within the clock skew, age
+  and lifetime bounded; then the issuer kind's own rules (:mod:`broker.identity.oidc_conventions`).
+- The replay key is computed from claims (issuer + ``jti``, else a hash of the decoded
+  payload), never the token text: an ECDSA signature can be re-encoded, a payload can't.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+from joserfc import jws
+from joserfc.errors import BadSignatureError, JoseError
+from joserfc.jws import JWSRegistry
+
+from broker.clock import Clock
+from broker.config import BrokerConfig, OidcProviderConfig
+from broker.errors import StsError, validation_error
+from broker.iam import ContextValue
+from broker.identity.jwks import (
+    ALLOWED_ALGORITHMS,
+    KeySource,
+    VerificationKey,
+    invalid_token,
+)
+from broker.identity.oidc_conventions import (
+    SOURCE_IDENTITY_CLAIM,
+    TAGS_CLAIM,
+    Convention,
+    convention_for,
+    rejected_claim,
+)
+
+MIN_TOKEN_CHARS = 4
+"""AWS's model minimum for ``WebIdentityToken`` (the maximum is ``oidc.max_token_bytes``)."""
+_MAX_HEADER_BYTES = 512
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_HEADER_NAMES = frozenset({"alg", "kid", "typ", "x5t", "x5t#S256"})
+"""``x5t`` is only a certificate thumbprint (GitHub and Entra ID send it); it is ignored."""
+_KEY_BEARING = frozenset({"jwk", "jku", "x5u", "x5c"})
+_REGISTRY = JWSRegistry(algorithms=sorted(ALLOWED_ALGORITHMS))
+
+
+@dataclass(frozen=True)
+class WebIdentity:
+    """Who a verified ID token says the caller is, in the terms trust policies use."""
+
+    issuer: str
+    """The token's exact ``iss``."""
+    provider_arn: str
+    """``arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH``."""
+    principal_names: tuple[str, ...]
+    """What ``{"Federated": ...}`` may name: the provider ARN, plus AWS's built-in names."""
+    subject: str
+    audience: str
+    """The matched client ID (Google: ``azp`` when present), AWS's ``Audience``."""
+    context: Mapping[str, ContextValue]
+    session_tags: Mapping[str, str]
+    transitive_tag_keys: tuple[str, ...]
+    source_identity: str | None
+    replay_key: str
+    expires_at: int
+    single_use: bool
+    claims: Mapping[str, Any]
+    """The verified payload, for later stages (role picker, ``cognito:roles``)."""
+
+
+@dataclass(frozen=True)
+class _Provider:
+    """A configured provider, resolved once: its ARN, client IDs and conventions."""
+
+    config: OidcProviderConfig
+    arn: str
+    prefix: str
+    client_ids: frozenset[str]
+    convention: Convention
+    names: frozenset[str]
+    """Spellings a ``ProviderId`` may use for this provider."""
+
+
+@dataclass(frozen=True)
+class _Header:
+    alg: str
+    kid: str | None
+
+
+class WebIdentityVerifier:
+    """Verifies web identity tokens against the OIDC providers of the role's account."""
+
+    def __init__(
+        self, config: BrokerConfig, clock: Clock, *, http: httpx.AsyncClient | None = None
+    ) -> None:
+        settings = config.oidc
+        self._clock = clock
+        self._skew = config.limits.clock_skew_seconds
+        self._max_bytes = settings.max_token_bytes
+        self._max_lifetime = settings.max_token_lifetime_seconds
+        self._owned_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
+        self._keys = KeySource(settings, clock, self._http)
+        self._providers: dict[tuple[str, str], _Provider] = {}
+        for account, account_config in config.accounts.items():
+            for provider in account_config.oidc_providers:
+                convention = convention_for(provider.provider_kind)
+                arn = provider.arn(account)
+                resolved = _Provider(
+                    config=provider,
+                    arn=arn,
+                    prefix=convention.prefix(provider.arn_path),
+                    client_ids=frozenset(provider.client_ids),
+                    convention=convention,
+                    names=frozenset({provider.url, provider.arn_path, arn}),
+                )
+                for issuer in convention.issuers(provider.url):
+                    self._providers[(account, issuer)] = resolved
+
+    async def verify(
+        self, token: str, *, account: str, provider_id: str | None = None
+    ) -> WebIdentity:
+        """The identity in ``token`` if every rule holds; otherwise an :class:`StsError`."""
+        header, claims, payload = self._read(token)
+        issuer = claims.get("iss")
+        if not isinstance(issuer, str):
+            raise invalid_token("The web identity token has no iss claim.")
+        provider = self._providers.get((account, issuer))
+        if provider is None:
+            raise invalid_token(
+                f"No OpenIDConnect provider found in your account for {_short(issuer)}"
+            )
+        if provider_id is not None and provider_id not in provider.names:
+            raise validation_error(
+                f"ProviderId {_short(provider_id)} does not name the provider that issued this "
+                f"token ({provider.config.arn_path}); omit ProviderId for OpenID Connect ID tokens."
+            )
+        keys = await self._keys.candidates(provider.config, kid=header.kid, alg=header.alg)
+        _check_signature(token, keys)
+        expires_at = self._check_times(claims, provider.config)
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
+            raise invalid_token("The token's sub claim must be a string of 1 to 255 characters.")
+        provider.convention.check(claims)
+        matched = _matched_audience(claims, provider)
+        audience = provider.convention.audience(claims, matched)
+        tags, transitive = _session_tags(claims.get(TAGS_CLAIM))
+        source_identity = claims.get(SOURCE_IDENTITY_CLAIM)
+        if source_identity is not None and not isinstance(source_identity, str):
+            raise rejected_claim(f"The {SOURCE_IDENTITY_CLAIM} claim must be a string.")
+        context = provider.convention.context(provider.prefix, claims, audience, matched)
+        return WebIdentity(
+            issuer=issuer,
+            provider_arn=provider.arn,
+            principal_names=provider.convention.principal_names(provider.arn),
+            subject=subject,
+            audience=audience,
+            context=MappingProxyType(context),
+            session_tags=MappingProxyType(tags),
+            transitive_tag_keys=transitive,
+            source_identity=source_identity,
+            replay_key=_replay_key(issuer, claims.get("jti"), payload),
+            expires_at=expires_at,
+            single_use=provider.config.single_use,
+            claims=MappingProxyType(claims),
+        )
+
+    async def aclose(self) -> None:
+        """Stop key fetches and close the HTTP client if this verifier made it."""
+        await self._keys.aclose()
+        if self._owned_http:
+            await self._http.aclose()
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _read(self, token: str) -> tuple[_Header, dict[str, Any], bytes]:
+        """Header and (unverified) payload of a compact JWS, or a refusal of its form."""
+        if not isinstance(token, str) or not MIN_TOKEN_CHARS <= len(token) <= self._max_bytes:
+            size = len(token) if isinstance(token, str) else 0
+            raise validation_error(
+                "1 validation error detected: Value at 'webIdentityToken' failed to satisfy "
+                f"constraint: Member must have length between {MIN_TOKEN_CHARS} and "
+                f"{self._max_bytes} (got {size})"
+            )
+        segments = token.split(".")
+        if len(segments) == 5:
+            raise invalid_token(
+                "Encrypted tokens (JWE) are not accepted; send the signed ID token (JWS)."
+            )
+        if len(segments) != 3 or not all(_SEGMENT.fullmatch(part) for part in segments):
+            raise invalid_token(
+                "The web identity token is not a JWT (three base64url parts joined by dots)."
+            )
+        header_bytes = _b64decode(segments[0], "header")
+        if len(header_bytes) > _MAX_HEADER_BYTES:
+            raise invalid_token(f"The token header is larger than {_MAX_HEADER_BYTES} bytes.")
+        header = _json_object(header_bytes, "header")
+        payload = _b64decode(segments[1], "payload")
+        return _check_header(header), _json_object(payload, "payload"), payload
+
+    def _check_times(self, claims: Mapping[str, Any], provider: OidcProviderConfig) -> int:
+        now = self._clock.time()
+        expires_at, issued_at, not_before = (claims.get(name) for name in ("exp", "iat", "nbf"))
+        for name, value in (("exp", expires_at), ("iat", issued_at)):
+            if not _is_int(value):
+                raise invalid_token(
+                    f"The token's {name} claim is required and must be an integer "
+                    "(seconds since 1970)."
+                )
+        if not_before is not None and not _is_int(not_before):
+            raise invalid_token("The token's nbf claim must be an integer (seconds since 1970).")
+        assert isinstance(expires_at, int) and isinstance(issued_at, int)
+        if now >= expires_at + self._skew:
+            raise StsError(
+                "ExpiredTokenException",
+                f"Token expired: current date/time {int(now)} must be before the expiration "
+                f"date/time {expires_at}",
+                400,
+            )
+        if issued_at > now + self._skew:
+            raise invalid_token(
+                f"The token was issued in the future (iat {issued_at}, now {int(now)}); "
+                "check the identity provider's clock."
+            )
+        if isinstance(not_before, int) and not_before > now + self._skew:
+            raise invalid_token(f"The token is not valid before {not_before} (now {int(now)}).")
+        lifetime = expires_at - issued_at
+        if not 0 < lifetime <= self._max_lifetime:
+            raise invalid_token(
+                f"The token's lifetime (exp - iat = {lifetime} s) must be between 1 and "
+                f"{self._max_lifetime} seconds."
+            )
+        if now - issued_at > provider.max_token_age:
+            raise StsError(
+                "ExpiredTokenException",
+                f"Token too old: issued at {issued_at}, more than {provider.max_token_age} "
+                f"seconds before the current date/time {int(now)}",
+                400,
+            )
+        return expires_at
+
+
+def _check_header(header: Mapping[str, Any]) -> _Header:
+    names = set(header)
+    if names & _KEY_BEARING:
+        found = ", ".join(sorted(names & _KEY_BEARING))
+        raise invalid_token(
+            f"The token header carries {found}; keys come only from the provider's JWKS."
+        )
+    if names - _HEADER_NAMES:
+        found = ", ".join(repr(name[:32]) for name in sorted(names - _HEADER_NAMES))
+        raise invalid_token(f"The token header parameter {found} is not accepted.")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
+        shown = _short(alg) if isinstance(alg, str) else "missing"
+        raise invalid_token(
+            f"The token's signing algorithm ({shown}) is not accepted; "
+            "use RS256, RS384, RS512, ES256, ES384 or ES512."
+        )
+    kid = header.get("kid")
+    if kid is not None and not (isinstance(kid, str) and 1 <= len(kid) <= 256):
+        raise invalid_token("The token's kid must be a string of 1 to 256 characters.")
+    typ = header.get("typ")
+    if typ is not None and not (isinstance(typ, str) and typ.upper() == "JWT"):
+        raise invalid_token("The token's typ must be JWT (an ID token).")
+    for name in ("x5t", "x5t#S256"):
+        if name in header and not isinstance(header[name], str):
+            raise invalid_token(f"The token's {name} must be a string.")
+    return _Header(alg=alg, kid=kid)
+
+
+def _check_signature(token: str, keys: tuple[VerificationKey, ...]) -> None:
+    for key in keys:
+        try:
+            jws.deserialize_compact(token, key.key, registry=_REGISTRY)
+        except BadSignatureError:
+            continue
+        except JoseError:
+            break
+        return
+    raise invalid_token("The web identity token's signature is not valid.")
+
+
+def _matched_audience(claims: Mapping[str, Any], provider: _Provider) -> str:
+    aud = claims.get("aud")
+    values: list[Any] = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if not values or len(values) > 100 or not all(isinstance(value, str) for value in values):
+        raise invalid_token("The token's aud claim must be a string or a list of strings.")
+    matched: str | None = next((v for v in values if v in provider.client_ids), None)
+    if matched is None:
+        raise rejected_claim(
+            f"Incorrect token audience: no aud value is a client ID registered for {provider.arn}."
+        )
+    azp = claims.get("azp")
+    if azp is not None:
+        if not isinstance(azp, str):
+            raise invalid_token("The token's azp claim must be a string.")
+        if len(values) > 1 and azp not in provider.client_ids:
+            raise rejected_claim(
+                "The token has several audiences and its azp (authorized party) is not a "
+                f"client ID registered for {provider.arn}."
+            )
+    return matched
+
+
+def _session_tags(raw: object) -> tuple[dict[str, str], tuple[str, ...]]:
+    """AWS's tags claim: ``{"principal_tags": {K: [V]}, "transitive_tag_keys": [K]}``."""
+    if raw is None:
+        return {}, ()
+    if not isinstance(raw, dict):
+        raise rejected_claim(f"The {TAGS_CLAIM} claim must be a JSON object.")
+    principal = raw.get("principal_tags", {})
+    transitive = raw.get("transitive_tag_keys", [])
+    if not isinstance(principal, dict) or not isinstance(transitive, list):
+        raise rejected_claim(
+            f"The {TAGS_CLAIM} claim needs principal_tags (an object) and "
+            "transitive_tag_keys (a list)."
+        )
+    tags: dict[str, str] = {}
+    for key, value in principal.items():
+        if not (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str)):
+            raise rejected_claim(
+                f"Session tag {_short(key)}: each principal_tags value must be a list of "
+                "exactly one string."
+            )
+        tags[key] = value[0]
+    if not all(isinstance(key, str) for key in transitive):
+        raise rejected_claim("transitive_tag_keys must be a list of strings.")
+    return tags, tuple(transitive)
+
+
+def _replay_key(issuer: str, jti: object, payload: bytes) -> str:
+    if jti is None:
+        return "payload:" + hashlib.sha256(payload).hexdigest()
+    if not isinstance(jti, str) or not jti:
+        raise invalid_token("The token's jti claim must be a non-empty string.")
+    return "jti:" + hashlib.sha256(f"{issuer}\n{jti}".encode()).hexdigest()
+
+
+def _b64decode(segment: str, what: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise invalid_token(f"The token {what} is not valid base64url.") from None
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """Strict JSON: an object, UTF-8, no duplicate names, no NaN/Infinity."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in items:
+            if name in out:
+                raise ValueError("duplicate member name")
+            out[name] = value
+        return out
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise invalid_token(
+            f"The token {what} is not valid JSON (or repeats a member name)."
+        ) from None
+    if not isinstance(value, dict):
+        raise invalid_token(f"The token {what} is not a JSON object.")
+    return value
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 100 else text[:97] + "...")
