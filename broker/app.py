@@ -16,7 +16,7 @@ from broker import __version__
 from broker.clock import Clock, SystemClock
 from broker.config import BrokerConfig
 from broker.directory import Directory
-from broker.identity.oidc import WebIdentityVerifier
+from broker.identity import WebIdentityVerifier
 from broker.store import Store, open_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine

@@ -5,6 +5,13 @@ Public names live here; the modules behind them are implementation detail.
 
 from __future__ import annotations
 
+from broker.identity.oidc import WebIdentity, WebIdentityVerifier
 from broker.identity.sigv4 import SignatureClaim, read_signature, verify_signature
 
-__all__ = ["SignatureClaim", "read_signature", "verify_signature"]
+__all__ = [
+    "SignatureClaim",
+    "WebIdentity",
+    "WebIdentityVerifier",
+    "read_signature",
+    "verify_signature",
+]

@@ -207,16 +207,25 @@ class WebIdentityVerifier:
             raise invalid_token(
                 "Encrypted tokens (JWE) are not accepted; send the signed ID token (JWS)."
             )
-        if len(segments) != 3 or not all(_SEGMENT.fullmatch(part) for part in segments):
+        # An empty signature gets past this check so that the header's refusal (alg none)
+        # is the one reported; it is refused right after.
+        if not (
+            len(segments) == 3
+            and _SEGMENT.fullmatch(segments[0])
+            and _SEGMENT.fullmatch(segments[1])
+            and (segments[2] == "" or _SEGMENT.fullmatch(segments[2]))
+        ):
             raise invalid_token(
                 "The web identity token is not a JWT (three base64url parts joined by dots)."
             )
         header_bytes = _b64decode(segments[0], "header")
         if len(header_bytes) > _MAX_HEADER_BYTES:
             raise invalid_token(f"The token header is larger than {_MAX_HEADER_BYTES} bytes.")
-        header = _json_object(header_bytes, "header")
+        header = _check_header(_json_object(header_bytes, "header"))
+        if not segments[2]:
+            raise invalid_token("The web identity token is not signed.")
         payload = _b64decode(segments[1], "payload")
-        return _check_header(header), _json_object(payload, "payload"), payload
+        return header, _json_object(payload, "payload"), payload
 
     def _check_times(self, claims: Mapping[str, Any], provider: OidcProviderConfig) -> int:
         now = self._clock.time()

@@ -28,7 +28,7 @@ from broker.iam import (
     evaluate_policies,
     parse_policy,
 )
-from broker.identity.oidc import WebIdentityVerifier
+from broker.identity import WebIdentityVerifier
 from broker.ids import account_of_key, new_access_key_id
 from broker.store import Store
 from broker.sts.callers import Caller

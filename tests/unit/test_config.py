@@ -474,16 +474,141 @@ def test_description_limit_and_type_errors() -> None:
 
 
 def test_provider_placeholders_keep_their_shape() -> None:
-    text = (
-        MINIMAL + "    saml_providers: {corp: {metadata_file: x}}\n    oidc_providers: [{a: 1}]\n"
-    )
+    text = MINIMAL + "    saml_providers: {corp: {metadata_file: x}}\n"
     config = load_config(write(text), environ={})
     account = config.accounts["111111111111"]
     assert account.saml_providers == {"corp": {"metadata_file": "x"}}
-    assert account.oidc_providers == [{"a": 1}]
     assert one_problem(MINIMAL + "    oidc_providers: {}\n") == (
         "c.yaml:7: accounts.111111111111.oidc_providers: must be a list (got a mapping)"
     )
+
+
+# --------------------------------------------------------------------------- OIDC providers
+
+OIDC = MINIMAL + "    oidc_providers:\n"
+
+
+def test_oidc_provider_defaults_arn_and_inferred_kind() -> None:
+    text = OIDC + (
+        "      - url: https://accounts.google.com\n"
+        "        client_ids: [123-abc.apps.googleusercontent.com]\n"
+        "      - url: https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123/\n"
+        "        client_ids: [app]\n"
+        "      - url: https://token.actions.githubusercontent.com\n"
+        "        client_ids: [sts.amazonaws.com]\n"
+        "      - {url: 'http://127.0.0.1:9000/google', client_ids: [a], kind: google}\n"
+        "      - {url: 'http://[::1]:9000/realm', client_ids: [a], single_use: true}\n"
+    )
+    providers = load_config(write(text), environ={}).accounts["111111111111"].oidc_providers
+    google, cognito, github, fixture, generic = providers
+    assert google.arn("111111111111") == (
+        "arn:aws:iam::111111111111:oidc-provider/accounts.google.com"
+    )
+    assert (google.provider_kind, google.kind, google.max_token_age) == ("google", None, 86400)
+    assert (google.jwks_uri, google.jwks_file, google.single_use) == (None, None, False)
+    assert cognito.provider_kind == "cognito-user-pool"
+    assert cognito.url.endswith("/")
+    assert cognito.arn_path == "cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123"
+    assert github.provider_kind == "github-actions"
+    assert (fixture.provider_kind, fixture.arn_path) == ("google", "127.0.0.1:9000/google")
+    assert (generic.provider_kind, generic.single_use) == ("generic", True)
+
+
+def test_oidc_provider_url_rules() -> None:
+    for url, reason in (
+        ("http://idp.example.com", "must use https:// (plain http is accepted only for"),
+        ("https://idp.example.com/?x=1", "must not have a query or fragment"),
+        ("https://idp.example.com/#f", "must not have a query or fragment"),
+        ("https://u:p@idp.example.com", "must not contain user:password@"),
+        ("ftp://idp.example.com", "must be an https:// URL with a host"),
+        ("https://", "must be an https:// URL with a host"),
+        ("https://idp.example.com/a b", "must be a URL without spaces or non-ASCII"),
+    ):
+        text = OIDC + f"      - {{url: '{url}', client_ids: [a]}}\n"
+        assert one_problem(text).startswith(
+            f"c.yaml:8: accounts.111111111111.oidc_providers[0].url: {reason}"
+        )
+    text = (
+        OIDC
+        + "      - {url: 'https://idp.example.com', client_ids: [a], jwks_uri: 'http://k.example.com/j'}\n"
+    )
+    assert "oidc_providers[0].jwks_uri: must use https://" in one_problem(text)
+
+
+def test_oidc_provider_client_ids_kind_and_age() -> None:
+    base = "      - {url: 'https://idp.example.com', "
+    cases = {
+        "client_ids: []}": "client_ids: must list 1 to 100 client IDs, as IAM does (got 0)",
+        "client_ids: [a, a]}": "client_ids: client ID 'a' is listed twice",
+        "client_ids: [7]}": "client_ids: must be a string (got a number); quote it",
+        "client_ids: ['" + "x" * 256 + "']}": "client_ids: client IDs are 1-255 printable ASCII",
+        "client_ids: a}": "client_ids: must be a list (got a string)",
+        "client_ids: [a], kind: okta}": "kind: must be one of 'google', 'cognito-user-pool'",
+        "client_ids: [a], max_token_age: 30}": "max_token_age: must be between 60 and 604800",
+        "client_ids: [a], single_use: 'yes'}": "single_use: must be true or false (got a string)",
+        "client_ids: [a], clientids: [b]}": "clientids: unknown key 'clientids' (did you mean",
+    }
+    for fields, reason in cases.items():
+        problem = one_problem(OIDC + base + fields + "\n")
+        assert f"oidc_providers[0].{reason}" in problem, problem
+    many = "[" + ", ".join(f"c{i}" for i in range(101)) + "]"
+    assert "(got 101)" in one_problem(OIDC + base + f"client_ids: {many}}}\n")
+
+
+def test_oidc_jwks_file_is_relative_to_the_config_and_must_exist(tmp_path: Path) -> None:
+    Path("keys.json").write_text('{"keys": []}', encoding="utf-8")
+    text = (
+        OIDC + "      - {url: 'https://idp.example.com', client_ids: [a], jwks_file: keys.json}\n"
+    )
+    provider = load_config(write(text), environ={}).accounts["111111111111"].oidc_providers[0]
+    assert provider.jwks_file == str(tmp_path / "keys.json")
+    missing = text.replace("keys.json", "gone.json")
+    assert "oidc_providers[0].jwks_file: file not found: " in one_problem(missing)
+    both = text.replace("}\n", ", jwks_uri: 'https://idp.example.com/k'}\n")
+    assert one_problem(both) == (
+        "c.yaml:8: accounts.111111111111.oidc_providers[0]: set jwks_uri or jwks_file, not both"
+    )
+
+
+def test_oidc_providers_are_unique_per_account_by_arn() -> None:
+    text = OIDC + (
+        "      - {url: 'https://idp.example.com/realm', client_ids: [a]}\n"
+        "      - {url: 'https://idp.example.com/realm/', client_ids: [b]}\n"
+        '  "222222222222":\n'
+        "    oidc_providers:\n"
+        "      - {url: 'https://idp.example.com/realm', client_ids: [a]}\n"
+    )
+    assert one_problem(text) == (
+        "c.yaml:9: accounts.111111111111.oidc_providers[1].url: OIDC provider in account "
+        "111111111111 'idp.example.com/realm' is already used at "
+        "accounts.111111111111.oidc_providers[0].url"
+    )
+
+
+def test_oidc_settings_defaults_and_bounds() -> None:
+    oidc = load_config(write(MINIMAL), environ={}).oidc
+    assert oidc.model_dump() == {
+        "jwks_ttl_seconds": 3600,
+        "refresh_interval_seconds": 30,
+        "last_known_good_seconds": 21600,
+        "http_timeout_seconds": 5,
+        "max_token_bytes": 20000,
+        "max_token_lifetime_seconds": 86400,
+    }
+    for fields, reason in (
+        ("jwks_ttl_seconds: 59", "jwks_ttl_seconds: must be between 60 and 86400 (got 59)"),
+        ("refresh_interval_seconds: 0", "refresh_interval_seconds: must be between 1 and 3600"),
+        ("last_known_good_seconds: -1", "last_known_good_seconds: must be between 0 and 604800"),
+        ("http_timeout_seconds: 61", "http_timeout_seconds: must be between 1 and 60"),
+        ("max_token_bytes: 20001", "max_token_bytes: must be between 256 and 20000"),
+        ("max_token_lifetime_seconds: 299", "max_token_lifetime_seconds: must be between 300"),
+        ("jwks_tl_seconds: 1", "jwks_tl_seconds: unknown key 'jwks_tl_seconds' (did you mean"),
+    ):
+        problem = one_problem(MINIMAL + f"oidc: {{{fields}}}\n")
+        assert problem.startswith(f"c.yaml:7: oidc.{reason}"), problem
+    assert one_problem(
+        MINIMAL + "oidc: {refresh_interval_seconds: 120, jwks_ttl_seconds: 60}\n"
+    ) == ("c.yaml:7: oidc: refresh_interval_seconds (120) must not exceed jwks_ttl_seconds (60)")
 
 
 def test_limits_defaults_and_bounds() -> None:
