@@ -233,13 +233,11 @@ class StsEngine:
             account=role.account if role is not None else _account_in_arn(role_arn),
             provider_id=params.get("ProviderId"),
         )
-        tags, transitive = _validated_tags(
-            [{"Key": k, "Value": v} for k, v in identity.session_tags.items()],
-            list(identity.transitive_tag_keys),
-        )
+        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
+        tags, transitive = _validated_tags(claimed_tags, list(identity.transitive_tag_keys))
         source_identity = _source_identity(identity.source_identity, None)
         policy_text, policy_arns = self._session_policies(params)
-        packed = _packed_size(policy_text, policy_arns, ())
+        packed = _packed_size(policy_text, policy_arns, claimed_tags)
 
         context: dict[str, ContextValue] = {
             "aws:CurrentTime": iso8601(info.now),
