@@ -1,0 +1,58 @@
+"""pytest fixtures for a real OIDC provider on loopback.
+
+Enable with ``pytest -p idp_fixtures.pytest_plugin``, ``pytest_plugins = [...]`` in a root
+``conftest.py``, or the ``pytest11`` entry point. One server runs per test session (keys
+are generated once, so relying parties may cache the JWKS across tests); each test gets
+the ``default`` issuer reset to its initial state.
+
+Override ``oidc_users_file`` in your ``conftest.py`` to load users and clients for the
+``default`` issuer from a ``users.yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from idp_fixtures.oidc.directory import load_directory
+from idp_fixtures.oidc.provider import OidcProvider
+from idp_fixtures.oidc.server import OidcServer, serve_in_thread
+
+DEFAULT_ISSUER = "default"
+"""Name of the issuer :func:`oidc_provider` hands out (``{oidc_server.url}/default``)."""
+
+
+@pytest.fixture(scope="session")
+def oidc_users_file() -> Path | None:
+    """Path of a ``users.yaml`` for the ``default`` issuer; ``None`` uses the built-in users."""
+    return None
+
+
+@pytest.fixture(scope="session")
+def oidc_server(oidc_users_file: Path | None) -> Iterator[OidcServer]:
+    """A multi-issuer OIDC server on ``127.0.0.1`` (free port) for the whole session.
+
+    It already has the ``default`` issuer; add more with ``oidc_server.add_issuer(name)``.
+    """
+    with serve_in_thread("127.0.0.1", 0) as server:
+        if oidc_users_file is None:
+            server.add_issuer(DEFAULT_ISSUER)
+        else:
+            directory = load_directory(oidc_users_file)
+            server.add_issuer(
+                DEFAULT_ISSUER,
+                users=directory.users or None,
+                clients=directory.clients or None,
+            )
+        yield server
+
+
+@pytest.fixture
+def oidc_provider(oidc_server: OidcServer) -> Iterator[OidcProvider]:
+    """The ``default`` issuer, reset before and after the test (keys, users, codes)."""
+    provider = oidc_server.issuer(DEFAULT_ISSUER)
+    provider.reset()
+    yield provider
+    provider.reset()
