@@ -65,8 +65,11 @@ class Caller:
 
     def session_policies(self, directory: Directory) -> tuple[Policy, ...] | None:
         """Policies passed when the session was made; None when there were none."""
-        if self.claims is None or not (self.claims.session_policy or self.claims.policy_arns):
+        if self.claims is None:
             return None
+        if not (self.claims.session_policy or self.claims.policy_arns):
+            # AWS: a federation token passed no policy has no permissions at all.
+            return () if self.claims.kind == "federated-user" else None
         found: list[Policy] = []
         if self.claims.session_policy:
             found.append(_session_policy(self.claims.session_policy))
@@ -199,6 +202,10 @@ def _session_caller(claims: SessionClaims, directory: Directory) -> Caller:
             raise StsError("InvalidClientTokenId", _INVALID_TOKEN, 403)
         principal_arn = user.arn
     else:
+        # A federated user acts with its IAM user's live policies (∩ the passed ones).
+        user = directory.users.get(claims.source_arn)
+        if user is None:
+            raise StsError("InvalidClientTokenId", _INVALID_TOKEN, 403)
         principal_arn = claims.arn
     return Caller(
         kind=claims.kind,  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from broker.identity import WebIdentityVerifier
 from broker.ids import account_of_key, new_access_key_id
 from broker.store import Store
 from broker.sts.callers import Caller
+from broker.sts.decisions import assume_role_problem, identity_problem
 from broker.sts.tokens import SessionClaims, TokenSealer
 from broker.totp import STEP_SECONDS, WINDOW, matching_step
 
@@ -62,7 +63,13 @@ class RequestInfo:
 Handler = Callable[[Mapping[str, Any], Caller, RequestInfo], Awaitable[dict[str, Any]]]
 UnsignedHandler = Callable[[Mapping[str, Any], RequestInfo], Awaitable[dict[str, Any]]]
 
-_SESSION_TOKEN_ALLOWED = frozenset({"AssumeRole", "GetCallerIdentity"})
+_ALLOWED_FOR_KIND: dict[str, frozenset[str]] = {
+    # AWS: GetSessionToken credentials may call only AssumeRole and GetCallerIdentity in STS
+    # (GetSessionToken itself answers with AWS's own message in its handler); federation
+    # token credentials only GetCallerIdentity (GetFederationToken likewise).
+    "session": frozenset({"AssumeRole", "GetCallerIdentity", "GetSessionToken"}),
+    "federated-user": frozenset({"GetCallerIdentity", "GetFederationToken", "GetSessionToken"}),
+}
 
 
 class StsEngine:
@@ -87,6 +94,7 @@ class StsEngine:
             "GetAccessKeyInfo": self.get_access_key_info,
             "GetSessionToken": self.get_session_token,
             "AssumeRole": self.assume_role,
+            "GetFederationToken": self.get_federation_token,
         }
         self.unsigned: dict[str, UnsignedHandler] = {
             "AssumeRoleWithWebIdentity": self.assume_role_with_web_identity,
@@ -103,12 +111,12 @@ class StsEngine:
         handler = self._handlers.get(action)
         if handler is None:
             raise StsError("InvalidAction", f"The action {action} is not supported by this broker.")
-        if caller.kind == "session" and action not in _SESSION_TOKEN_ALLOWED | {"GetSessionToken"}:
-            # AWS: GetSessionToken credentials may call only AssumeRole and GetCallerIdentity
-            # (GetSessionToken itself answers with AWS's own message in its handler).
+        allowed = _ALLOWED_FOR_KIND.get(caller.kind)
+        if allowed is not None and action not in allowed:
+            source = "GetSessionToken" if caller.kind == "session" else "GetFederationToken"
             raise access_denied(
                 f"User: {caller.arn} is not authorized to perform: sts:{action} with credentials "
-                "from GetSessionToken (they may call only AssumeRole and GetCallerIdentity)"
+                f"from {source}"
             )
         return await handler(params, caller, info)
 
@@ -155,6 +163,53 @@ class StsEngine:
             mfa_authenticated_at=now if mfa else None,
         )
         return {"Credentials": self._mint(claims)}
+
+    async def get_federation_token(
+        self, params: Mapping[str, Any], caller: Caller, info: RequestInfo
+    ) -> dict[str, Any]:
+        """Credentials for a federated user, limited by the policies passed (AWS).
+
+        Effective permissions are the IAM user's policies intersected with the passed session
+        policies; with none passed the session can do nothing but GetCallerIdentity. The
+        user's policies are read live on every use, so revoking the user revokes its
+        federated sessions too.
+        """
+        if caller.kind != "user" or caller.user is None:
+            raise access_denied("Cannot call GetFederationToken with session credentials")
+        user = caller.user
+        name: str = params["Name"]
+        arn = f"arn:aws:sts::{user.account}:federated-user/{name}"
+        tags, _ = _validated_tags(params.get("Tags", ()), ())
+        extra = _tag_keys(tags)
+        self._require_identity_allow(caller, "sts:GetFederationToken", arn, info, extra)
+        if tags:
+            self._require_identity_allow(caller, "sts:TagSession", arn, info, extra)
+        policy_text, policy_arns = self._session_policies(params)
+        packed = _packed_size(policy_text, policy_arns, params.get("Tags", ()))
+        duration = int(params.get("DurationSeconds", SESSION_TOKEN_DEFAULT_DURATION))
+        now = int(info.now)
+        claims = SessionClaims(
+            access_key_id=new_access_key_id(user.account),
+            account=user.account,
+            kind="federated-user",
+            arn=arn,
+            user_id=f"{user.account}:{name}",
+            principal_name=name,
+            principal_path="/",
+            issued_at=now,
+            expires_at=now + duration,
+            source_arn=user.arn,
+            tags=tags,
+            session_policy=policy_text,
+            policy_arns=tuple(policy_arns),
+        )
+        result: dict[str, Any] = {
+            "Credentials": self._mint(claims),
+            "FederatedUser": {"FederatedUserId": claims.user_id, "Arn": arn},
+        }
+        if packed is not None:
+            result["PackedPolicySize"] = packed
+        return result
 
     async def assume_role(
         self, params: Mapping[str, Any], caller: Caller, info: RequestInfo
@@ -334,7 +389,7 @@ class StsEngine:
         )
         context.update(extra)
         request = AuthzRequest(action=action, resource=resource, context=context)
-        problem = _identity_problem(caller, self._directory, request)
+        problem = identity_problem(caller, self._directory, request)
         if problem is not None:
             raise access_denied(
                 f"User: {caller.arn} is not authorized to perform: {action} on resource: "
@@ -349,33 +404,14 @@ class StsEngine:
         action: str,
         context: Mapping[str, ContextValue],
     ) -> None:
-        """The role's trust policy must allow; the caller's own policies too when AWS requires.
-
-        AWS: the trust policy always has to allow. The caller's identity policies must allow
-        as well when the role is in another account, or when the trust policy names the
-        caller only through its account (``arn:aws:iam::A:root``), not by its own ARN. An
-        explicit deny in either place wins. The message never says whether the role exists.
-        """
         denied = (
             f"User: {caller.arn} is not authorized to perform: {action} on resource: {role_arn}"
         )
         if role is None:
             raise access_denied(denied)
-        request = AuthzRequest(
-            action=action, resource=role.arn, context=context, principal=caller.principal()
-        )
-        trust = evaluate_policies((role.trust_policy,), request)
-        if trust.denied:
-            raise access_denied(f"{denied} with an explicit deny in a resource-based policy")
-        if not trust.allowed:
-            raise access_denied(denied)
-        identity_request = AuthzRequest(action=action, resource=role.arn, context=context)
-        if role.account != caller.account or trust.principal_by_account:
-            problem = _identity_problem(caller, self._directory, identity_request)
-        else:
-            problem = _explicit_identity_deny(caller, identity_request)
+        problem = assume_role_problem(caller, role, action, context, self._directory)
         if problem is not None:
-            raise access_denied(f"{denied} because {problem}")
+            raise access_denied(f"{denied}{problem}")
 
     async def _check_mfa(
         self, caller: Caller, params: Mapping[str, Any], info: RequestInfo
@@ -433,28 +469,6 @@ class StsEngine:
                     "only policies under managed_policies in the broker config)."
                 )
         return text, arns
-
-
-def _identity_problem(caller: Caller, directory: Directory, request: AuthzRequest) -> str | None:
-    """Why the caller's identity (∩ session) policies do not allow ``request``, or None."""
-    identity = evaluate_policies(caller.identity_policies(), request)
-    if identity.denied:
-        return "of an explicit deny in an identity-based policy"
-    session_policies = caller.session_policies(directory)
-    session = evaluate_policies(session_policies, request) if session_policies is not None else None
-    if session is not None and session.denied:
-        return "of an explicit deny in a session policy"
-    if not identity.allowed:
-        return f"no identity-based policy allows the {request.action} action"
-    if session is not None and not session.allowed:
-        return f"no session policy allows the {request.action} action"
-    return None
-
-
-def _explicit_identity_deny(caller: Caller, request: AuthzRequest) -> str | None:
-    if evaluate_policies(caller.identity_policies(), request).denied:
-        return "of an explicit deny in an identity-based policy"
-    return None
 
 
 def _role_duration(requested: int | None, role: Role, chained: bool) -> int:
@@ -540,11 +554,18 @@ def _request_keys(
     keys: dict[str, ContextValue] = {"sts:RoleSessionName": session_name}
     if source_identity is not None:
         keys["sts:SourceIdentity"] = source_identity
+    keys.update(_tag_keys(tags))
     if tags:
-        for key, value in tags.items():
-            keys[f"aws:RequestTag/{key}"] = value
-        keys["aws:TagKeys"] = tuple(tags)
         keys["sts:TransitiveTagKeys"] = tuple(transitive)
+    return keys
+
+
+def _tag_keys(tags: Mapping[str, str]) -> dict[str, ContextValue]:
+    """``aws:RequestTag/KEY`` and ``aws:TagKeys`` for the tags a request passes."""
+    if not tags:
+        return {}
+    keys: dict[str, ContextValue] = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+    keys["aws:TagKeys"] = tuple(tags)
     return keys
 
 

@@ -159,6 +159,20 @@ def write_config(path: Path, keys: dict[str, Key], totp: dict[str, str]) -> None
                             },
                         ],
                     },
+                    "dave": {
+                        "access_keys": [{"id": keys["dave"].id, "secret": keys["dave"].secret}],
+                        "policies": {
+                            "federate": _doc(
+                                _allow(
+                                    ["sts:GetFederationToken", "sts:TagSession"],
+                                    f"arn:aws:sts::{DEV}:federated-user/*",
+                                ),
+                                _allow(
+                                    ["s3:GetObject", "s3:PutObject"], "arn:aws:s3:::dave-bucket/*"
+                                ),
+                            )
+                        },
+                    },
                     "carol": {
                         "access_keys": [{"id": keys["carol"].id, "secret": keys["carol"].secret}],
                         "policies": {
@@ -286,7 +300,7 @@ def stop_server(running: Running) -> None:
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     folder = tmp_path_factory.mktemp("broker")
-    keys = {name: _key(i) for i, name in enumerate(["alice", "bob", "bob_old", "carol"])}
+    keys = {name: _key(i) for i, name in enumerate(["alice", "bob", "bob_old", "carol", "dave"])}
     totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
     path = folder / "broker.yaml"
     write_config(path, keys, totp)

@@ -382,3 +382,47 @@ def test_source_identity_needs_set_source_identity(broker: Broker) -> None:
         SourceIdentity="aws:admin",
     )
     assert (code, status) == ("ValidationError", 400)
+
+
+def test_get_federation_token(broker: Broker) -> None:
+    out = broker.sts("dave").get_federation_token(
+        Name="partner-app",
+        DurationSeconds=1800,
+        Policy=(
+            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject",'
+            '"Resource":"arn:aws:s3:::dave-bucket/*"}]}'
+        ),
+        Tags=[{"Key": "partner", "Value": "acme"}],
+    )
+    arn = f"arn:aws:sts::{DEV}:federated-user/partner-app"
+    assert out["FederatedUser"] == {"FederatedUserId": f"{DEV}:partner-app", "Arn": arn}
+    assert 0 < out["PackedPolicySize"] <= 100
+    lifetime = (
+        out["Credentials"]["Expiration"]
+        - datetime.now(UTC)
+        - timedelta(seconds=broker.clock.offset)
+    )
+    assert timedelta(seconds=1700) < lifetime <= timedelta(seconds=1800)
+    federated = session_client(broker, out["Credentials"])
+    assert federated.get_caller_identity()["Arn"] == arn
+    # AWS: federation token credentials may call only GetCallerIdentity in STS.
+    for call, kwargs in [
+        (
+            federated.assume_role,
+            {"RoleArn": f"arn:aws:iam::{DEV}:role/Dev", "RoleSessionName": "ff"},
+        ),
+        (federated.get_session_token, {}),
+        (federated.get_federation_token, {"Name": "again"}),
+    ]:
+        assert refusal(call, **kwargs)[:2] == ("AccessDenied", 403)
+
+
+def test_get_federation_token_needs_permission_and_long_term_keys(broker: Broker) -> None:
+    code, status, message = refusal(broker.sts("bob").get_federation_token, Name="nobody")
+    assert (code, status) == ("AccessDenied", 403)
+    assert "federated-user/nobody because no identity-based policy allows" in message
+    temp = session_client(broker, broker.sts("dave").get_session_token()["Credentials"])
+    code, status, message = refusal(temp.get_federation_token, Name="partner-app")
+    assert (code, status) == ("AccessDenied", 403)
+    code, status, _ = refusal(broker.sts("dave").get_federation_token, Name="x")
+    assert (code, status) == ("ValidationError", 400)
