@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -21,6 +22,8 @@ from broker import __version__
 from broker.app import create_app
 from broker.config import ConfigError, config_json_schema, load_config
 from broker.directory import Directory
+from broker.errors import StsError
+from broker.simulate import parse_context, render, simulate
 
 EXIT_CONFIG = 2
 
@@ -49,6 +52,22 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config")
+
+    sim = sub.add_parser(
+        "simulate", help="decide whether a principal may perform an action, and say why"
+    )
+    sim.add_argument("--config", "-c", required=True, help="config file")
+    sim.add_argument("--principal", required=True, help="user or role ARN from the config")
+    sim.add_argument("--action", required=True, help="e.g. s3:PutObject or sts:AssumeRole")
+    sim.add_argument("--resource", required=True, help="resource ARN")
+    sim.add_argument(
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="condition key (repeat a key for several values)",
+    )
+    sim.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sub.add_parser("config-schema", help="print the config file's JSON Schema")
     sub.add_parser("keygen", help="print a new random token key (base64, 32 bytes)")
@@ -87,12 +106,56 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    """Exit 0 when allowed, 1 when denied, 2 for config or argument mistakes."""
+    try:
+        config = load_config(args.config)
+        directory = Directory.build(config)
+        result = simulate(
+            directory,
+            principal_arn=args.principal,
+            action=args.action,
+            resource=args.resource,
+            context=parse_context(args.context),
+            now=time.time(),
+            region=config.region,
+        )
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    except StsError as exc:
+        print(f"sts-broker simulate: {exc.message}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "allowed": result.allowed,
+                    "principal": result.principal,
+                    "action": result.action,
+                    "resource": result.resource,
+                    "reason": result.reason,
+                    "matched": [
+                        {"policy": m.policy, "index": m.index, "sid": m.sid, "effect": m.effect}
+                        for m in result.matched
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(render(result))
+    return 0 if result.allowed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "check-config":
         return _check(args.config)
+    if args.command == "simulate":
+        return _simulate(args)
     if args.command == "config-schema":
         print(json.dumps(config_json_schema(), indent=2))
         return 0

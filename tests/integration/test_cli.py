@@ -141,3 +141,91 @@ def test_config_schema_is_json_schema() -> None:
 def test_keygen_makes_a_usable_token_key() -> None:
     result = _cli("keygen")
     assert len(base64.b64decode(result.stdout.strip())) == 32
+
+
+@pytest.mark.parametrize(
+    ("principal", "action", "resource", "context", "allowed", "reason"),
+    [
+        (
+            "arn:aws:iam::222222222222:role/UpdateApp",
+            "s3:PutObject",
+            "arn:aws:s3:::prod-app-bucket/site/index.html",
+            [],
+            True,
+            "allowed by an identity-based policy",
+        ),
+        (
+            "arn:aws:iam::222222222222:role/UpdateApp",
+            "s3:DeleteBucket",
+            "arn:aws:s3:::prod-app-bucket",
+            [],
+            False,
+            "no identity-based policy allows the s3:DeleteBucket action",
+        ),
+        (
+            "arn:aws:iam::111111111111:user/alice",
+            "sts:AssumeRole",
+            "arn:aws:iam::222222222222:role/UpdateApp",
+            [],
+            False,
+            "the role's trust policy does not allow this principal",
+        ),
+        (
+            "arn:aws:iam::111111111111:user/alice",
+            "sts:AssumeRole",
+            "arn:aws:iam::222222222222:role/UpdateApp",
+            ["--context", "aws:MultiFactorAuthPresent=true"],
+            True,
+            "allowed by the role's trust policy and the principal's identity policies",
+        ),
+    ],
+)
+def test_simulate(
+    principal: str, action: str, resource: str, context: list[str], allowed: bool, reason: str
+) -> None:
+    result = _cli(
+        "simulate",
+        "--config",
+        str(DEMO),
+        "--principal",
+        principal,
+        "--action",
+        action,
+        "--resource",
+        resource,
+        *context,
+        "--json",
+    )
+    assert result.returncode == (0 if allowed else 1), result.stderr
+    report = json.loads(result.stdout)
+    assert report["allowed"] is allowed
+    assert report["reason"] == reason
+    text = _cli(
+        "simulate",
+        "--config",
+        str(DEMO),
+        "--principal",
+        principal,
+        "--action",
+        action,
+        "--resource",
+        resource,
+        *context,
+    )
+    assert ("Decision:  ALLOWED" if allowed else "Decision:  DENIED") in text.stdout
+
+
+def test_simulate_unknown_principal() -> None:
+    result = _cli(
+        "simulate",
+        "--config",
+        str(DEMO),
+        "--principal",
+        "arn:aws:iam::111111111111:user/eve",
+        "--action",
+        "s3:GetObject",
+        "--resource",
+        "*",
+    )
+    assert result.returncode == 2
+    assert "is not a user or role in this config" in result.stderr
