@@ -18,7 +18,7 @@ import statistics
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,20 @@ import yaml
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from server import baseline_app, baseline_body
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from server import bare_form_app, baseline_app, baseline_body
 from starlette.types import ASGIApp
+from webid import ACCOUNT as WEB_ACCOUNT
+from webid import EXPECT as WEB_EXPECT
+from webid import Issuer, add_web_identity, request_body
 
 from broker.app import create_app, token_sealer
-from broker.config import load_config
+from broker.clock import SystemClock
+from broker.config import BrokerConfig, load_config
 from broker.directory import Directory
 from broker.iam import AuthzRequest, evaluate_policies
-from broker.identity import read_signature, verify_signature
+from broker.identity import WebIdentityVerifier, read_signature, verify_signature
 from broker.request import HttpRequestParts
 from broker.sts.callers import Caller, authenticate
 from broker.sts.model import StsModel
@@ -225,18 +231,19 @@ def time_op(name: str, fn: Callable[[], object], *, batch_s: float, batches: int
     return Timing(name, n * batches, statistics.median(per_op), min(per_op))
 
 
-def time_asgi(
-    name: str, app: ASGIApp, parts: HttpRequestParts, *, batch_s: float, batches: int = 5
+def time_async(
+    name: str, step: Callable[[int], Awaitable[object]], *, batch_s: float, batches: int = 5
 ) -> Timing:
-    """:func:`time_op` for one request replayed into an ASGI app inside one event loop."""
+    """:func:`time_op` for a coroutine, awaited in a loop inside one event loop.
+
+    ``step(i)`` runs call number ``i``, so a caller can cycle through a pool of inputs.
+    """
 
     async def run() -> Timing:
         async def spent(n: int) -> int:
             start = time.perf_counter_ns()
-            for _ in range(n):
-                status, body = await asgi_post(app, parts)
-                if status != 200:
-                    raise RuntimeError(f"{name}: HTTP {status}: {body[:300]!r}")
+            for i in range(n):
+                await step(i)
             return time.perf_counter_ns() - start
 
         await spent(1)
@@ -253,12 +260,51 @@ def time_asgi(
     return asyncio.run(run())
 
 
-def bench_config(demo: Path, folder: Path) -> tuple[Path, dict[str, str]]:
-    """The demo config plus a known token key and sts:TagSession allowed on Dev.
+def time_asgi(
+    name: str,
+    app: ASGIApp,
+    parts: HttpRequestParts | Sequence[HttpRequestParts],
+    *,
+    batch_s: float,
+    batches: int = 5,
+    expect: bytes = b"",
+) -> Timing:
+    """:func:`time_async` for requests replayed into an ASGI app; anything but 200 fails.
+
+    Several ``parts`` are cycled through (distinct web identity tokens, say).
+    """
+    pool = [parts] if isinstance(parts, HttpRequestParts) else list(parts)
+
+    async def step(i: int) -> None:
+        status, body = await asgi_post(app, pool[i % len(pool)])
+        if status != 200 or expect not in body:
+            raise RuntimeError(f"{name}: HTTP {status}: {body[:300]!r}")
+
+    return time_async(name, step, batch_s=batch_s, batches=batches)
+
+
+def unsigned_parts(body: str) -> HttpRequestParts:
+    """An unsigned form POST (AssumeRoleWithWebIdentity is unsigned, as in AWS)."""
+    return HttpRequestParts(
+        method="POST",
+        path="/",
+        query_string="",
+        headers=[
+            ("Host", urlsplit(URL).netloc),
+            ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
+        ],
+        body=body.encode(),
+        client_ip="127.0.0.1",
+    )
+
+
+def bench_config(demo: Path, folder: Path, issuer: Issuer) -> tuple[Path, dict[str, str]]:
+    """The demo config plus a known token key, sts:TagSession on Dev, the bench OIDC issuer.
 
     The key lets this process open the tokens the in-process broker mints (the demo seals
-    with a random key); TagSession lets a tagged session be minted for the size figure.
-    Users, roles and everything sealed into a token are the demo's.
+    with a random key); TagSession lets a tagged session be minted for the size figure;
+    the issuer (:mod:`webid`, keys from a JWKS file in ``folder``) and its ``WebBench`` role
+    serve AssumeRoleWithWebIdentity. The other users and roles are the demo's.
     """
     data = yaml.safe_load(demo.read_text())
     variant = copy.deepcopy(data)
@@ -270,6 +316,7 @@ def bench_config(demo: Path, folder: Path) -> tuple[Path, dict[str, str]]:
     ]
     alice = dev["users"]["alice"]["policies"]["assume-roles"]["Statement"][0]
     alice["Action"] = ["sts:AssumeRole", "sts:TagSession"]
+    variant = add_web_identity(variant, issuer.write_jwks(folder / "bench-jwks.json"))
     path = folder / "demo-bench.yaml"
     path.write_text(yaml.safe_dump(variant, sort_keys=False))
     return path, {"BENCH_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
@@ -295,15 +342,74 @@ class MicroReport:
     packed_policy_size_percent: int | None
 
 
+WEB_TOKENS = 64
+"""Distinct ID tokens cycled through by the in-process web identity timings."""
+
+
 def run_micro(demo: Path, *, batch_s: float = 0.1) -> MicroReport:
     """Time each stage of a request in-process, and the whole app without HTTP.
 
     Tokens and claims come from the real app answering real AssumeRole requests, so seal
-    and open are timed on exactly what production seals and opens.
+    and open are timed on exactly what production seals and opens. The config folder lives
+    for the whole run because the broker reads the JWKS file at the first token, not at
+    start-up.
     """
     with tempfile.TemporaryDirectory() as folder:
-        path, environ = bench_config(demo, Path(folder))
-        config = load_config(path, environ=environ)
+        return _run_micro(demo, Path(folder), batch_s=batch_s)
+
+
+def _web_identity_timings(
+    config: BrokerConfig, app: ASGIApp, issuer: Issuer, *, batch_s: float
+) -> list[Timing]:
+    """Verification alone, its RSA floor, and the whole request into the app and a bare one.
+
+    The RSA-2048 PKCS#1 v1.5 verify by ``cryptography`` is the part no implementation can
+    avoid; what ``verify`` costs beyond it is JOSE parsing and claim checks.
+    """
+    tokens = issuer.tokens(WEB_TOKENS)
+    verifier = WebIdentityVerifier(config, SystemClock())
+
+    async def verify(i: int) -> None:
+        await verifier.verify(tokens[i % len(tokens)], account=WEB_ACCOUNT)
+
+    public = issuer.key.public_key
+    signing_input, _, signature = tokens[0].rpartition(".")
+    raw_signature = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+
+    def rsa_verify() -> None:
+        public.verify(raw_signature, signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+
+    requests = [unsigned_parts(request_body(token)) for token in tokens]
+    status, answer = asyncio.run(asgi_post(app, requests[0]))
+    if status != 200 or WEB_EXPECT not in answer:
+        raise RuntimeError(f"in-process AssumeRoleWithWebIdentity refused: {answer[:300]!r}")
+    try:
+        return [
+            time_async("WebIdentityVerifier.verify (RS256, 2048-bit)", verify, batch_s=batch_s),
+            time_op("  of which RSA-2048 verify (cryptography)", rsa_verify, batch_s=batch_s),
+            time_asgi(
+                "ASGI, no HTTP: bare-form app",
+                bare_form_app(answer),
+                requests,
+                batch_s=batch_s,
+                expect=WEB_EXPECT,
+            ),
+            time_asgi(
+                "ASGI, no HTTP: broker AssumeRoleWithWebIdentity",
+                app,
+                requests,
+                batch_s=batch_s,
+                expect=WEB_EXPECT,
+            ),
+        ]
+    finally:
+        asyncio.run(verifier.aclose())
+
+
+def _run_micro(demo: Path, folder: Path, *, batch_s: float) -> MicroReport:
+    issuer = Issuer()
+    path, environ = bench_config(demo, folder, issuer)
+    config = load_config(path, environ=environ)
     app = create_app(config)
     sealer = token_sealer(config)
     directory = Directory.build(config)
@@ -396,6 +502,7 @@ def run_micro(demo: Path, *, batch_s: float = 0.1) -> MicroReport:
         ("ASGI, no HTTP: broker AssumeRole", app, plain_ar),
     ):
         timings.append(time_asgi(name, target, parts, batch_s=batch_s))
+    timings += _web_identity_timings(config, app, issuer, batch_s=batch_s)
     sizes = {
         "plain AssumeRole (in-process)": len(plain_token.encode()),
         f"AssumeRole + {POLICY_CHARS}-char policy + {len(TAGS)} tags": len(big_token.encode()),

@@ -5,10 +5,12 @@ Usage::
     .venv/bin/python bench/run.py [--seconds N] [--concurrency C] [--json FILE]
 
 Each server runs in its own process on a loopback port; this process is the load generator
-(httpx, HTTP/1.1 keep-alive, C closed-loop tasks replaying requests pre-signed by botocore).
-The absolute numbers depend on the machine and on the load generator sharing its cores; the
-ratio to the baseline, measured in the same run with the same generator, is the figure to
-compare across machines. A non-zero error count fails the run (exit status 1).
+(a minimal asyncio HTTP/1.1 client by default, keep-alive, C closed-loop tasks replaying
+requests pre-signed by botocore, or unsigned AssumeRoleWithWebIdentity requests carrying
+pre-minted ID tokens). The absolute numbers depend on the machine and on the load generator
+sharing its cores; the ratio to the baseline (``bare-form`` for the web identity row),
+measured in the same run with the same generator, is the figure to compare across machines.
+A non-zero error count fails the run (exit status 1).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -39,7 +42,7 @@ for entry in (str(ROOT), str(HERE)):  # repo for `broker`, bench/ for the siblin
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from loadgen import LoadResult, Prepared, run_load, sign_pool  # noqa: E402
+from loadgen import FORM_CT, LoadResult, Prepared, run_load, sign_pool  # noqa: E402
 from micro import (  # noqa: E402
     ALICE_KEY,
     GCI_BODY,
@@ -48,6 +51,8 @@ from micro import (  # noqa: E402
     credentials_of,
     run_micro,
 )
+from webid import EXPECT as WEB_EXPECT  # noqa: E402
+from webid import Issuer, request_body, write_config  # noqa: E402
 
 from broker.config import load_config  # noqa: E402
 from broker.directory import Directory  # noqa: E402
@@ -55,6 +60,8 @@ from broker.directory import Directory  # noqa: E402
 DEMO = ROOT / "config" / "demo.yaml"
 ALICE_ARN = "arn:aws:iam::111111111111:user/alice"
 STARTUP_TIMEOUT_S = 20.0
+WEB_TARGET = 0.5
+"""The web identity issue's target: at least half of bare-form's req/s."""
 
 
 # --------------------------------------------------------------------------- servers
@@ -142,12 +149,15 @@ class Scenario:
     name: str
     what: str
     result: LoadResult
+    baseline: str = "baseline"
+    """The scenario the ratios are taken against (``bare-form`` for the web identity row)."""
 
     def row(self, baseline: LoadResult) -> dict[str, Any]:
         r = self.result
         return {
             "name": self.name,
             "what": self.what,
+            "baseline": self.baseline,
             "requests": r.requests,
             "errors": r.errors,
             "seconds": round(r.seconds, 3),
@@ -185,7 +195,7 @@ def _load(
 
 
 def run_http(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
-    """Baseline first, then the three broker workloads, each in one timed window."""
+    """Baseline first, then the three broker workloads, then bare-form and web identity."""
     directory = Directory.build(load_config(DEMO))
     alice = directory.keys[ALICE_KEY]
     extra: dict[str, Any] = {}
@@ -253,7 +263,70 @@ def run_http(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
                 _load(broker, ar_pool, b"<SessionToken>", args),
             )
         )
-    return scenarios, extra
+    web_scenarios, web_extra = run_web_identity(args)
+    return scenarios + web_scenarios, extra | web_extra
+
+
+def unsigned_pool(url: str, bodies: list[str]) -> list[Prepared]:
+    """Unsigned form POSTs, one per body: AssumeRoleWithWebIdentity needs no signature."""
+    host = urlsplit(url).netloc
+    return [
+        Prepared(body=body.encode(), headers=(("Content-Type", FORM_CT),), host=host)
+        for body in bodies
+    ]
+
+
+def run_web_identity(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
+    """bare-form, then AssumeRoleWithWebIdentity, with the same generator and concurrency.
+
+    The broker runs demo.yaml plus the bench issuer (:mod:`webid`, JWKS from a file, so no
+    key is ever fetched). One real answer is taken first and becomes bare-form's fixed body,
+    so both servers send the same bytes (± a few in the compressed session token) and the
+    generator checks the same content in both. ``--pool`` distinct tokens are minted before
+    either window and replayed (the provider is not single_use, as with AWS).
+    """
+    issuer = Issuer()
+    extra: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        config = write_config(DEMO, folder, issuer)
+        bodies = [request_body(token) for token in issuer.tokens(args.pool)]
+        extra["web_identity_request_bytes"] = len(bodies[0])
+        with serve("broker", "--config", str(config)) as broker:
+            pool = unsigned_pool(broker.url, bodies)
+            answer = _post(broker.url, pool[0])
+            if answer.status_code != 200 or WEB_EXPECT not in answer.content:
+                raise RuntimeError(f"broker refused AssumeRoleWithWebIdentity: {answer.text[:300]}")
+            extra["web_identity_body_bytes"] = len(answer.content)
+            body_file = folder / "answer.xml"
+            body_file.write_bytes(answer.content)
+
+            with serve("bare-form", "--body-file", str(body_file)) as bare:
+                bare_pool = unsigned_pool(bare.url, bodies)
+                probe = _post(bare.url, bare_pool[0])
+                if probe.status_code != 200 or probe.content != answer.content:
+                    raise RuntimeError(
+                        f"bare-form answered {probe.status_code}: {probe.text[:300]}"
+                    )
+                print(f"[bench] bare-form on {bare.url} ...", file=sys.stderr, flush=True)
+                bare_result = _load(bare, bare_pool, WEB_EXPECT, args)
+
+            print(f"[bench] broker (web identity) on {broker.url} ...", file=sys.stderr, flush=True)
+            web_result = _load(broker, pool, WEB_EXPECT, args)
+    return [
+        Scenario(
+            "bare-form",
+            "bare Starlette: parse the form, fixed AssumeRoleWithWebIdentity answer",
+            bare_result,
+            baseline="bare-form",
+        ),
+        Scenario(
+            "web-identity",
+            "AssumeRoleWithWebIdentity -> WebBench (JWT verify + authz + mint + seal)",
+            web_result,
+            baseline="bare-form",
+        ),
+    ], extra
 
 
 # --------------------------------------------------------------------------- output
@@ -288,6 +361,7 @@ def machine() -> dict[str, Any]:
                 "h11",
                 "uvloop",
                 "httptools",
+                "joserfc",
             )
         },
     }
@@ -306,7 +380,11 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     )
     print(header)
     print("-" * len(header))
+    shown = "baseline"
     for r in rows:
+        if r["baseline"] != shown:
+            shown = r["baseline"]
+            print(f"  (ratios below are against {shown})")
         print(
             f"{r['name']:<12} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} "
             f"{r['p99_ms']:>8.2f} {r['errors']:>6d} {r['rps_ratio_vs_baseline']:>8.2f} "
@@ -314,6 +392,30 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"{r['server_cpu_ratio_vs_baseline']:>8.2f} {r['server_cpu_pct']:>6.0f}% "
             f"{r['loadgen_cpu_pct']:>6.0f}%"
         )
+
+
+def web_target(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Whether AssumeRoleWithWebIdentity reached half of bare-form's req/s, and by how much."""
+    web = next((r for r in rows if r["name"] == "web-identity"), None)
+    if web is None:
+        return None
+    ratio = web["rps_ratio_vs_baseline"]
+    return {
+        "target_rps_ratio": WEB_TARGET,
+        "rps_ratio": ratio,
+        "met": ratio >= WEB_TARGET,
+        "margin_pct": round((ratio / WEB_TARGET - 1) * 100, 1),
+    }
+
+
+def print_target(target: dict[str, Any] | None) -> None:
+    if target is None:
+        return
+    verdict = "met" if target["met"] else "NOT met"
+    print(
+        f"\nTarget (web-identity req/s >= {target['target_rps_ratio']:.2f} x bare-form): "
+        f"{verdict}, ratio {target['rps_ratio']:.2f} ({target['margin_pct']:+.0f}% vs target)"
+    )
 
 
 def print_micro(report: MicroReport) -> None:
@@ -337,7 +439,9 @@ def print_tokens(extra: dict[str, Any], report: MicroReport | None) -> None:
         print(
             f"\nResponse bodies: baseline {extra['baseline_body_bytes']} B, broker "
             f"GetCallerIdentity {extra.get('broker_gci_body_bytes')} B, AssumeRole "
-            f"{extra.get('assume_role_body_bytes')} B"
+            f"{extra.get('assume_role_body_bytes')} B, AssumeRoleWithWebIdentity "
+            f"{extra.get('web_identity_body_bytes')} B (= bare-form's; request body "
+            f"{extra.get('web_identity_request_bytes')} B)"
         )
 
 
@@ -379,9 +483,10 @@ def main(argv: list[str] | None = None) -> int:
     extra: dict[str, Any] = {}
     if not args.no_http:
         scenarios, extra = run_http(args)
-        baseline = scenarios[0].result
-        rows = [s.row(baseline) for s in scenarios]
+        by_name = {s.name: s.result for s in scenarios}
+        rows = [s.row(by_name[s.baseline]) for s in scenarios]
         print_http(rows, args)
+        print_target(web_target(rows))
     report = None if args.no_micro else run_micro(DEMO)
     if report is not None:
         print_micro(report)
@@ -398,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
                 "client": args.client,
             },
             "http": rows,
+            "web_identity_target": web_target(rows),
             "micro": [asdict(t) for t in report.timings] if report else [],
             "token_sizes": {
                 **({"plain AssumeRole (HTTP)": extra["session_token_bytes_http"]} if extra else {}),

@@ -1,14 +1,16 @@
 """One benchmark server process: the broker from a config file, or the bare baseline app.
 
-Run as ``python bench/server.py {broker,baseline} [--config PATH]``. The process binds a
-loopback socket on port 0 itself (no port race), prints ``PORT <n>`` on stdout, then serves
-with one uvicorn worker until it is terminated. It lives in its own process so the load
-generator's CPU time is never counted as the server's, and so ``/proc/<pid>/stat`` gives the
-server's CPU time alone.
+Run as ``python bench/server.py {broker,baseline,bare-form} [--config PATH] [--body-file F]``.
+The process binds a loopback socket on port 0 itself (no port race), prints ``PORT <n>`` on
+stdout, then serves with one uvicorn worker until it is terminated. It lives in its own
+process so the load generator's CPU time is never counted as the server's, and so
+``/proc/<pid>/stat`` gives the server's CPU time alone.
 
 The baseline is deliberately the smallest Starlette app that does what every STS answer
 needs at the HTTP level (read the form body, answer an XML document of the same size with
 the same headers), so ``broker / baseline`` isolates what the broker itself costs.
+``bare-form`` is the web identity workload's baseline: it also *parses* the form body (the
+token is ~0.6 KB of it) and answers a copy of a real AssumeRoleWithWebIdentity answer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import socket
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import uvicorn
 from starlette.applications import Starlette
@@ -73,6 +76,26 @@ def baseline_app(body: bytes) -> Starlette:
     )
 
 
+def bare_form_app(body: bytes) -> Starlette:
+    """Read and parse the form body, answer a fixed XML body: the web identity floor.
+
+    ``parse_qsl`` rather than ``await request.form()``: Starlette's form parser needs
+    python-multipart, which is not installed (the broker does not use it either), and
+    ``parse_qsl`` is what a bare handler would reach for. Same headers as the broker.
+    """
+    request_id = str(uuid.UUID(int=0))
+
+    async def sts(request: Request) -> Response:
+        if request.method == "GET":
+            return PlainTextResponse("bare-form\n")
+        params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        if "WebIdentityToken" not in params:
+            return PlainTextResponse("no WebIdentityToken\n", status_code=400)
+        return Response(body, media_type="text/xml", headers={"x-amzn-RequestId": request_id})
+
+    return Starlette(routes=[Route("/", sts, methods=["GET", "POST"])])
+
+
 def broker_app(config_path: Path) -> Starlette:
     """The real broker, built exactly as ``sts-broker serve`` builds it."""
     return create_app(load_config(config_path))
@@ -80,9 +103,10 @@ def broker_app(config_path: Path) -> Starlette:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kind", choices=["broker", "baseline"])
+    parser.add_argument("kind", choices=["broker", "baseline", "bare-form"])
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo.yaml")
     parser.add_argument("--user-id", default=ALICE["UserId"], help="baseline: UserId to render")
+    parser.add_argument("--body-file", type=Path, help="bare-form: the fixed answer to send")
     args = parser.parse_args(argv)
 
     # WARNING, not the CLI's default INFO: the access line per request is a logging cost,
@@ -90,11 +114,14 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("broker").setLevel(logging.WARNING)
 
-    app = (
-        broker_app(args.config)
-        if args.kind == "broker"
-        else baseline_app(baseline_body(args.user_id))
-    )
+    if args.kind == "broker":
+        app = broker_app(args.config)
+    elif args.kind == "bare-form":
+        if args.body_file is None:
+            parser.error("bare-form needs --body-file")
+        app = bare_form_app(args.body_file.read_bytes())
+    else:
+        app = baseline_app(baseline_body(args.user_id))
     # proto must say TCP: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto is
     # IPPROTO_TCP, and with proto 0 every keep-alive answer written in two parts stalls ~40 ms
     # on the client's delayed ACK. `uvicorn.run(host=, port=)` gets this right by itself.

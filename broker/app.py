@@ -17,6 +17,8 @@ from broker.clock import Clock, SystemClock
 from broker.config import BrokerConfig
 from broker.directory import Directory
 from broker.identity import WebIdentityVerifier
+from broker.issuer import WebIdentityIssuer
+from broker.issuer import routes as issuer_routes
 from broker.store import Store, open_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
@@ -47,8 +49,14 @@ def create_app(
     sealer = token_sealer(config)
     state = store or open_store(config.state, clock)
     web = WebIdentityVerifier(config, clock)
+    issuer = WebIdentityIssuer(config, clock)
     engine = StsEngine(
-        directory=directory, sealer=sealer, store=state, region=config.region, web=web
+        directory=directory,
+        sealer=sealer,
+        store=state,
+        region=config.region,
+        web=web,
+        issuer=issuer,
     )
     api = StsApi(
         model=StsModel.load(),
@@ -82,6 +90,7 @@ def create_app(
             Route("/", root, methods=["GET", "POST"]),
             Route("/sts", api.handle, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
+            *issuer_routes(issuer),
         ],
         lifespan=lifespan,
     )

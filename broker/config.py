@@ -35,6 +35,10 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import SplitResult, urlsplit
 
 import yaml
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -274,12 +278,6 @@ def _tag_value(value: object) -> str:
     return text
 
 
-def _mapping(value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(f"must be a mapping (got {_kind(value)})")
-    return value
-
-
 def _list(value: object) -> list[Any]:
     if not isinstance(value, list):
         raise _fail(f"must be a list (got {_kind(value)})")
@@ -309,6 +307,9 @@ ManagedPolicyName = Annotated[
 ]
 PolicyDocument = Annotated[
     dict[str, Any], _Checked(_policy_document, {"type": ["object", "string"]})
+]
+SamlProviderName = Annotated[
+    str, _text(r"[\w.-]{1,128}", "SAML provider names are 1-128 of letters, digits and ._-")
 ]
 TagKey = Annotated[str, _text(r".{1,128}", "tag keys are 1-128 characters", flags=re.DOTALL)]
 TagValue = Annotated[str, _Checked(_tag_value, {"type": "string", "maxLength": 256})]
@@ -359,6 +360,102 @@ class OidcSettings(_Model):
                 f"jwks_ttl_seconds ({self.jwks_ttl_seconds})"
             )
         return self
+
+
+class WebSettings(_Model):
+    """Browser sign-in: how long a session lives and the key its cookies are signed with.
+
+    ``cookie_key`` is optional because a broker with ``token_keys`` can derive one (HKDF, a
+    label of its own) and every node then agrees; without either, the key is ephemeral and
+    browser sessions end at restart and do not work across workers.
+    """
+
+    session_idle_seconds: Annotated[int, _ranged(60, 86400)] = 900
+    session_absolute_seconds: Annotated[int, _ranged(300, 86400)] = 28800
+    cookie_key: Annotated[bytes, _Checked(_token_secret, _WRITE_ONLY)] | None = Field(
+        default=None, repr=False
+    )
+
+    @model_validator(mode="after")
+    def _idle_within_absolute(self) -> WebSettings:
+        """An idle timeout longer than the absolute one would never apply: a typo, refuse it."""
+        if self.session_idle_seconds > self.session_absolute_seconds:
+            raise _fail(
+                f"session_idle_seconds ({self.session_idle_seconds}) must not exceed "
+                f"session_absolute_seconds ({self.session_absolute_seconds})"
+            )
+        return self
+
+
+class SamlSettings(_Model):
+    """How the broker acts as a SAML service provider, for every provider of every account.
+
+    The SP key pair decrypts ``EncryptedAssertion``s and is published in the SP metadata.
+    Without one the broker makes an ephemeral pair at start-up (and warns): encrypted
+    assertions then stop working at every restart, since the IdP encrypts to the old key.
+    """
+
+    sp_key_file: Annotated[str, _Checked(_string, {"type": "string"})] | None = None
+    sp_cert_file: Annotated[str, _Checked(_string, {"type": "string"})] | None = None
+    max_response_bytes: Annotated[int, _ranged(8192, 1_048_576)] = 262144
+    metadata_refresh_seconds: Annotated[int, _ranged(60, 604800)] = 3600
+
+    @field_validator("sp_key_file", "sp_cert_file")
+    @classmethod
+    def _resolve_sp_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Relative to the config file, and it must exist at start-up."""
+        if value is None:
+            return None
+        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+        path = _resolve_path(value, base)
+        if not path.is_file():
+            raise _fail(f"file not found: {path}")
+        return str(path)
+
+    @model_validator(mode="after")
+    def _sp_key_pair(self) -> SamlSettings:
+        """Both files or neither, and the certificate must hold the key's public half."""
+        if (self.sp_key_file is None) != (self.sp_cert_file is None):
+            raise _fail("set both sp_key_file and sp_cert_file, or neither")
+        if self.sp_key_file is not None and self.sp_cert_file is not None:
+            problem = sp_key_problem(Path(self.sp_key_file), Path(self.sp_cert_file))
+            if problem is not None:
+                raise _fail(problem)
+        return self
+
+
+def sp_key_problem(key_file: Path, cert_file: Path) -> str | None:
+    """Why the files can't be the SAML SP key pair (None when they can); never echoes a key.
+
+    Shared with the SAML verifier, which reads the pair again at start-up.
+    """
+    try:
+        pem = key_file.read_bytes()
+        cert_pem = cert_file.read_bytes()
+    except OSError as exc:
+        return f"cannot read the SP key pair ({exc.strerror})"
+    if len(pem) > _MAX_SP_FILE_BYTES or len(cert_pem) > _MAX_SP_FILE_BYTES:
+        return f"the SP key and certificate files must be at most {_MAX_SP_FILE_BYTES} bytes"
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except TypeError:
+        return "sp_key_file is encrypted; store it unencrypted (and protect the file)"
+    except (ValueError, UnsupportedAlgorithm):
+        return "sp_key_file is not a PEM private key (expected -----BEGIN PRIVATE KEY-----)"
+    if not isinstance(key, rsa.RSAPrivateKey) or not 2048 <= key.key_size <= 8192:
+        return "sp_key_file must be an RSA key of 2048 to 8192 bits (IdPs encrypt to RSA)"
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        return "sp_cert_file is not a PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+    public = certificate.public_key()
+    if not isinstance(public, rsa.RSAPublicKey) or (
+        public.public_numbers() != key.public_key().public_numbers()
+    ):
+        return "sp_cert_file does not hold the public key of sp_key_file"
+    return None
+
+_MAX_SP_FILE_BYTES = 64 * 1024
 
 
 class AccessKeyConfig(_Model):
@@ -550,16 +647,196 @@ def oidc_arn_path(url: str) -> str:
     return url.split("://", 1)[-1].rstrip("/")
 
 
+IssuerAlgorithm = Literal["RS256", "ES384"]
+"""What GetWebIdentityToken signs with (AWS offers exactly these two)."""
+
+ISSUER_ALGORITHMS: tuple[IssuerAlgorithm, ...] = get_args(IssuerAlgorithm)
+
+_MAX_PEM_BYTES = 64 * 1024
+
+
+def issuer_key_problem(pem: bytes, algorithm: str) -> str | None:
+    """Why ``pem`` can't sign ``algorithm`` tokens (None when it can).
+
+    Shared with the issuer's key loader, so a key file swapped after start-up is refused for
+    the same reasons and in the same words as at load time. Never echoes the key.
+    """
+    if len(pem) > _MAX_PEM_BYTES:
+        return f"the key file is larger than {_MAX_PEM_BYTES} bytes"
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except TypeError:
+        return "the PEM private key is encrypted; store it unencrypted (and protect the file)"
+    except (ValueError, UnsupportedAlgorithm):
+        return "not a PEM private key (expected -----BEGIN PRIVATE KEY-----)"
+    if algorithm == "RS256":
+        if not isinstance(key, rsa.RSAPrivateKey):
+            return "RS256 needs an RSA private key"
+        if not 2048 <= key.key_size <= 8192:
+            return f"RS256 keys must have 2048 to 8192 bits (this one has {key.key_size})"
+        return None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp384r1":
+        return "ES384 needs an EC private key on the P-384 curve (secp384r1)"
+    return None
+
+
+class IssuerKeyConfig(_Model):
+    """A key that signs the JWTs the broker mints, with its place in a rotation.
+
+    ``current`` signs; ``next`` is published in the JWKS before it signs, so verifiers have
+    cached it by the time it does; ``previous`` stays published after it stopped signing,
+    until the tokens it signed have expired.
+    """
+
+    id: Annotated[
+        str, _text(r"[A-Za-z0-9_.-]{1,64}", "key IDs (kid) are 1-64 of A-Z, a-z, 0-9 and _.-")
+    ]
+    algorithm: IssuerAlgorithm
+    private_key_file: Annotated[str, _Checked(_string, {"type": "string"})]
+    status: Literal["current", "next", "previous"] = "current"
+
+    @field_validator("private_key_file")
+    @classmethod
+    def _resolve_private_key_file(cls, value: str, info: ValidationInfo) -> str:
+        """Relative to the config file; read and checked now so a bad key stops start-up."""
+        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+        path = _resolve_path(value, base)
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise _fail(f"cannot read the key file {path} ({exc.strerror})") from None
+        algorithm = info.data.get("algorithm")
+        if isinstance(algorithm, str):
+            problem = issuer_key_problem(pem, algorithm)
+            if problem is not None:
+                raise _fail(f"{path}: {problem}")
+        return str(path)
+
+
+class IssuerSettings(_Model):
+    """The broker as an OIDC issuer: the keys GetWebIdentityToken signs with.
+
+    With no keys the broker makes one of each algorithm at start-up (and warns): fine for a
+    demo, but tokens then stop verifying at restart and nodes disagree on the key set.
+    """
+
+    keys: list[IssuerKeyConfig] = Field(default_factory=list)
+    jwks_max_age_seconds: Annotated[int, _ranged(60, 86400)] = 600
+
+    @model_validator(mode="after")
+    def _one_current_per_algorithm(self) -> IssuerSettings:
+        """Every algorithm needs exactly one signer; kids must name one key each."""
+        if not self.keys:
+            return self
+        seen: set[str] = set()
+        for key in self.keys:
+            if key.id in seen:
+                raise _fail(f"key ID {key.id!r} is used twice")
+            seen.add(key.id)
+        for algorithm in ISSUER_ALGORITHMS:
+            current = [
+                k.id for k in self.keys if k.algorithm == algorithm and k.status == "current"
+            ]
+            if len(current) != 1:
+                raise _fail(
+                    f"needs exactly one {algorithm} key with status current "
+                    f"(found {len(current)}); GetWebIdentityToken offers RS256 and ES384"
+                )
+        return self
+
+
+AWS_SAML_AUDIENCES = frozenset({"https://signin.aws.amazon.com/saml", "urn:amazon:webservices"})
+"""AWS's own SP values: listing one lets an IdP app made for AWS be pointed at the broker."""
+
+
+def _audiences(value: object) -> list[str]:
+    items = _list(value)
+    if len(items) > 20:
+        raise _fail(f"must list at most 20 audiences (got {len(items)})")
+    out: list[str] = []
+    for item in items:
+        text = _string(item)
+        if not re.fullmatch(r"[\x21-\x7e]{1,1024}", text):
+            raise _fail(
+                f"audiences are 1-1024 printable ASCII characters without spaces "
+                f"(got {_shown(text)})"
+            )
+        if text in out:
+            raise _fail(f"audience {_shown(text)} is listed twice")
+        out.append(text)
+    return out
+
+
+class SamlProviderConfig(_Model):
+    """A SAML identity provider (IAM's ``saml-provider``) whose assertions this account trusts.
+
+    Its metadata is the only source of its entity ID and signing keys. The broker's own
+    entity ID is always an accepted audience; ``audiences`` adds more.
+    """
+
+    metadata_file: Annotated[str, _Checked(_string, {"type": "string"})] | None = None
+    metadata_url: Annotated[str, _Checked(_oidc_url, _URL_SCHEMA)] | None = None
+    audiences: Annotated[
+        list[str], _Checked(_audiences, {"type": "array", "maxItems": 20})
+    ] = Field(default_factory=list)
+    idp_initiated: bool = False
+    allow_cbc_encryption: bool = False
+    single_use: bool = True
+
+    @field_validator("metadata_file")
+    @classmethod
+    def _read_metadata_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Relative to the config file; parsed now so a broken file stops start-up here."""
+        if value is None:
+            return None
+        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+        path = _resolve_path(value, base)
+        # Imported here: broker.identity imports this module, so a top-level import would
+        # be circular. By the time a file is validated both are fully loaded.
+        from broker.identity.saml_metadata import MetadataError, parse_metadata  # noqa: PLC0415
+
+        try:
+            parse_metadata(path.read_bytes())
+        except OSError as exc:
+            raise _fail(f"cannot read the metadata file {path} ({exc.strerror})") from None
+        except MetadataError as exc:
+            raise _fail(f"{path}: {exc}") from None
+        return str(path)
+
+    @model_validator(mode="after")
+    def _one_metadata_source(self) -> SamlProviderConfig:
+        if (self.metadata_file is None) == (self.metadata_url is None):
+            raise _fail("set exactly one of metadata_file and metadata_url")
+        return self
+
+    @property
+    def metadata_source(self) -> str:
+        """The absolute metadata file path, or the metadata URL."""
+        source = self.metadata_file if self.metadata_file is not None else self.metadata_url
+        assert source is not None
+        return source
+
+    @property
+    def aws_audience(self) -> bool:
+        """True when an AWS SP value is listed: AWS's sign-in URLs become valid recipients."""
+        return not AWS_SAML_AUDIENCES.isdisjoint(self.audiences)
+
+    @staticmethod
+    def arn(account: str, name: str) -> str:
+        """``arn:aws:iam::ACCOUNT:saml-provider/NAME``."""
+        return f"arn:aws:iam::{account}:saml-provider/{name}"
+
+
 class AccountConfig(_Model):
     """One AWS-style account: its users, its roles and (later) its federation providers."""
 
     alias: Alias | None = None
     users: dict[PrincipalName, UserConfig] = Field(default_factory=dict)
     roles: dict[PrincipalName, RoleConfig] = Field(default_factory=dict)
-    saml_providers: Annotated[dict[str, Any], _Checked(_mapping, {"type": "object"})] = Field(
-        default_factory=dict
-    )
+    saml_providers: dict[SamlProviderName, SamlProviderConfig] = Field(default_factory=dict)
     oidc_providers: list[OidcProviderConfig] = Field(default_factory=list)
+    outbound_web_identity_federation: bool = False
+    """GetWebIdentityToken for this account's principals; off by default, as in AWS."""
 
 
 class BrokerConfig(_Model):
@@ -575,6 +852,9 @@ class BrokerConfig(_Model):
     token_keys: list[TokenKey] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
+    saml: SamlSettings = Field(default_factory=SamlSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    issuer: IssuerSettings = Field(default_factory=IssuerSettings)
     accounts: dict[AccountId, AccountConfig]
     managed_policies: dict[ManagedPolicyName, PolicyDocument] = Field(default_factory=dict)
 

@@ -30,6 +30,7 @@ from broker.iam import (
 )
 from broker.identity import WebIdentityVerifier
 from broker.ids import account_of_key, new_access_key_id
+from broker.issuer import WebIdentityIssuer
 from broker.store import Store
 from broker.sts.callers import Caller
 from broker.sts.decisions import assume_role_problem, identity_problem
@@ -83,18 +84,21 @@ class StsEngine:
         store: Store,
         region: str,
         web: WebIdentityVerifier,
+        issuer: WebIdentityIssuer,
     ) -> None:
         self._directory = directory
         self._sealer = sealer
         self._store = store
         self._region = region
         self._web = web
+        self._issuer = issuer
         self._handlers: dict[str, Handler] = {
             "GetCallerIdentity": self.get_caller_identity,
             "GetAccessKeyInfo": self.get_access_key_info,
             "GetSessionToken": self.get_session_token,
             "AssumeRole": self.assume_role,
             "GetFederationToken": self.get_federation_token,
+            "GetWebIdentityToken": self.get_web_identity_token,
         }
         self.unsigned: dict[str, UnsignedHandler] = {
             "AssumeRoleWithWebIdentity": self.assume_role_with_web_identity,
@@ -210,6 +214,33 @@ class StsEngine:
         if packed is not None:
             result["PackedPolicySize"] = packed
         return result
+
+    async def get_web_identity_token(
+        self, params: Mapping[str, Any], caller: Caller, info: RequestInfo
+    ) -> dict[str, Any]:
+        """A JWT for the calling identity, signed by the broker as an OIDC issuer.
+
+        Needs ``sts:GetWebIdentityToken`` in the caller's policies, with AWS's request keys
+        so policies can restrict audiences, lifetimes and algorithms.
+        """
+        tags, _ = _validated_tags(params.get("Tags", ()), ())
+        keys: dict[str, ContextValue] = {
+            "sts:IdentityTokenAudience": tuple(params["Audience"]),
+            "sts:DurationSeconds": str(params.get("DurationSeconds", 300)),
+            "sts:SigningAlgorithm": params["SigningAlgorithm"],
+            **_tag_keys(tags),
+        }
+        self._require_identity_allow(caller, "sts:GetWebIdentityToken", "*", info, keys)
+        token, expires_at = self._issuer.mint(
+            caller,
+            audience=params["Audience"],
+            duration=params.get("DurationSeconds"),
+            algorithm=params["SigningAlgorithm"],
+            tags=tags,
+            subject_mode=params.get("SubjectMode"),
+            scope=params.get("Scope"),
+        )
+        return {"WebIdentityToken": token, "Expiration": float(expires_at)}
 
     async def assume_role(
         self, params: Mapping[str, Any], caller: Caller, info: RequestInfo

@@ -116,10 +116,10 @@ def _trust(principal: Any, actions: Any = "sts:AssumeRole", **extra: Any) -> dic
     return {"Effect": "Allow", "Principal": principal, "Action": actions, **extra}
 
 
-def write_config(path: Path, keys: dict[str, Key], totp: dict[str, str]) -> None:
+def write_config(path: Path, keys: dict[str, Key], totp: dict[str, str], public_url: str) -> None:
     role = f"arn:aws:iam::{DEV}:role"
     config = {
-        "public_url": "http://127.0.0.1:8080",
+        "public_url": public_url,
         "region": "us-east-1",
         "state": f"sqlite:///{path.parent / 'state.db'}",
         "token_keys": [{"id": "test1", "secret": "${TEST_TOKEN_KEY}"}],
@@ -129,6 +129,7 @@ def write_config(path: Path, keys: dict[str, Key], totp: dict[str, str]) -> None
         "accounts": {
             DEV: {
                 "alias": "dev",
+                "outbound_web_identity_federation": True,
                 "users": {
                     "alice": {
                         "access_keys": [{"id": keys["alice"].id, "secret": keys["alice"].secret}],
@@ -145,7 +146,7 @@ def write_config(path: Path, keys: dict[str, Key], totp: dict[str, str]) -> None
                                     ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
                                     [f"arn:aws:iam::{PROD}:role/UpdateApp", f"{role}/*"],
                                 ),
-                                _allow("sts:GetAccessKeyInfo", "*"),
+                                _allow(["sts:GetAccessKeyInfo", "sts:GetWebIdentityToken"], "*"),
                             )
                         },
                     },
@@ -194,7 +195,12 @@ def write_config(path: Path, keys: dict[str, Key], totp: dict[str, str]) -> None
                         "policies": {
                             "chain": _doc(
                                 _allow(
-                                    ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                                    [
+                                        "sts:AssumeRole",
+                                        "sts:TagSession",
+                                        "sts:SetSourceIdentity",
+                                        "sts:GetWebIdentityToken",
+                                    ],
                                     "*",
                                 )
                             )
@@ -255,7 +261,8 @@ def write_config(path: Path, keys: dict[str, Key], totp: dict[str, str]) -> None
                                         "arn:aws:s3:::prod-app-bucket",
                                         "arn:aws:s3:::prod-app-bucket/*",
                                     ],
-                                )
+                                ),
+                                _allow("sts:GetWebIdentityToken", "*"),
                             )
                         },
                     },
@@ -275,11 +282,17 @@ class Running:
     thread: threading.Thread
 
 
-def start_server(app: Any) -> tuple[str, Running]:
+def bind_loopback() -> socket.socket:
+    """A socket on a free loopback port, bound now so there is no port race."""
     # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY (it checks sock.proto); else Nagle adds ~40 ms.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def start_server(app: Any, sock: socket.socket | None = None) -> tuple[str, Running]:
+    sock = sock or bind_loopback()
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -303,12 +316,14 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     keys = {name: _key(i) for i, name in enumerate(["alice", "bob", "bob_old", "carol", "dave"])}
     totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
     path = folder / "broker.yaml"
-    write_config(path, keys, totp)
+    sock = bind_loopback()
+    # public_url is the real address: the broker is also an OIDC issuer at that URL.
+    write_config(path, keys, totp, f"http://127.0.0.1:{sock.getsockname()[1]}")
     config = load_config(
         path, environ={"TEST_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
     )
     clock = OffsetClock()
-    url, running = start_server(create_app(config, clock=clock))
+    url, running = start_server(create_app(config, clock=clock), sock)
     try:
         yield Broker(url=url, clock=clock, config_path=path, keys=keys, totp=totp)
     finally:

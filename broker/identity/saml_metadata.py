@@ -1,0 +1,288 @@
+"""IdP metadata: the entity ID and signing certificates each SAML provider is trusted with.
+
+This is the ``KeySource`` port for SAML. A provider's metadata (a file next to the config,
+or an https URL) is the *only* place signing keys come from: certificates inside a SAML
+message are never used. Metadata is parsed through the same gate as responses
+(:mod:`broker.identity.saml_xml`), reduced to a small frozen :class:`IdpMetadata` once per
+load, and the hot path is a dict lookup.
+
+Refresh: every ``saml.metadata_refresh_seconds`` the source is read again (file or URL).
+When a refresh fails, the last good metadata keeps serving (IdP signing keys change
+rarely and by planned rollover; failing every login because the metadata host blinked
+would be worse) and the failure is logged; a retry happens at most once a minute. A
+provider whose metadata was never loaded fails closed with ``IDPCommunicationError``.
+
+What is *not* done: the metadata's own XML signature is not checked (trust comes from the
+file the operator placed or from https to the URL the operator configured), and
+``validUntil``/``cacheDuration`` are not enforced; certificate validity dates are not
+enforced either (SAML V2.0 Metadata Interoperability Profile: the key is trusted because
+the metadata lists it, not because of the certificate around it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from lxml import etree  # type: ignore[import-untyped,unused-ignore]
+
+from broker.clock import Clock
+from broker.errors import StsError
+from broker.identity.saml_xml import XmlRefused, parse_xml
+
+log = logging.getLogger("broker.saml")
+
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
+MAX_METADATA_BYTES = 1024 * 1024
+_MAX_CERTIFICATES = 10
+_MIN_RSA_BITS = 2048
+_EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+_HTTP_TIMEOUT = 10.0
+_MAX_REDIRECTS = 3
+_RETRY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class SsoEndpoint:
+    """Where the IdP takes AuthnRequests (for the browser flow)."""
+
+    binding: str
+    location: str
+
+
+@dataclass(frozen=True)
+class IdpMetadata:
+    """What the broker needs from an IdP's metadata, parsed once per load."""
+
+    entity_id: str
+    certificates: tuple[x509.Certificate, ...]
+    """Signing certificates (``use="signing"`` or no ``use``), in document order."""
+    sso_endpoints: tuple[SsoEndpoint, ...]
+
+
+class MetadataError(Exception):
+    """The metadata can't be used; ``str(exc)`` is safe to show and log."""
+
+
+def parse_metadata(data: bytes) -> IdpMetadata:
+    """The IdP entity of a metadata document, or :class:`MetadataError` saying why not."""
+    try:
+        root = parse_xml(data, max_bytes=MAX_METADATA_BYTES, what="metadata").root
+    except XmlRefused as exc:
+        raise MetadataError(str(exc)) from None
+    if root.tag == f"{{{MD}}}EntitiesDescriptor":
+        entities = [
+            entity
+            for entity in root.iter(f"{{{MD}}}EntityDescriptor")
+            if entity.find(f"{{{MD}}}IDPSSODescriptor") is not None
+        ]
+        if len(entities) != 1:
+            raise MetadataError(
+                f"the metadata lists {len(entities)} identity providers; give a document "
+                "with exactly one"
+            )
+        root = entities[0]
+    elif root.tag != f"{{{MD}}}EntityDescriptor":
+        raise MetadataError("the metadata's root is not an md:EntityDescriptor")
+    entity_id = root.get("entityID") or ""
+    if not 1 <= len(entity_id) <= 1024 or entity_id != entity_id.strip():
+        raise MetadataError("the metadata's entityID must be 1-1024 characters")
+    descriptors = [
+        d
+        for d in root.findall(f"{{{MD}}}IDPSSODescriptor")
+        if PROTOCOL in (d.get("protocolSupportEnumeration") or "").split()
+    ]
+    if len(descriptors) != 1:
+        raise MetadataError("the metadata must have exactly one SAML 2.0 IDPSSODescriptor")
+    descriptor = descriptors[0]
+    certificates = _signing_certificates(descriptor)
+    endpoints = tuple(
+        SsoEndpoint(binding=e.get("Binding") or "", location=e.get("Location") or "")
+        for e in descriptor.findall(f"{{{MD}}}SingleSignOnService")
+    )
+    return IdpMetadata(entity_id=entity_id, certificates=certificates, sso_endpoints=endpoints)
+
+
+def _signing_certificates(descriptor: etree._Element) -> tuple[x509.Certificate, ...]:
+    found: list[x509.Certificate] = []
+    problems: list[str] = []
+    for key in descriptor.findall(f"{{{MD}}}KeyDescriptor"):
+        if key.get("use") not in (None, "signing"):
+            continue
+        for element in key.findall(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate"):
+            try:
+                cert = x509.load_der_x509_certificate(_b64(element.text or ""))
+            except ValueError:
+                problems.append("a signing certificate is not a valid X.509 certificate")
+                continue
+            problem = _weak(cert)
+            if problem is not None:
+                problems.append(problem)
+            elif cert not in found:
+                found.append(cert)
+    if not found:
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        raise MetadataError(f"the metadata has no usable signing certificate{detail}")
+    if len(found) > _MAX_CERTIFICATES:
+        raise MetadataError(f"the metadata lists more than {_MAX_CERTIFICATES} signing certificates")
+    for problem in problems:
+        log.warning("SAML metadata: ignoring a certificate: %s", problem)
+    return tuple(found)
+
+
+def _weak(cert: x509.Certificate) -> str | None:
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < _MIN_RSA_BITS:
+            return f"an RSA signing key of {key.key_size} bits (at least {_MIN_RSA_BITS})"
+        return None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return None if key.curve.name in _EC_CURVES else f"EC curve {key.curve.name}"
+    return "a signing key that is neither RSA nor EC"
+
+
+def _b64(text: str) -> bytes:
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+
+
+def communication_error(provider_arn: str, reason: str) -> StsError:
+    """Retryable refusal: the provider's metadata (so its keys) can't be had."""
+    return StsError(
+        "IDPCommunicationError",
+        f"Couldn't load the SAML metadata of {provider_arn}: {reason}",
+        400,
+    )
+
+
+@dataclass
+class _State:
+    """Mutable cache entry for one metadata source; only :class:`MetadataSource` touches it."""
+
+    metadata: IdpMetadata | None = None
+    fresh_until: float = -math.inf
+    next_attempt: float = -math.inf
+    last_error: str | None = None
+    inflight: asyncio.Future[None] | None = None
+
+
+class MetadataSource:
+    """Metadata per source (file path or URL), cached and refreshed as described above.
+
+    Two providers (in two accounts) naming the same file or URL share one cache entry.
+    It does not own ``http``.
+    """
+
+    def __init__(self, clock: Clock, http: httpx.AsyncClient, *, refresh_seconds: int) -> None:
+        self._clock = clock
+        self._http = http
+        self._refresh_seconds = float(refresh_seconds)
+        self._states: dict[str, _State] = {}
+
+    async def get(self, source: str, *, provider_arn: str) -> IdpMetadata:
+        """The metadata at ``source`` (an absolute file path or an http(s) URL)."""
+        state = self._states.setdefault(source, _State())
+        now = self._clock.time()
+        if state.inflight is not None or (now >= state.fresh_until and now >= state.next_attempt):
+            await self._refresh(source, state)
+        if state.metadata is None:
+            raise communication_error(provider_arn, state.last_error or "not loaded yet")
+        return state.metadata
+
+    async def aclose(self) -> None:
+        """Stop loads still in flight (shutdown)."""
+        for state in self._states.values():
+            if state.inflight is not None:
+                state.inflight.cancel()
+
+    async def _refresh(self, source: str, state: _State) -> None:
+        """Single flight: concurrent callers share the one load in progress."""
+        if state.inflight is None:
+            state.next_attempt = self._clock.time() + _RETRY_SECONDS
+            state.inflight = asyncio.ensure_future(self._load_into(source, state))
+        task = state.inflight
+        try:
+            await asyncio.shield(task)
+        finally:
+            if state.inflight is task and task.done():
+                state.inflight = None
+
+    async def _load_into(self, source: str, state: _State) -> None:
+        try:
+            raw = await self._read(source)
+            state.metadata = parse_metadata(raw)
+            state.fresh_until = self._clock.time() + self._refresh_seconds
+            state.last_error = None
+        except MetadataError as exc:
+            state.last_error = str(exc)
+            log.warning(
+                "SAML metadata %s: %s (%s)",
+                source,
+                exc,
+                "serving the last good copy" if state.metadata else "no usable metadata",
+            )
+
+    async def _read(self, source: str) -> bytes:
+        if not source.startswith(("http://", "https://")):
+            try:
+                raw = Path(source).read_bytes()
+            except OSError as exc:
+                raise MetadataError(f"cannot read the file ({exc.strerror})") from None
+            return raw
+        return await self._fetch(source)
+
+    async def _fetch(self, url: str) -> bytes:
+        """GET bounded in time and size, following redirects only within the same origin."""
+        current = url
+        try:
+            for _ in range(_MAX_REDIRECTS + 1):
+                async with self._http.stream(
+                    "GET", current, follow_redirects=False, timeout=_HTTP_TIMEOUT
+                ) as response:
+                    if response.is_redirect:
+                        target = urljoin(current, response.headers.get("location", ""))
+                        if not _same_origin(current, target):
+                            raise MetadataError(f"{current} redirects to another host")
+                        current = target
+                        continue
+                    if response.status_code != 200:
+                        raise MetadataError(f"HTTP {response.status_code} from {current}")
+                    return await _read_capped(response)
+        except httpx.HTTPError as exc:
+            raise MetadataError(f"{type(exc).__name__} fetching {current}") from None
+        raise MetadataError(f"too many redirects from {url}")
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_METADATA_BYTES:
+            raise MetadataError(f"the metadata is larger than {MAX_METADATA_BYTES} bytes")
+    return bytes(body)
+
+
+def _same_origin(a: str, b: str) -> bool:
+    first, second = urlsplit(a), urlsplit(b)
+    try:
+        return (first.scheme, first.hostname, first.port) == (
+            second.scheme,
+            second.hostname,
+            second.port,
+        )
+    except ValueError:
+        return False
+

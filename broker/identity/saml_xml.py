@@ -1,0 +1,165 @@
+"""The parse gate: the only way SAML XML (responses, decrypted assertions, metadata) is read.
+
+Identity brokers are broken at the parser more often than at the cryptography, so every
+document passes the same gate before any of it is used:
+
+- **Bounded**: a byte cap before parsing, then an element count cap and a depth cap (64)
+  checked in one walk. lxml's ``huge_tree`` stays off, so its own internal limits apply too.
+- **No DTD at all**: a ``<!DOCTYPE`` is refused before parsing (byte scan, UTF-8 only, so
+  the scan can't be dodged with UTF-16) and again after (``docinfo``). Without a DTD there
+  are no custom entities, hence no billion laughs and no external entities (XXE); the
+  parser also runs with ``resolve_entities=False``, ``load_dtd=False`` and
+  ``no_network=True``.
+- **No XInclude** element is accepted (lxml would only expand it on request; refusing it
+  keeps a later ``xinclude()`` call from ever meaning anything).
+- **No comments and no processing instructions anywhere.** The parser keeps comments
+  (``remove_comments=False``) so that they can be *seen*: ``a@corp.com<!---->.evil.com``
+  is a comment splitting a text node, and code that reads ``element.text`` gets
+  ``a@corp.com``. No IdP needs either, so the whole document is refused instead of
+  guessing which text nodes matter.
+- **IDs are unique** across every attribute a signature reference could resolve
+  (``ID``, ``Id``, ``id`` in any namespace, ``xml:id``): a duplicate is how a signed
+  element and an attacker's element get confused (signature wrapping).
+
+:func:`parse_xml` returns the root element; callers raise their own error from
+:class:`XmlRefused` (which carries a message safe to show: it never quotes the document).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lxml import etree  # type: ignore[import-untyped,unused-ignore]
+
+MAX_DEPTH = 64
+"""Deepest element nesting accepted; a real SAML response is under 15 levels deep."""
+MAX_ELEMENTS = 10_000
+"""Most elements in one document; a response with hundreds of group values stays far below."""
+
+XINCLUDE_NAMESPACES = frozenset(
+    {"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"}
+)
+_ID_NAMES = frozenset({"ID", "Id", "id"})
+_XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
+_DECLARATION = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+
+class XmlRefused(Exception):
+    """The document failed the gate; ``str(exc)`` says why without quoting the document."""
+
+
+@dataclass(frozen=True)
+class ParsedXml:
+    """A gated document: its root and every ID value in it (for reference checks)."""
+
+    root: etree._Element
+    ids: frozenset[str]
+
+
+def _parser() -> etree.XMLParser:
+    # A new parser per call: lxml parsers keep per-parse state (error log) and are not
+    # meant to be shared across threads.
+    return etree.XMLParser(
+        resolve_entities=False,
+        load_dtd=False,
+        dtd_validation=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=False,
+        remove_pis=False,
+        remove_blank_text=False,
+        strip_cdata=True,
+        collect_ids=False,
+    )
+
+
+def parse_xml(data: bytes, *, max_bytes: int, what: str = "document") -> ParsedXml:
+    """Parse ``data`` through the gate, or raise :class:`XmlRefused` saying which rule failed."""
+    if len(data) > max_bytes:
+        raise XmlRefused(f"The {what} is larger than {max_bytes} bytes.")
+    _check_encoding(data, what)
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise XmlRefused(f"The {what} contains a DOCTYPE or entity declaration; none is accepted.")
+    try:
+        root = etree.fromstring(data, parser=_parser())
+    except etree.XMLSyntaxError as exc:
+        line = exc.lineno if isinstance(exc.lineno, int) else 0
+        raise XmlRefused(f"The {what} is not well-formed XML (line {line}).") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
+        raise XmlRefused(f"The {what} contains a DOCTYPE; none is accepted.")
+    for sibling in _top_level_siblings(root):
+        _refuse_non_element(sibling, what)
+    return ParsedXml(root=root, ids=_walk(root, what))
+
+
+def _check_encoding(data: bytes, what: str) -> None:
+    """UTF-8 (or ASCII) only, so the byte scans for ``<!DOCTYPE`` can't be bypassed."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00", b"\x4c\x6f\xa7\x94")) or (
+        len(data) > 1 and data[1:2] == b"\x00"
+    ):
+        raise XmlRefused(f"The {what} must be UTF-8 encoded.")
+    match = _DECLARATION.match(data.removeprefix(b"\xef\xbb\xbf"))
+    if match and match.group(1).decode("ascii").lower() not in _UTF8_NAMES:
+        raise XmlRefused(f"The {what} must be UTF-8 encoded.")
+
+
+def _top_level_siblings(root: etree._Element) -> list[etree._Element]:
+    before: list[etree._Element] = []
+    node = root.getprevious()
+    while node is not None:
+        before.append(node)
+        node = node.getprevious()
+    node = root.getnext()
+    while node is not None:
+        before.append(node)
+        node = node.getnext()
+    return before
+
+
+def _refuse_non_element(node: etree._Element, what: str) -> None:
+    if isinstance(node, etree._Comment):
+        raise XmlRefused(f"The {what} contains an XML comment; comments are not accepted.")
+    if isinstance(node, etree._ProcessingInstruction):
+        raise XmlRefused(
+            f"The {what} contains a processing instruction; none is accepted."
+        )
+    if isinstance(node, etree._Entity):
+        raise XmlRefused(f"The {what} contains an entity reference; none is accepted.")
+
+
+def _walk(root: etree._Element, what: str) -> frozenset[str]:
+    """One pass: depth, count, comments/PIs/entities, XInclude, duplicate IDs."""
+    seen: set[str] = set()
+    count = 0
+    stack: list[tuple[etree._Element, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node.tag, str):
+            _refuse_non_element(node, what)
+            raise XmlRefused(f"The {what} contains an unexpected node.")
+        count += 1
+        if count > MAX_ELEMENTS:
+            raise XmlRefused(f"The {what} has more than {MAX_ELEMENTS} elements.")
+        if depth > MAX_DEPTH:
+            raise XmlRefused(f"The {what} nests elements deeper than {MAX_DEPTH} levels.")
+        qname = etree.QName(node)
+        if qname.namespace in XINCLUDE_NAMESPACES:
+            raise XmlRefused(f"The {what} contains an XInclude element; none is accepted.")
+        for name, value in node.attrib.items():
+            local = etree.QName(name).localname
+            if local in _ID_NAMES or name == _XML_ID:
+                if value in seen:
+                    raise XmlRefused(
+                        f"The {what} uses the ID {_short(value)} more than once; "
+                        "IDs must be unique."
+                    )
+                seen.add(value)
+        stack.extend((child, depth + 1) for child in node)
+    return frozenset(seen)
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 64 else text[:61] + "...")
