@@ -36,7 +36,7 @@ from webid import ACCOUNT as WEB_ACCOUNT
 from webid import EXPECT as WEB_EXPECT
 from webid import Issuer, add_web_identity, request_body
 
-from broker.app import create_app, token_sealer
+from broker.app import create_app, token_keys
 from broker.clock import SystemClock
 from broker.config import BrokerConfig, load_config
 from broker.directory import Directory
@@ -45,6 +45,7 @@ from broker.identity import WebIdentityVerifier, read_signature, verify_signatur
 from broker.request import HttpRequestParts
 from broker.sts.callers import Caller, authenticate
 from broker.sts.model import StsModel
+from broker.sts.tokens import TokenSealer
 
 NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 URL = "http://127.0.0.1:8080/"
@@ -411,7 +412,7 @@ def _run_micro(demo: Path, folder: Path, *, batch_s: float) -> MicroReport:
     path, environ = bench_config(demo, folder, issuer)
     config = load_config(path, environ=environ)
     app = create_app(config)
-    sealer = token_sealer(config)
+    sealer = TokenSealer(token_keys(config))
     directory = Directory.build(config)
     model = StsModel.load()
     secret = directory.keys[ALICE_KEY].secret

@@ -13,10 +13,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from broker import __version__
+from broker.authz import AuthorizationMessages, AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
 from broker.config import BrokerConfig
 from broker.directory import Directory
 from broker.identity import WebIdentityVerifier
+from broker.identity.saml import SamlVerifier
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
 from broker.store import Store, open_store
@@ -28,8 +30,11 @@ from broker.sts.tokens import TokenSealer
 log = logging.getLogger("broker")
 
 
-def token_sealer(config: BrokerConfig) -> TokenSealer:
-    """Seal with the configured keys, or with an ephemeral one (and say what that costs)."""
+def token_keys(config: BrokerConfig) -> list[tuple[str, bytes]]:
+    """The configured token keys, or an ephemeral one (and say what that costs).
+
+    Computed once: session tokens and authorization messages must share the same keys.
+    """
     keys = [(key.id, key.secret) for key in config.token_keys]
     if not keys:
         log.warning(
@@ -37,7 +42,7 @@ def token_sealer(config: BrokerConfig) -> TokenSealer:
             "a restart and are not valid on other nodes or workers"
         )
         keys = [("ephemeral", os.urandom(32))]
-    return TokenSealer(keys)
+    return keys
 
 
 def create_app(
@@ -46,9 +51,12 @@ def create_app(
     """Build the broker for ``config``; raises ConfigError for policies that do not parse."""
     clock = clock or SystemClock()
     directory = Directory.build(config)
-    sealer = token_sealer(config)
+    keys = token_keys(config)
+    sealer = TokenSealer(keys)
+    messages = AuthorizationMessages(keys, clock=clock)
     state = store or open_store(config.state, clock)
     web = WebIdentityVerifier(config, clock)
+    saml = SamlVerifier(config, clock)
     issuer = WebIdentityIssuer(config, clock)
     engine = StsEngine(
         directory=directory,
@@ -56,7 +64,20 @@ def create_app(
         store=state,
         region=config.region,
         web=web,
+        saml=saml,
         issuer=issuer,
+        messages=messages,
+    )
+    authz = AuthzApi(
+        service=AuthzService(
+            directory=directory, messages=messages, clock=clock, region=config.region
+        ),
+        directory=directory,
+        sealer=sealer,
+        clock=clock,
+        region=config.region,
+        public_url=config.public_url,
+        max_body_bytes=config.limits.max_body_bytes,
     )
     api = StsApi(
         model=StsModel.load(),
@@ -83,6 +104,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await web.aclose()
+        await saml.aclose()
         await state.close()
 
     return Starlette(
@@ -91,6 +113,7 @@ def create_app(
             Route("/sts", api.handle, methods=["GET", "POST"]),
             Route("/healthz", health, methods=["GET"]),
             *issuer_routes(issuer),
+            *authz.routes(),
         ],
         lifespan=lifespan,
     )

@@ -455,6 +455,7 @@ def sp_key_problem(key_file: Path, cert_file: Path) -> str | None:
         return "sp_cert_file does not hold the public key of sp_key_file"
     return None
 
+
 _MAX_SP_FILE_BYTES = 64 * 1024
 
 
@@ -776,9 +777,9 @@ class SamlProviderConfig(_Model):
 
     metadata_file: Annotated[str, _Checked(_string, {"type": "string"})] | None = None
     metadata_url: Annotated[str, _Checked(_oidc_url, _URL_SCHEMA)] | None = None
-    audiences: Annotated[
-        list[str], _Checked(_audiences, {"type": "array", "maxItems": 20})
-    ] = Field(default_factory=list)
+    audiences: Annotated[list[str], _Checked(_audiences, {"type": "array", "maxItems": 20})] = (
+        Field(default_factory=list)
+    )
     idp_initiated: bool = False
     allow_cbc_encryption: bool = False
     single_use: bool = True

@@ -143,7 +143,10 @@ def decrypt_assertion(
     else:
         raise DecryptionRefused("The assertion's encryption algorithm is not accepted.")
     cipher_value = data.find(f"{{{XENC}}}CipherData/{{{XENC}}}CipherValue")
-    if cipher_value is None or data.find(f"{{{XENC}}}CipherData/{{{XENC}}}CipherReference") is not None:
+    if (
+        cipher_value is None
+        or data.find(f"{{{XENC}}}CipherData/{{{XENC}}}CipherReference") is not None
+    ):
         raise DecryptionRefused("The encrypted assertion has no inline CipherValue.")
     ciphertext = _b64(cipher_value.text)
     wrapped = [

@@ -135,7 +135,9 @@ def _signing_certificates(descriptor: etree._Element) -> tuple[x509.Certificate,
         detail = f" ({'; '.join(problems)})" if problems else ""
         raise MetadataError(f"the metadata has no usable signing certificate{detail}")
     if len(found) > _MAX_CERTIFICATES:
-        raise MetadataError(f"the metadata lists more than {_MAX_CERTIFICATES} signing certificates")
+        raise MetadataError(
+            f"the metadata lists more than {_MAX_CERTIFICATES} signing certificates"
+        )
     for problem in problems:
         log.warning("SAML metadata: ignoring a certificate: %s", problem)
     return tuple(found)
@@ -285,4 +287,3 @@ def _same_origin(a: str, b: str) -> bool:
         )
     except ValueError:
         return False
-

@@ -3,8 +3,8 @@
 Identity brokers are broken at the parser more often than at the cryptography, so every
 document passes the same gate before any of it is used:
 
-- **Bounded**: a byte cap before parsing, then an element count cap and a depth cap (64)
-  checked in one walk. lxml's ``huge_tree`` stays off, so its own internal limits apply too.
+- **Bounded**: a byte cap before parsing, then an element count cap and a depth cap (64),
+  checked by XPath inside libxml2. ``huge_tree`` stays off, so lxml's own limits apply too.
 - **No DTD at all**: a ``<!DOCTYPE`` is refused before parsing (byte scan, UTF-8 only, so
   the scan can't be dodged with UTF-16) and again after (``docinfo``). Without a DTD there
   are no custom entities, hence no billion laughs and no external entities (XXE); the
@@ -40,8 +40,6 @@ MAX_ELEMENTS = 10_000
 XINCLUDE_NAMESPACES = frozenset(
     {"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"}
 )
-_ID_NAMES = frozenset({"ID", "Id", "id"})
-_XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 _DECLARATION = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
 
@@ -90,9 +88,7 @@ def parse_xml(data: bytes, *, max_bytes: int, what: str = "document") -> ParsedX
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
         raise XmlRefused(f"The {what} contains a DOCTYPE; none is accepted.")
-    for sibling in _top_level_siblings(root):
-        _refuse_non_element(sibling, what)
-    return ParsedXml(root=root, ids=_walk(root, what))
+    return ParsedXml(root=root, ids=_check_tree(root, what))
 
 
 def _check_encoding(data: bytes, what: str) -> None:
@@ -106,59 +102,41 @@ def _check_encoding(data: bytes, what: str) -> None:
         raise XmlRefused(f"The {what} must be UTF-8 encoded.")
 
 
-def _top_level_siblings(root: etree._Element) -> list[etree._Element]:
-    before: list[etree._Element] = []
-    node = root.getprevious()
-    while node is not None:
-        before.append(node)
-        node = node.getprevious()
-    node = root.getnext()
-    while node is not None:
-        before.append(node)
-        node = node.getnext()
-    return before
+# Each check is one XPath evaluated by libxml2 over the whole document (top-level siblings
+# of the root included): a Python walk of the tree cost more than the signature check.
+_COUNT = etree.XPath("count(//*)")
+_TOO_DEEP = etree.XPath("boolean(/" + "/".join(["*"] * (MAX_DEPTH + 1)) + ")")
+_COMMENTS = etree.XPath("boolean(//comment())")
+_INSTRUCTIONS = etree.XPath("boolean(//processing-instruction())")
+_XINCLUDE = etree.XPath(
+    "boolean(//*["
+    + " or ".join(f"namespace-uri()='{namespace}'" for namespace in sorted(XINCLUDE_NAMESPACES))
+    + "])"
+)
+_IDS = etree.XPath("//@*[local-name()='ID' or local-name()='Id' or local-name()='id']")
+"""Every attribute a signature reference could resolve to (``xml:id`` included)."""
 
 
-def _refuse_non_element(node: etree._Element, what: str) -> None:
-    if isinstance(node, etree._Comment):
+def _check_tree(root: etree._Element, what: str) -> frozenset[str]:
+    """Count, depth, comments, processing instructions, XInclude, duplicate IDs."""
+    if _COUNT(root) > MAX_ELEMENTS:
+        raise XmlRefused(f"The {what} has more than {MAX_ELEMENTS} elements.")
+    if _TOO_DEEP(root):
+        raise XmlRefused(f"The {what} nests elements deeper than {MAX_DEPTH} levels.")
+    if _COMMENTS(root):
         raise XmlRefused(f"The {what} contains an XML comment; comments are not accepted.")
-    if isinstance(node, etree._ProcessingInstruction):
+    if _INSTRUCTIONS(root):
+        raise XmlRefused(f"The {what} contains a processing instruction; none is accepted.")
+    if _XINCLUDE(root):
+        raise XmlRefused(f"The {what} contains an XInclude element; none is accepted.")
+    values = [str(value) for value in _IDS(root)]
+    unique = frozenset(values)
+    if len(unique) != len(values):
+        duplicate = next(value for value in values if values.count(value) > 1)
         raise XmlRefused(
-            f"The {what} contains a processing instruction; none is accepted."
+            f"The {what} uses the ID {_short(duplicate)} more than once; IDs must be unique."
         )
-    if isinstance(node, etree._Entity):
-        raise XmlRefused(f"The {what} contains an entity reference; none is accepted.")
-
-
-def _walk(root: etree._Element, what: str) -> frozenset[str]:
-    """One pass: depth, count, comments/PIs/entities, XInclude, duplicate IDs."""
-    seen: set[str] = set()
-    count = 0
-    stack: list[tuple[etree._Element, int]] = [(root, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if not isinstance(node.tag, str):
-            _refuse_non_element(node, what)
-            raise XmlRefused(f"The {what} contains an unexpected node.")
-        count += 1
-        if count > MAX_ELEMENTS:
-            raise XmlRefused(f"The {what} has more than {MAX_ELEMENTS} elements.")
-        if depth > MAX_DEPTH:
-            raise XmlRefused(f"The {what} nests elements deeper than {MAX_DEPTH} levels.")
-        qname = etree.QName(node)
-        if qname.namespace in XINCLUDE_NAMESPACES:
-            raise XmlRefused(f"The {what} contains an XInclude element; none is accepted.")
-        for name, value in node.attrib.items():
-            local = etree.QName(name).localname
-            if local in _ID_NAMES or name == _XML_ID:
-                if value in seen:
-                    raise XmlRefused(
-                        f"The {what} uses the ID {_short(value)} more than once; "
-                        "IDs must be unique."
-                    )
-                seen.add(value)
-        stack.extend((child, depth + 1) for child in node)
-    return frozenset(seen)
+    return unique
 
 
 def _short(text: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from broker.authz import AuthorizationMessages
 from broker.clock import iso8601
 from broker.directory import Directory, Role
 from broker.errors import StsError, access_denied, validation_error
@@ -29,6 +30,7 @@ from broker.iam import (
     parse_policy,
 )
 from broker.identity import WebIdentityVerifier
+from broker.identity.saml import SamlIdentity, SamlRole, SamlVerifier
 from broker.ids import account_of_key, new_access_key_id
 from broker.issuer import WebIdentityIssuer
 from broker.store import Store
@@ -84,13 +86,17 @@ class StsEngine:
         store: Store,
         region: str,
         web: WebIdentityVerifier,
+        saml: SamlVerifier,
         issuer: WebIdentityIssuer,
+        messages: AuthorizationMessages,
     ) -> None:
         self._directory = directory
         self._sealer = sealer
         self._store = store
         self._region = region
         self._web = web
+        self._saml = saml
+        self._messages = messages
         self._issuer = issuer
         self._handlers: dict[str, Handler] = {
             "GetCallerIdentity": self.get_caller_identity,
@@ -99,9 +105,11 @@ class StsEngine:
             "AssumeRole": self.assume_role,
             "GetFederationToken": self.get_federation_token,
             "GetWebIdentityToken": self.get_web_identity_token,
+            "DecodeAuthorizationMessage": self.decode_authorization_message,
         }
         self.unsigned: dict[str, UnsignedHandler] = {
             "AssumeRoleWithWebIdentity": self.assume_role_with_web_identity,
+            "AssumeRoleWithSAML": self.assume_role_with_saml,
         }
         """Actions that carry their own proof instead of a SigV4 signature."""
 
@@ -215,6 +223,18 @@ class StsEngine:
             result["PackedPolicySize"] = packed
         return result
 
+    async def decode_authorization_message(
+        self, params: Mapping[str, Any], caller: Caller, info: RequestInfo
+    ) -> dict[str, Any]:
+        """AWS's decoded JSON for a deny message, for callers allowed to read it."""
+        context = caller.context(
+            now=info.now, source_ip=info.source_ip, secure=info.secure, region=self._region
+        )
+        document = self._messages.decode_for(
+            caller, params["EncodedMessage"], self._directory, context=context
+        )
+        return {"DecodedMessage": json.dumps(document, separators=(",", ":"))}
+
     async def get_web_identity_token(
         self, params: Mapping[str, Any], caller: Caller, info: RequestInfo
     ) -> dict[str, Any]:
@@ -325,33 +345,18 @@ class StsEngine:
         policy_text, policy_arns = self._session_policies(params)
         packed = _packed_size(policy_text, policy_arns, claimed_tags)
 
-        context: dict[str, ContextValue] = {
-            "aws:CurrentTime": iso8601(info.now),
-            "aws:EpochTime": str(int(info.now)),
-            "aws:SecureTransport": "true" if info.secure else "false",
-            "aws:RequestedRegion": self._region,
-            "aws:FederatedProvider": identity.provider_arn,
-        }
-        if info.source_ip:
-            context["aws:SourceIp"] = info.source_ip
+        context = self._federated_context(info, identity.provider_arn)
         context.update(identity.context)
         context.update(_request_keys(session_name, tags, transitive, source_identity))
         principal = Principal(kind="Federated", arns=identity.principal_names, account=None)
-        denied = access_denied("Not authorized to perform sts:AssumeRoleWithWebIdentity")
-        if role is None:
-            raise denied
-        for action in _assume_actions("sts:AssumeRoleWithWebIdentity", tags, source_identity):
-            request = AuthzRequest(
-                action=action, resource=role.arn, context=context, principal=principal
-            )
-            trust = evaluate_policies((role.trust_policy,), request)
-            if trust.denied or not trust.allowed:
-                if action != "sts:AssumeRoleWithWebIdentity":
-                    raise access_denied(
-                        f"Not authorized to perform sts:AssumeRoleWithWebIdentity: the trust "
-                        f"policy does not allow {action}"
-                    )
-                raise denied
+        role = _federated_trust(
+            role,
+            "sts:AssumeRoleWithWebIdentity",
+            principal=principal,
+            context=context,
+            tags=tags,
+            source_identity=source_identity,
+        )
         duration = _role_duration(params.get("DurationSeconds"), role, chained=False)
         if identity.single_use:
             ttl = max(1.0, identity.expires_at - info.now) + _REPLAY_MARGIN_SECONDS
@@ -385,6 +390,99 @@ class StsEngine:
             Audience=identity.audience,
         )
         return result
+
+    async def assume_role_with_saml(
+        self, params: Mapping[str, Any], info: RequestInfo
+    ) -> dict[str, Any]:
+        """Trade a signed SAML Response for a role session (unsigned: the assertion is the proof).
+
+        The same verifier serves the browser ACS, so both paths apply the same rules. The
+        role must be one of the assertion's ``Role`` pairs *for the named provider*; an
+        assertion may be redeemed for several of its roles, but at most once per role
+        while it is valid (REFERENCE: the broker's replay rule).
+        """
+        role_arn: str = params["RoleArn"]
+        provider_arn: str = params["PrincipalArn"]
+        identity = await self._saml.verify(
+            params["SAMLAssertion"], provider_arn=provider_arn, api=True
+        )
+        role = self._directory.role(role_arn)
+        if SamlRole(role_arn=role_arn, provider_arn=provider_arn) not in identity.roles:
+            raise access_denied(
+                "Not authorized to perform sts:AssumeRoleWithSAML: the assertion's Role "
+                f"attribute does not pair {role_arn} with {provider_arn}"
+            )
+        if identity.session_name is None:
+            raise StsError(
+                "InvalidIdentityToken",
+                "The SAML assertion has no https://aws.amazon.com/SAML/Attributes/RoleSessionName"
+                " attribute; AWS requires one.",
+            )
+        session_name = identity.session_name
+        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
+        tags, transitive = _validated_tags(claimed_tags, list(identity.transitive_tag_keys))
+        source_identity = _source_identity(identity.source_identity, None)
+        policy_text, policy_arns = self._session_policies(params)
+        packed = _packed_size(policy_text, policy_arns, claimed_tags)
+        context = self._federated_context(info, provider_arn)
+        context.update(identity.context)
+        context.update(_request_keys(session_name, tags, transitive, source_identity))
+        principal = Principal(kind="Federated", arns=(provider_arn,), account=None)
+        role = _federated_trust(
+            role,
+            "sts:AssumeRoleWithSAML",
+            principal=principal,
+            context=context,
+            tags=tags,
+            source_identity=source_identity,
+        )
+        duration = _saml_duration(params.get("DurationSeconds"), role, identity, info.now)
+        if identity.single_use:
+            ttl = max(1.0, identity.not_on_or_after - info.now) + _REPLAY_MARGIN_SECONDS
+            key = f"{identity.issuer}#{identity.assertion_id}#{role.arn}"
+            if not await self._store.claim("saml-assertion", key, ttl):
+                raise StsError(
+                    "InvalidIdentityToken",
+                    "This SAML assertion was already redeemed for this role.",
+                )
+        claims = _role_claims(
+            role,
+            session_name,
+            now=int(info.now),
+            duration=duration,
+            source_arn=provider_arn,
+            tags=tags,
+            transitive=transitive,
+            source_identity=source_identity,
+            policy_text=policy_text,
+            policy_arns=policy_arns,
+            mfa=False,
+            mfa_at=None,
+            chain_depth=0,
+        )
+        log.info("AssumeRoleWithSAML %s/%s -> %s", identity.issuer, identity.subject, claims.arn)
+        result = self._role_result(claims, packed)
+        result.update(
+            Subject=identity.subject,
+            SubjectType=identity.subject_type,
+            Issuer=identity.issuer,
+            Audience=identity.audience,
+            NameQualifier=identity.name_qualifier,
+        )
+        return result
+
+    def _federated_context(self, info: RequestInfo, provider_arn: str) -> dict[str, ContextValue]:
+        """Global keys for a federated request (no caller session yet)."""
+        context: dict[str, ContextValue] = {
+            "aws:CurrentTime": iso8601(info.now),
+            "aws:EpochTime": str(int(info.now)),
+            "aws:SecureTransport": "true" if info.secure else "false",
+            "aws:RequestedRegion": self._region,
+            "aws:FederatedProvider": provider_arn,
+        }
+        if info.source_ip:
+            context["aws:SourceIp"] = info.source_ip
+        return context
 
     # -- shared rules ----------------------------------------------------------------------
 
@@ -500,6 +598,54 @@ class StsEngine:
                     "only policies under managed_policies in the broker config)."
                 )
         return text, arns
+
+
+def _federated_trust(
+    role: Role | None,
+    action: str,
+    *,
+    principal: Principal,
+    context: Mapping[str, ContextValue],
+    tags: Mapping[str, str],
+    source_identity: str | None,
+) -> Role:
+    """The role's trust policy must admit the federated principal for every action needed.
+
+    Refusals say only "Not authorized" for the main action, as AWS does, so a token or
+    assertion holder cannot tell a missing role from a trust policy that does not admit
+    them; a missing TagSession/SetSourceIdentity grant is named, since the role's trust
+    policy already admitted the holder.
+    """
+    denied = access_denied(f"Not authorized to perform {action}")
+    if role is None:
+        raise denied
+    for needed in _assume_actions(action, tags, source_identity):
+        request = AuthzRequest(
+            action=needed, resource=role.arn, context=context, principal=principal
+        )
+        trust = evaluate_policies((role.trust_policy,), request)
+        if trust.denied or not trust.allowed:
+            if needed != action:
+                raise access_denied(
+                    f"Not authorized to perform {action}: the trust policy does not allow {needed}"
+                )
+            raise denied
+    return role
+
+
+def _saml_duration(requested: int | None, role: Role, identity: SamlIdentity, now: float) -> int:
+    """AWS: min(DurationSeconds or 3600, SessionDuration attribute, SessionNotOnOrAfter)."""
+    duration = _role_duration(requested, role, chained=False)
+    if identity.session_duration is not None:
+        duration = min(duration, identity.session_duration)
+    if identity.session_not_on_or_after is not None:
+        duration = min(duration, int(identity.session_not_on_or_after - now))
+    if duration <= 0:
+        raise StsError(
+            "ExpiredTokenException",
+            "The SAML session ended (SessionNotOnOrAfter has passed).",
+        )
+    return duration
 
 
 def _role_duration(requested: int | None, role: Role, chained: bool) -> int:

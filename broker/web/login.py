@@ -87,7 +87,8 @@ class PendingLogin:
 
 
 def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode("ascii")).hexdigest()
+    # UTF-8, not ASCII: a cookie is attacker-chosen text and must hash, not raise.
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 class LoginBinding:

@@ -489,9 +489,15 @@ def test_forged_session_cookie_is_anonymous(local: Server) -> None:
     real = browser.cookie()
     assert real is not None
     session_id, mac = real.split(".")
-    for forged in (f"{'A' * 43}.{mac}", f"{session_id}.{'A' * 22}", "x"):
-        response = browser.get("/page", headers={"cookie": f"sts-broker={forged}"})
+    for forged in (f"{'A' * 43}.{mac}", f"{session_id}.{'A' * 22}", "x", "caf\xe9.\xff"):
+        cookie = f"sts-broker={forged}".encode("latin-1")
+        forger = Browser(local)  # an empty jar: only the forged cookie is sent
+        response = forger.get("/page", headers={b"cookie": cookie})
         assert response.text == "<p>anonymous</p>", forged
+        posted = forger.client.post(
+            "/echo", data={"csrf_token": "\xe9" * 43}, headers={b"cookie": cookie}
+        )
+        refused(posted, 403, "CsrfTokenInvalid")
 
 
 def test_logout_ends_the_session_on_the_server(local: Server) -> None:
@@ -587,7 +593,7 @@ def test_https_saml_acs_needs_the_login_cookie(public: Server) -> None:
     )
     # That second begin saw no cookie (httpx holds it back on http) and bound a new one.
     assert acs_code(ok) == "LoginBrowserMismatch"
-    response = browser.get("/saml/begin", headers={"cookie": cookie})
+    response = browser.get("/saml/begin", headers={b"cookie": cookie})
     relay = parse_qs(urlsplit(response.headers["location"]).query)["RelayState"][0]
     ok = browser.post(
         "/saml/acs", {"RelayState": relay, "user": "a"}, origin=IDP, headers={"cookie": cookie}

@@ -245,19 +245,17 @@ def test_rotated_key_still_opens_and_expiry_is_enforced(clock: FrozenClock) -> N
 
 
 def test_decode_needs_permission_before_looking_at_the_message(service: AuthzService) -> None:
-    denied = AccessDeniedProbe(service)
+    decode_for = service.messages.decode_for
     # Without the permission even garbage answers AccessDenied: nothing is learnt.
-    assert denied.refusal(NOBODY, "garbage") == ("AccessDenied", 403)
-    assert denied.refusal(NOBODY, _denied_message(service)) == ("AccessDenied", 403)
-    assert denied.refusal(AUDITOR, "garbage") == ("InvalidAuthorizationMessageException", 400)
-
-
-class AccessDeniedProbe:
-    def __init__(self, service: AuthzService) -> None:
-        self._service = service
-
-    def refusal(self, caller: Caller, message: str) -> tuple[str, int]:
-        return _refusal(self._service.messages.decode_for, caller, message, DIRECTORY)
+    assert _refusal(decode_for, NOBODY, "garbage", DIRECTORY) == ("AccessDenied", 403)
+    assert _refusal(decode_for, NOBODY, _denied_message(service), DIRECTORY) == (
+        "AccessDenied",
+        403,
+    )
+    assert _refusal(decode_for, AUDITOR, "garbage", DIRECTORY) == (
+        "InvalidAuthorizationMessageException",
+        400,
+    )
 
 
 def test_message_about_another_account_is_refused(service: AuthzService) -> None:

@@ -619,6 +619,46 @@ def test_limits_defaults_and_bounds() -> None:
     )
 
 
+def test_web_settings_defaults_bounds_and_secret_cookie_key() -> None:
+    web = load_config(write(MINIMAL), environ={}).web
+    assert (web.session_idle_seconds, web.session_absolute_seconds, web.cookie_key) == (
+        900,
+        28800,
+        None,
+    )
+    key = base64.b64encode(b"W3bC00k1e-key-material-32-bytes!").decode()
+    config = load_config(
+        write(MINIMAL + "web: {cookie_key: '${WEB_KEY}'}\n"), environ={"WEB_KEY": key}
+    )
+    assert config.web.cookie_key == b"W3bC00k1e-key-material-32-bytes!"
+    assert key not in repr(config) and "W3bC00k1e" not in repr(config)
+    for fields, reason in (
+        ("session_idle_seconds: 59", "session_idle_seconds: must be between 60 and 86400 (got 59)"),
+        ("session_absolute_seconds: 86401", "session_absolute_seconds: must be between 300 and"),
+        ("session_idle_seconds: yes", "session_idle_seconds: must be a whole number between 60"),
+        ("cookie_ky: x", "cookie_ky: unknown key 'cookie_ky' (did you mean 'cookie_key'?)"),
+    ):
+        problem = one_problem(MINIMAL + f"web: {{{fields}}}\n")
+        assert problem.startswith(f"c.yaml:7: web.{reason}"), problem
+    assert one_problem(
+        MINIMAL + "web: {session_idle_seconds: 3600, session_absolute_seconds: 1800}\n"
+    ) == (
+        "c.yaml:7: web: session_idle_seconds (3600) must not exceed session_absolute_seconds (1800)"
+    )
+    short = base64.b64encode(b"S3cr3t-short").decode()
+    problem = one_problem(MINIMAL + f"web: {{cookie_key: '{short}'}}\n")
+    assert problem.startswith(
+        "c.yaml:7: web.cookie_key: must decode to at least 32 bytes (decodes to 12)"
+    )
+    assert short not in problem and "S3cr3t" not in problem
+    assert one_problem(MINIMAL + "web: {cookie_key: 'not base64!'}\n").startswith(
+        "c.yaml:7: web.cookie_key: must be base64 of at least 32 random bytes"
+    )
+    schema = config_json_schema()["$defs"]["WebSettings"]["properties"]
+    assert schema["session_idle_seconds"]["default"] == 900
+    assert any(part.get("writeOnly") for part in schema["cookie_key"]["anyOf"])
+
+
 # --------------------------------------------------------------------------- cross-field
 
 

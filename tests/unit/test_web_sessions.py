@@ -497,6 +497,8 @@ def test_handle_from_another_browser_is_refused() -> None:
     assert refusal(binding, policy, attacker_handle, victim_cookie) == "LoginBrowserMismatch"
     # And the handle is spent: the attacker cannot use it afterwards either.
     assert refusal(binding, policy, attacker_handle, victim_cookie) == "LoginHandleReplayed"
+    handle, _ = begin(binding, policy)
+    assert refusal(binding, policy, handle, "caf\xe9") == "LoginBrowserMismatch"  # not a 500
 
 
 def test_missing_login_cookie_is_refused_on_https_and_for_oidc() -> None:
