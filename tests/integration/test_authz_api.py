@@ -28,6 +28,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -584,6 +585,27 @@ def test_tampered_and_foreign_messages_are_invalid(broker: AuthzBroker) -> None:
         "InvalidAuthorizationMessageException",
         400,
     )
+
+
+def test_sts_decode_authorization_message_with_boto3(broker: AuthzBroker) -> None:
+    """The STS action itself, as `aws sts decode-authorization-message` calls it."""
+    message = _deny_message(broker)
+    decoded = json.loads(
+        broker.sts("auditor").decode_authorization_message(EncodedMessage=message)["DecodedMessage"]
+    )
+    assert decoded["allowed"] is False
+    assert decoded["context"]["action"] == "s3:PutObject"
+    for user, expected in (
+        ("writer", ("AccessDenied", 403)),
+        ("prod-auditor", ("InvalidAuthorizationMessageException", 400)),
+    ):
+        with pytest.raises(ClientError) as info:
+            broker.sts(user).decode_authorization_message(EncodedMessage=message)
+        response = info.value.response
+        assert (
+            response["Error"]["Code"],
+            response["ResponseMetadata"]["HTTPStatusCode"],
+        ) == expected
 
 
 def test_decode_refuses_a_bearer_proof(broker: AuthzBroker) -> None:
