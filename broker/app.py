@@ -17,8 +17,7 @@ from broker.authz import AuthorizationMessages, AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
 from broker.config import BrokerConfig
 from broker.directory import Directory
-from broker.identity import WebIdentityVerifier
-from broker.identity.saml import SamlVerifier
+from broker.identity import SamlVerifier, WebIdentityVerifier
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
 from broker.store import Store, open_store

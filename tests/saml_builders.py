@@ -253,6 +253,13 @@ def response(
     return root
 
 
+class _AnySigner(XMLSigner):
+    """signxml's signer without its SHA-1 refusal: old IdPs do sign with SHA-1."""
+
+    def check_deprecated_methods(self) -> None:
+        return None
+
+
 def sign(
     element: Any,
     pair: KeyPair | None = None,
@@ -264,7 +271,7 @@ def sign(
 ) -> Any:
     """``element`` with an enveloped signature (in its placeholder, else appended)."""
     pair = pair or keypair("idp")
-    signer = XMLSigner(
+    signer = _AnySigner(
         method=SignatureConstructionMethod.enveloped,
         signature_algorithm=algorithm,
         digest_algorithm=digest,
@@ -330,9 +337,11 @@ def encrypt(
     method: str = XENC11 + "aes256-gcm",
     transport: str = XENC + "rsa-oaep-mgf1p",
     key_in_keyinfo: bool = True,
+    plaintext: bytes | None = None,
 ) -> Any:
-    """An EncryptedAssertion holding ``assertion_element``, for the SP's certificate."""
-    plaintext = etree.tostring(assertion_element)
+    """An EncryptedAssertion holding ``assertion_element`` (or raw ``plaintext``)."""
+    if plaintext is None:
+        plaintext = etree.tostring(assertion_element)
     size = 16 if "128" in method else 32
     content_key = os.urandom(size)
     if "gcm" in method:

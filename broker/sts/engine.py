@@ -29,8 +29,7 @@ from broker.iam import (
     evaluate_policies,
     parse_policy,
 )
-from broker.identity import WebIdentityVerifier
-from broker.identity.saml import SamlIdentity, SamlRole, SamlVerifier
+from broker.identity import SamlIdentity, SamlRole, SamlVerifier, WebIdentityVerifier
 from broker.ids import account_of_key, new_access_key_id
 from broker.issuer import WebIdentityIssuer
 from broker.store import Store

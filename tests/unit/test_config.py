@@ -19,6 +19,7 @@ from broker.config import (
     load_config,
 )
 from broker.ids import account_of_key
+from tests.saml_builders import keypair, metadata
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
 
@@ -473,14 +474,106 @@ def test_description_limit_and_type_errors() -> None:
     ]
 
 
-def test_provider_placeholders_keep_their_shape() -> None:
-    text = MINIMAL + "    saml_providers: {corp: {metadata_file: x}}\n"
-    config = load_config(write(text), environ={})
-    account = config.accounts["111111111111"]
-    assert account.saml_providers == {"corp": {"metadata_file": "x"}}
+def test_oidc_providers_must_be_a_list() -> None:
     assert one_problem(MINIMAL + "    oidc_providers: {}\n") == (
         "c.yaml:7: accounts.111111111111.oidc_providers: must be a list (got a mapping)"
     )
+
+
+# --------------------------------------------------------------------------- SAML
+
+SAML_PROVIDERS = MINIMAL + "    saml_providers:\n"
+
+
+def _saml_files() -> None:
+    """IdP metadata and an SP key pair in the scratch folder (real documents, real keys)."""
+    Path("idp.xml").write_bytes(metadata())
+    Path("sp.key").write_bytes(keypair("sp").key_pem)
+    Path("sp.crt").write_bytes(keypair("sp").cert_pem.encode())
+
+
+def test_saml_provider_defaults_and_arn(tmp_path: Path) -> None:
+    _saml_files()
+    text = SAML_PROVIDERS + (
+        "      Corp: {metadata_file: idp.xml}\n"
+        "      okta.prod-1: {metadata_url: 'https://corp.okta.com/app/x/sso/saml/metadata',\n"
+        "                    audiences: [urn:amazon:webservices], idp_initiated: true,\n"
+        "                    allow_cbc_encryption: true, single_use: false}\n"
+    )
+    providers = load_config(write(text), environ={}).accounts["111111111111"].saml_providers
+    corp, okta = providers["Corp"], providers["okta.prod-1"]
+    assert corp.metadata_source == str(tmp_path / "idp.xml")
+    assert (corp.audiences, corp.idp_initiated, corp.allow_cbc_encryption, corp.single_use) == (
+        [],
+        False,
+        False,
+        True,
+    )
+    assert corp.aws_audience is False
+    assert corp.arn("111111111111", "Corp") == "arn:aws:iam::111111111111:saml-provider/Corp"
+    assert okta.metadata_source == "https://corp.okta.com/app/x/sso/saml/metadata"
+    assert (okta.aws_audience, okta.idp_initiated, okta.single_use) == (True, True, False)
+
+
+def test_saml_provider_rules() -> None:
+    _saml_files()
+    cases = {
+        "Corp: {}": "Corp: set exactly one of metadata_file and metadata_url",
+        "Corp: {metadata_file: idp.xml, metadata_url: 'https://x.example/m'}": (
+            "Corp: set exactly one of metadata_file and metadata_url"
+        ),
+        "Corp: {metadata_url: 'http://idp.example/m'}": "metadata_url: must use https://",
+        "Corp: {metadata_file: gone.xml}": "metadata_file: cannot read the metadata file",
+        "Corp: {metadata_file: c.yaml}": "metadata_file: ",
+        "Corp: {metadata_file: idp.xml, audiences: [a, a]}": "audience 'a' is listed twice",
+        "Corp: {metadata_file: idp.xml, audiences: [7]}": "audiences: must be a string",
+        "Corp: {metadata_file: idp.xml, audiences: ['a b']}": "1-1024 printable ASCII",
+        "Corp: {metadata_file: idp.xml, idp_initiated: 'yes'}": "must be true or false",
+        "Corp: {metadata_file: idp.xml, single_us: true}": "unknown key 'single_us' (did you",
+        "'Co rp': {metadata_file: idp.xml}": "SAML provider names are 1-128 of letters",
+    }
+    for fields, reason in cases.items():
+        problem = one_problem(SAML_PROVIDERS + f"      {fields}\n")
+        assert problem.startswith("c.yaml:8: accounts.111111111111.saml_providers."), problem
+        assert reason in problem, problem
+    Path("bad.xml").write_bytes(b"<md/>")
+    problem = one_problem(SAML_PROVIDERS + "      Corp: {metadata_file: bad.xml}\n")
+    assert "bad.xml: the metadata's root is not an md:EntityDescriptor" in problem
+
+
+def test_saml_settings_defaults_bounds_and_sp_key_pair(tmp_path: Path) -> None:
+    _saml_files()
+    saml = load_config(write(MINIMAL), environ={}).saml
+    assert saml.model_dump() == {
+        "sp_key_file": None,
+        "sp_cert_file": None,
+        "max_response_bytes": 262144,
+        "metadata_refresh_seconds": 3600,
+    }
+    pair = load_config(
+        write(MINIMAL + "saml: {sp_key_file: sp.key, sp_cert_file: sp.crt}\n"), environ={}
+    ).saml
+    assert (pair.sp_key_file, pair.sp_cert_file) == (
+        str(tmp_path / "sp.key"),
+        str(tmp_path / "sp.crt"),
+    )
+    Path("other.crt").write_bytes(keypair("other").cert_pem.encode())
+    Path("ec.key").write_bytes(keypair("ec", "ec").key_pem)
+    Path("ec.crt").write_bytes(keypair("ec", "ec").cert_pem.encode())
+    for fields, reason in (
+        ("max_response_bytes: 8191", "max_response_bytes: must be between 8192 and 1048576"),
+        ("metadata_refresh_seconds: 59", "metadata_refresh_seconds: must be between 60"),
+        ("sp_key_file: sp.key", "set both sp_key_file and sp_cert_file, or neither"),
+        ("sp_key_file: sp.key, sp_cert_file: other.crt", "does not hold the public key"),
+        ("sp_key_file: sp.crt, sp_cert_file: sp.crt", "sp_key_file is not a PEM private key"),
+        ("sp_key_file: sp.key, sp_cert_file: sp.key", "sp_cert_file is not a PEM certificate"),
+        ("sp_key_file: ec.key, sp_cert_file: ec.crt", "must be an RSA key of 2048 to 8192"),
+        ("sp_key_file: nope.key, sp_cert_file: sp.crt", "sp_key_file: file not found"),
+    ):
+        problem = one_problem(MINIMAL + f"saml: {{{fields}}}\n")
+        assert problem.startswith("c.yaml:7: saml"), problem
+        assert reason in problem, problem
+        assert "PRIVATE KEY-----\n" not in problem and "MII" not in problem
 
 
 # --------------------------------------------------------------------------- OIDC providers
