@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from broker import __version__
 from broker.authz import AuthorizationMessages, AuthzApi, AuthzService
@@ -25,8 +27,19 @@ from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.model import StsModel
 from broker.sts.tokens import TokenSealer
+from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
+from broker.web.pages import STATIC_DIR
 
 log = logging.getLogger("broker")
+
+CSRF_EXEMPT = {
+    "/": "STS Query API: SigV4 or an assertion/token in the body, no cookie",
+    "/sts": "STS Query API: SigV4 or an assertion/token in the body, no cookie",
+    "/authz/check": "JSON API authenticated by SigV4 or a presigned proof, no cookie",
+    "/authz/decode": "JSON API authenticated by SigV4, no cookie",
+    "/saml/acs": "cross-site POST from the IdP; bound to the browser by LoginBinding instead",
+}
+"""Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
 
 
 def token_keys(config: BrokerConfig) -> list[tuple[str, bytes]]:
@@ -54,6 +67,10 @@ def create_app(
     sealer = TokenSealer(keys)
     messages = AuthorizationMessages(keys, clock=clock)
     state = store or open_store(config.state, clock)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
     web = WebIdentityVerifier(config, clock)
     saml = SamlVerifier(config, clock)
     issuer = WebIdentityIssuer(config, clock)
@@ -88,6 +105,32 @@ def create_app(
         max_body_bytes=config.limits.max_body_bytes,
     )
 
+    routes: list[BaseRoute] = [
+        Route("/sts", api.handle, methods=["GET", "POST"]),
+        Route("/healthz", health, methods=["GET"]),
+        *issuer_routes(issuer),
+        *authz.routes(),
+    ]
+    middleware: list[Middleware] = []
+    if saml.provider_arns():
+        # Browser sign-in exists only where a login provider does: building the sessions
+        # refuses an http public_url off loopback, which an API-only broker may have.
+        sessions = BrowserSessions.from_config(config, state, clock)
+        login = LoginBinding(
+            state, clock, sessions.cookies, return_prefixes=saml_routes.RETURN_PREFIXES
+        )
+        browser = saml_routes.SamlBrowserRoutes(
+            verifier=saml,
+            sessions=sessions,
+            login=login,
+            store=state,
+            clock=clock,
+            directory=directory,
+            max_body_bytes=config.saml.max_response_bytes * 2,
+        )
+        routes += [*browser.routes(), Mount("/static", StaticFiles(directory=STATIC_DIR))]
+        middleware = web_middleware(config, sessions, csrf_exempt=CSRF_EXEMPT)
+
     async def root(request: Request) -> Response:
         # GET / with no query is for people (the sign-in page, later); anything else is STS.
         if request.method == "GET" and not request.url.query:
@@ -95,9 +138,6 @@ def create_app(
                 f"sts-broker {__version__}: AWS STS Query API at {config.public_url}/\n"
             )
         return await api.handle(request)
-
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__})
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,12 +147,7 @@ def create_app(
         await state.close()
 
     return Starlette(
-        routes=[
-            Route("/", root, methods=["GET", "POST"]),
-            Route("/sts", api.handle, methods=["GET", "POST"]),
-            Route("/healthz", health, methods=["GET"]),
-            *issuer_routes(issuer),
-            *authz.routes(),
-        ],
+        routes=[Route("/", root, methods=["GET", "POST"]), *routes],
+        middleware=middleware,
         lifespan=lifespan,
     )

@@ -10,8 +10,10 @@ otherwise use:
   processing we don't do (``crit``, ``cty``). JWE and oversized tokens are refused unread.
 - ``iss`` only selects the provider (a dict lookup in the role's account); keys come only
   from that provider's JWKS (:mod:`broker.identity.jwks`); ``kid`` is only a lookup key.
-- The signature is checked by joserfc; only then are claims believed. JSON with duplicate
-  member names is refused, so no two parsers can read one token two ways.
+- The signature is checked with ``cryptography`` on the signing input as received (the
+  header's ``alg`` picks the hash, the key's type must fit it); only then are claims
+  believed. JSON with duplicate member names is refused, so no two parsers can read one
+  token two ways.
 - Standard claims: exact ``iss``, ``aud`` holding a registered client ID (and ``azp``'s
   rule for several audiences), integer ``exp``/``iat``/``nbf`` within the clock skew, age
   and lifetime bounded; then the issuer kind's own rules (:mod:`broker.identity.oidc_conventions`).
@@ -32,9 +34,12 @@ from types import MappingProxyType
 from typing import Any
 
 import httpx
-from joserfc import jws
-from joserfc.errors import BadSignatureError, JoseError
-from joserfc.jws import JWSRegistry
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ec import ECDSA, EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from broker.clock import Clock
 from broker.config import BrokerConfig, OidcProviderConfig
@@ -61,7 +66,18 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _HEADER_NAMES = frozenset({"alg", "kid", "typ", "x5t", "x5t#S256"})
 """``x5t`` is only a certificate thumbprint (GitHub and Entra ID send it); it is ignored."""
 _KEY_BEARING = frozenset({"jwk", "jku", "x5u", "x5c"})
-_REGISTRY = JWSRegistry(algorithms=sorted(ALLOWED_ALGORITHMS))
+_PKCS1 = PKCS1v15()
+_RSA_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "RS256": hashes.SHA256(),
+    "RS384": hashes.SHA384(),
+    "RS512": hashes.SHA512(),
+}
+_EC_SCHEMES: dict[str, tuple[str, ECDSA]] = {
+    "ES256": ("secp256r1", ECDSA(hashes.SHA256())),
+    "ES384": ("secp384r1", ECDSA(hashes.SHA384())),
+    "ES512": ("secp521r1", ECDSA(hashes.SHA512())),
+}
+"""RFC 7518 section 3.4: each ES algorithm is bound to one curve (P-256, P-384, P-521)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,19 @@ class _Header:
     kid: str | None
 
 
+@dataclass(frozen=True)
+class _Compact:
+    """A compact JWS as read by :meth:`WebIdentityVerifier._read`, before any key is used."""
+
+    header: _Header
+    claims: dict[str, Any]
+    payload: bytes
+    signing_input: bytes
+    """``header.payload`` exactly as received: what the signature covers (RFC 7515 5.2)."""
+    signature: str
+    """The third segment, still base64url: decoded only once there are keys to try."""
+
+
 class WebIdentityVerifier:
     """Verifies web identity tokens against the OIDC providers of the role's account."""
 
@@ -141,7 +170,8 @@ class WebIdentityVerifier:
         self, token: str, *, account: str, provider_id: str | None = None
     ) -> WebIdentity:
         """The identity in ``token`` if every rule holds; otherwise an :class:`StsError`."""
-        header, claims, payload = self._read(token)
+        parsed = self._read(token)
+        header, claims, payload = parsed.header, parsed.claims, parsed.payload
         issuer = claims.get("iss")
         if not isinstance(issuer, str):
             raise invalid_token("The web identity token has no iss claim.")
@@ -156,7 +186,7 @@ class WebIdentityVerifier:
                 f"token ({provider.config.arn_path}); omit ProviderId for OpenID Connect ID tokens."
             )
         keys = await self._keys.candidates(provider.config, kid=header.kid, alg=header.alg)
-        _check_signature(token, keys)
+        _check_signature(header.alg, parsed.signing_input, parsed.signature, keys)
         expires_at = self._check_times(claims, provider.config)
         subject = claims.get("sub")
         if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
@@ -193,7 +223,7 @@ class WebIdentityVerifier:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _read(self, token: str) -> tuple[_Header, dict[str, Any], bytes]:
+    def _read(self, token: str) -> _Compact:
         """Header and (unverified) payload of a compact JWS, or a refusal of its form."""
         if not isinstance(token, str) or not MIN_TOKEN_CHARS <= len(token) <= self._max_bytes:
             size = len(token) if isinstance(token, str) else 0
@@ -225,7 +255,13 @@ class WebIdentityVerifier:
         if not segments[2]:
             raise invalid_token("The web identity token is not signed.")
         payload = _b64decode(segments[1], "payload")
-        return header, _json_object(payload, "payload"), payload
+        return _Compact(
+            header=header,
+            claims=_json_object(payload, "payload"),
+            payload=payload,
+            signing_input=f"{segments[0]}.{segments[1]}".encode("ascii"),
+            signature=segments[2],
+        )
 
     def _check_times(self, claims: Mapping[str, Any], provider: OidcProviderConfig) -> int:
         now = self._clock.time()
@@ -298,16 +334,56 @@ def _check_header(header: Mapping[str, Any]) -> _Header:
     return _Header(alg=alg, kid=kid)
 
 
-def _check_signature(token: str, keys: tuple[VerificationKey, ...]) -> None:
-    for key in keys:
-        try:
-            jws.deserialize_compact(token, key.key, registry=_REGISTRY)
-        except BadSignatureError:
-            continue
-        except JoseError:
-            break
-        return
+def _check_signature(
+    alg: str, signing_input: bytes, signature: str, keys: tuple[VerificationKey, ...]
+) -> None:
+    """Accept if one candidate key verifies ``signature`` over ``signing_input`` with ``alg``.
+
+    This is what joserfc's ``deserialize_compact`` did, without re-splitting, re-decoding
+    and re-validating the header :meth:`WebIdentityVerifier._read` already checked more
+    strictly (alg allow-list, no ``crit``/``b64``/key-bearing members). A key is used only
+    for an algorithm it was published for and only if its type (and curve) fits that
+    algorithm, so an RSA key can never meet an ES signature or vice versa. Every failure,
+    a badly encoded signature included, is the same refusal.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if raw:
+        for key in keys:
+            if alg in key.algorithms and _verifies(alg, key.public, signing_input, raw):
+                return
     raise invalid_token("The web identity token's signature is not valid.")
+
+
+def _verifies(
+    alg: str,
+    public: RSAPublicKey | EllipticCurvePublicKey,
+    signing_input: bytes,
+    signature: bytes,
+) -> bool:
+    """One RS*/ES* verification (RFC 7518 3.3 and 3.4); False on any mismatch."""
+    try:
+        if isinstance(public, RSAPublicKey):
+            rsa_hash = _RSA_HASHES.get(alg)
+            if rsa_hash is None:
+                return False
+            public.verify(signature, signing_input, _PKCS1, rsa_hash)
+            return True
+        scheme = _EC_SCHEMES.get(alg)
+        if scheme is None or public.curve.name != scheme[0]:
+            return False
+        # JWS carries R || S, each the curve's size in bytes; cryptography wants DER.
+        size = (public.curve.key_size + 7) // 8
+        if len(signature) != 2 * size:
+            return False
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        public.verify(encode_dss_signature(r, s), signing_input, scheme[1])
+        return True
+    except InvalidSignature:
+        return False
 
 
 def _matched_audience(claims: Mapping[str, Any], provider: _Provider) -> str:
@@ -373,22 +449,26 @@ def _b64decode(segment: str, what: str) -> bytes:
         raise invalid_token(f"The token {what} is not valid base64url.") from None
 
 
+def _unique_pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members, refused when a name repeats (the dict would be shorter)."""
+    out = dict(items)
+    if len(out) != len(items):
+        raise ValueError("duplicate member name")
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+"""Built once: ``json.loads`` with hooks would build a new decoder for every call."""
+
+
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Strict JSON: an object, UTF-8, no duplicate names, no NaN/Infinity."""
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, value in items:
-            if name in out:
-                raise ValueError("duplicate member name")
-            out[name] = value
-        return out
-
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
     try:
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+        value = _STRICT_JSON.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise invalid_token(
             f"The token {what} is not valid JSON (or repeats a member name)."

@@ -419,6 +419,17 @@ class SamlVerifier:
             api=api,
         )
 
+    async def idp_metadata(self, provider_arn: str) -> IdpMetadata:
+        """The metadata of one configured provider (SSO endpoints for SP-initiated login)."""
+        provider = self._providers.get(provider_arn)
+        if provider is None:
+            raise invalid_token(f"No SAML provider {_short(provider_arn)} exists.")
+        return await self._metadata.get(provider.config.metadata_source, provider_arn=provider.arn)
+
+    def provider_arns(self) -> tuple[str, ...]:
+        """Every configured SAML provider ARN, in (account, name) order."""
+        return tuple(self._providers)
+
     async def aclose(self) -> None:
         """Stop metadata loads and close the HTTP client if this verifier made it."""
         await self._metadata.aclose()
