@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -46,4 +47,10 @@ def utc(ts: float) -> datetime:
 
 def iso8601(ts: float) -> str:
     """AWS's timestamp spelling on the wire: ``2026-11-28T20:00:00Z`` (whole seconds)."""
-    return utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _iso8601_second(int(ts))
+
+
+@lru_cache(maxsize=64)
+def _iso8601_second(second: int) -> str:
+    """Cached per whole second: every request formats "now" and a near-future expiry."""
+    return utc(second).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -17,7 +17,6 @@ from broker.iam.matching import (
     ContextView,
     Principal,
     PrincipalHow,
-    action_match,
     arn_match,
     match_principal,
     not_principal_exempts,
@@ -37,11 +36,14 @@ class AuthzRequest:
     """Needed for trust and resource policies; without it a statement that names a
     principal never allows, and a Deny that names one always applies (fail closed)."""
     _view: ContextView = field(init=False, repr=False, compare=False)
+    _action: str = field(init=False, repr=False, compare=False)
+    """``action`` lower-cased once for every statement's compiled action matcher."""
 
     def __post_init__(self) -> None:
         # Built once so every statement shares the folded lookup; a malformed context is
         # a caller bug and fails loudly here rather than deep inside a condition.
         object.__setattr__(self, "_view", ContextView.of(self.context))
+        object.__setattr__(self, "_action", self.action.lower())
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ def _statement_applies(
 ) -> tuple[bool, PrincipalHow | None]:
     """Whether the statement matches, and how its Principal element named the caller."""
     view = request._view
-    if any(action_match(a, request.action) for a in statement.actions) == statement.not_action:
+    if statement.action_matcher(request._action) == statement.not_action:
         return False, None
     if statement.resources is not None:
         hit = any(arn_match(r, request.resource, view) for r in statement.resources)

@@ -7,8 +7,9 @@ callers, so a pattern such as ``*a*a*a*a*b`` must not be able to make matching e
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -255,6 +256,59 @@ def _split_units(units: tuple[_Unit, ...]) -> list[tuple[_Unit, ...]]:
 def action_match(pattern: str, action: str) -> bool:
     """Actions compare case-insensitively (``STS:assumerole`` is ``sts:AssumeRole``)."""
     return glob_match(Template(pattern, (pattern,)), action, ContextView({}), fold=True)
+
+
+ActionMatcher = Callable[[str], bool]
+"""Takes the request's action already lower-cased (``str.lower``), once per request."""
+
+
+def compile_actions(patterns: tuple[str, ...]) -> ActionMatcher:
+    """One matcher for a statement's Action/NotAction list, built when the policy is parsed.
+
+    Equivalent to ``any(action_match(p, action) for p in patterns)``, but the per-request
+    work drops to a set lookup for literal names (most policies) and a ``startswith`` for
+    ``service:Prefix*``; only other wildcard shapes keep the general matcher, with their
+    units lowered once here. Non-ASCII patterns (which the parser never admits) keep
+    :func:`action_match` itself, since lowering such a string whole and per character can
+    differ.
+    """
+    literals: set[str] = set()
+    prefixes: list[str] = []
+    general: list[ActionMatcher] = []
+    for pattern in patterns:
+        if not pattern.isascii():
+            general.append(functools.partial(action_match, pattern))
+            continue
+        folded = pattern.lower()
+        head = folded.rstrip("*")
+        if "*" not in head and "?" not in head:
+            if head == folded:
+                literals.add(folded)
+            elif not head:
+                return _match_any  # only stars: matches every action
+            else:
+                prefixes.append(head)
+        else:
+            units = tuple(_STAR if ch == "*" else _QMARK if ch == "?" else ch for ch in folded)
+            general.append(functools.partial(_glob, units))
+    frozen = frozenset(literals)
+    starts = tuple(prefixes)
+    if not starts and not general:
+        return frozen.__contains__
+    rest = tuple(general)
+
+    def matches(lowered: str) -> bool:
+        return (
+            lowered in frozen
+            or (bool(starts) and lowered.startswith(starts))
+            or any(match(lowered) for match in rest)
+        )
+
+    return matches
+
+
+def _match_any(lowered: str) -> bool:
+    return True
 
 
 # --------------------------------------------------------------------------- principals

@@ -12,12 +12,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from broker.iam.conditions import Condition, parse_conditions
 from broker.iam.errors import MalformedPolicyError, show
-from broker.iam.matching import PrincipalKind, PrincipalSpec, Template, parse_template
+from broker.iam.matching import (
+    ActionMatcher,
+    PrincipalKind,
+    PrincipalSpec,
+    Template,
+    compile_actions,
+    parse_template,
+)
 
 PolicyKind = Literal["identity", "session", "trust", "resource"]
 Effect = Literal["Allow", "Deny"]
@@ -77,6 +84,12 @@ class Statement:
     """None for identity and session policies, which may not name a principal."""
     not_principal: bool
     conditions: tuple[Condition, ...]
+    action_matcher: ActionMatcher = field(init=False, repr=False, compare=False)
+    """``actions`` compiled once (see :func:`~broker.iam.matching.compile_actions`): a
+    trust policy is evaluated on every request, its action list never changes."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action_matcher", compile_actions(self.actions))
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class StsApi:
             info = RequestInfo(
                 now=self._clock.time(),
                 source_ip=query.parts.client_ip,
-                secure=request.url.scheme == "https",
+                secure=request.scope.get("scheme") == "https",
             )
             if query.action in self._signed:
                 who = authenticate(

@@ -87,6 +87,11 @@ class _Shape:
     regex: re.Pattern[str] | None = field(default=None, compare=False)
     enum: tuple[str, ...] = ()
     sensitive: bool = False
+    member_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Names of ``members``, for rendering's unknown-member check on every response."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "member_names", frozenset(m.name for m in self.members))
 
 
 @dataclass(frozen=True)
@@ -462,6 +467,13 @@ class _Decoder:
     def check(self, shape: _Shape, value: Any, path: str, sensitive: bool) -> None:
         """Apply the model's min/max/pattern/enum traits to a decoded value."""
         kind = shape.type
+        if kind == "string" and shape.regex is None and not shape.enum:
+            # Most strings have only length limits: test them before building any list.
+            length = len(value)
+            if (shape.min is None or length >= shape.min) and (
+                shape.max is None or length <= shape.max
+            ):
+                return
         rules: list[str] = []
         if kind in _INT_RANGES:
             if shape.min is not None and value < shape.min:
@@ -575,12 +587,11 @@ def _render(
 def _render_members(
     shape: _Shape, value: Mapping[str, Any], indent: str, path: str, out: list[str]
 ) -> None:
-    known = shape.members
-    names = {m.name for m in known}
-    unknown = [k for k in value if k not in names]
-    if unknown:
+    names = shape.member_names
+    if not names.issuperset(value):
+        unknown = [k for k in value if k not in names]
         raise ValueError(f"result for {path} has members not in the model: {sorted(unknown)}")
-    for m in known:
+    for m in shape.members:
         member_value = value.get(m.name)
         if member_value is not None:
             _render(m.shape, m.wire, member_value, f"{path}.{m.name}", indent=indent, out=out)

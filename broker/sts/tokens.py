@@ -95,6 +95,8 @@ _WIRE = {
 }
 _FROM_WIRE = {v: k for k, v in _WIRE.items()}
 _DEFAULTS = {f: SessionClaims.__dataclass_fields__[f].default for f in _WIRE}
+_WIRE_FIELDS = tuple((name, short, _DEFAULTS[name]) for name, short in _WIRE.items())
+"""``(field, wire key, default)`` in wire order, so sealing does no lookups per field."""
 
 
 class TokenInvalidError(Exception):
@@ -175,9 +177,9 @@ def _secret_for(key: _Key, nonce: bytes) -> str:
 def _to_wire(claims: SessionClaims) -> dict[str, Any]:
     """Short keys, defaults omitted: a plain AssumeRole session seals to ~250 bytes."""
     out: dict[str, Any] = {}
-    for name, short in _WIRE.items():
+    for name, short, default in _WIRE_FIELDS:
         value = getattr(claims, name)
-        if value == _DEFAULTS.get(name) or (not value and value not in (0, False)):
+        if value == default or (not value and value not in (0, False)):
             continue
         if isinstance(value, Mapping):
             value = dict(value)
