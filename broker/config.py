@@ -332,7 +332,7 @@ class TokenKey(_Model):
 class Limits(_Model):
     """Bounds the broker enforces on every request, tunable per deployment."""
 
-    max_body_bytes: Annotated[int, _ranged(1024, 1_048_576)] = 65536
+    max_body_bytes: Annotated[int, _ranged(1024, 1_048_576)] = 262144
     clock_skew_seconds: Annotated[int, _ranged(0, 900)] = 300
 
 

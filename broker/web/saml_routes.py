@@ -134,7 +134,7 @@ class SamlBrowserRoutes:
             response,
             kind="saml",
             request_id=request_id,
-            return_to=request.query_params.get("return_to", DEFAULT_RETURN),
+            return_to=_return_to(request.query_params.get("return_to", DEFAULT_RETURN)),
         )
         response.headers["location"] = redirect_url(
             endpoint.location, xml, handle, self._verifier.sp_credentials
@@ -176,7 +176,7 @@ class SamlBrowserRoutes:
                 "This sign-in response was already used.",
                 "AssertionReplayed",
             )
-        response = RedirectResponse(safe_return_to(return_to, RETURN_PREFIXES), status_code=303)
+        response = RedirectResponse(_return_to(return_to), status_code=303)
         await self._sessions.create(request, response, session_data(identity))
         log.info(
             "SAML login %s via %s (%d roles)",
@@ -225,6 +225,12 @@ class SamlBrowserRoutes:
                 return None
             form[key] = value
         return form
+
+
+def _return_to(value: str) -> str:
+    """An allow-listed path to land on after login; anything else lands on the roles page."""
+    safe = safe_return_to(value, RETURN_PREFIXES)
+    return safe if safe != "/" else DEFAULT_RETURN
 
 
 def _account_label(account: str, aliases: Mapping[str, str]) -> str:
