@@ -3,14 +3,17 @@
 Usage::
 
     .venv/bin/python bench/run.py [--seconds N] [--concurrency C] [--json FILE]
+                                  [--only {sts,web,saml}]...
 
 Each server runs in its own process on a loopback port; this process is the load generator
 (a minimal asyncio HTTP/1.1 client by default, keep-alive, C closed-loop tasks replaying
-requests pre-signed by botocore, or unsigned AssumeRoleWithWebIdentity requests carrying
-pre-minted ID tokens). The absolute numbers depend on the machine and on the load generator
-sharing its cores; the ratio to the baseline (``bare-form`` for the web identity row),
-measured in the same run with the same generator, is the figure to compare across machines.
-A non-zero error count fails the run (exit status 1).
+requests pre-signed by botocore, or unsigned AssumeRoleWithWebIdentity / AssumeRoleWithSAML
+requests carrying pre-minted ID tokens / pre-signed SAML responses). The absolute numbers
+depend on the machine and on the load generator sharing its cores; the ratio to the baseline
+(``bare-form`` for the web identity row, ``bare-form-saml`` for the SAML row), measured in
+the same run with the same generator, is the figure to compare across machines. The SAML
+section also times pysaml2's stock SP path on the same responses in-process (``saml.py``).
+A non-zero error count, or a pysaml2 baseline that could not run, fails the run (exit 1).
 """
 
 from __future__ import annotations
@@ -47,10 +50,23 @@ from micro import (  # noqa: E402
     ALICE_KEY,
     GCI_BODY,
     MicroReport,
+    Timing,
     assume_role_body,
     credentials_of,
     run_micro,
 )
+from saml import BASELINE_OPS as SAML_BASELINE_OPS  # noqa: E402
+from saml import EXPECT as SAML_EXPECT  # noqa: E402
+from saml import TOKEN_PARAM as SAML_PARAM  # noqa: E402
+from saml import (  # noqa: E402
+    BenchIdp,
+    SamlMicro,
+    print_saml_micro,
+    quiet_startup,
+    run_saml_micro,
+)
+from saml import request_body as saml_request_body  # noqa: E402
+from saml import write_config as write_saml_config  # noqa: E402
 from webid import EXPECT as WEB_EXPECT  # noqa: E402
 from webid import Issuer, request_body, write_config  # noqa: E402
 
@@ -62,6 +78,8 @@ ALICE_ARN = "arn:aws:iam::111111111111:user/alice"
 STARTUP_TIMEOUT_S = 20.0
 WEB_TARGET = 0.5
 """The web identity issue's target: at least half of bare-form's req/s."""
+SECTIONS = ("sts", "web", "saml")
+"""``--only`` choices: the signed STS workloads, web identity, SAML (each with its floor)."""
 
 
 # --------------------------------------------------------------------------- servers
@@ -195,7 +213,20 @@ def _load(
 
 
 def run_http(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
-    """Baseline first, then the three broker workloads, then bare-form and web identity."""
+    """The sections asked for, in order: baseline and the three signed broker workloads,
+    bare-form and web identity, bare-form-saml and AssumeRoleWithSAML."""
+    scenarios: list[Scenario] = []
+    extra: dict[str, Any] = {}
+    for section, run in (("sts", run_sts), ("web", run_web_identity), ("saml", run_saml)):
+        if section in args.only:
+            more, more_extra = run(args)
+            scenarios += more
+            extra |= more_extra
+    return scenarios, extra
+
+
+def run_sts(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
+    """Baseline first, then the three signed broker workloads."""
     directory = Directory.build(load_config(DEMO))
     alice = directory.keys[ALICE_KEY]
     extra: dict[str, Any] = {}
@@ -263,8 +294,7 @@ def run_http(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
                 _load(broker, ar_pool, b"<SessionToken>", args),
             )
         )
-    web_scenarios, web_extra = run_web_identity(args)
-    return scenarios + web_scenarios, extra | web_extra
+    return scenarios, extra
 
 
 def unsigned_pool(url: str, bodies: list[str]) -> list[Prepared]:
@@ -329,6 +359,64 @@ def run_web_identity(args: argparse.Namespace) -> tuple[list[Scenario], dict[str
     ], extra
 
 
+def run_saml(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
+    """bare-form-saml, then AssumeRoleWithSAML, exactly as :func:`run_web_identity` does.
+
+    The broker runs demo.yaml plus the ``Corp`` provider (metadata from a file written by
+    :mod:`saml`, ``single_use: false``) and the ``SamlBench`` role; ``--pool`` distinct
+    Okta-shaped responses (Response + Assertion signed) are built before either window. The
+    bare-form server parses the same ~9 KB bodies and answers a copy of a real answer.
+    """
+    bench_idp = BenchIdp()
+    extra: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        config = write_saml_config(DEMO, folder, bench_idp)
+        print(f"[bench] signing {args.pool} SAML responses ...", file=sys.stderr, flush=True)
+        bodies = [saml_request_body(r) for r in bench_idp.responses(args.pool)]
+        extra["saml_request_bytes"] = len(bodies[0])
+        with serve("broker", "--config", str(config)) as broker:
+            pool = unsigned_pool(broker.url, bodies)
+            answer = _post(broker.url, pool[0])
+            if answer.status_code != 200 or SAML_EXPECT not in answer.content:
+                raise RuntimeError(f"broker refused AssumeRoleWithSAML: {answer.text[:300]}")
+            again = _post(broker.url, pool[0])
+            if again.status_code != 200:
+                raise RuntimeError(f"broker refused a replayed response: {again.text[:300]}")
+            extra["saml_body_bytes"] = len(answer.content)
+            body_file = folder / "answer.xml"
+            body_file.write_bytes(answer.content)
+
+            with serve(
+                "bare-form", "--body-file", str(body_file), "--token-param", SAML_PARAM
+            ) as bare:
+                bare_pool = unsigned_pool(bare.url, bodies)
+                probe = _post(bare.url, bare_pool[0])
+                if probe.status_code != 200 or probe.content != answer.content:
+                    raise RuntimeError(
+                        f"bare-form-saml answered {probe.status_code}: {probe.text[:300]}"
+                    )
+                print(f"[bench] bare-form-saml on {bare.url} ...", file=sys.stderr, flush=True)
+                bare_result = _load(bare, bare_pool, SAML_EXPECT, args)
+
+            print(f"[bench] broker (SAML) on {broker.url} ...", file=sys.stderr, flush=True)
+            saml_result = _load(broker, pool, SAML_EXPECT, args)
+    return [
+        Scenario(
+            "bare-form-saml",
+            "bare Starlette: parse the ~9 KB form, fixed AssumeRoleWithSAML answer",
+            bare_result,
+            baseline="bare-form-saml",
+        ),
+        Scenario(
+            "saml",
+            "AssumeRoleWithSAML -> SamlBench (2 XML signatures + authz + mint + seal)",
+            saml_result,
+            baseline="bare-form-saml",
+        ),
+    ], extra
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -362,6 +450,9 @@ def machine() -> dict[str, Any]:
                 "uvloop",
                 "httptools",
                 "joserfc",
+                "signxml",
+                "lxml",
+                "pysaml2",
             )
         },
     }
@@ -374,19 +465,21 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"{args.warmup:g}s warm-up"
     )
     header = (
-        f"{'workload':<12} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
+        f"{'workload':<14} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
         f"{'errors':>6} {'rps/base':>8} {'p50/base':>8} {'srv µs/req':>10} {'cpu/base':>8} "
         f"{'srv cpu':>7} {'gen cpu':>7}"
     )
     print(header)
     print("-" * len(header))
-    shown = "baseline"
+    shown = rows[0]["baseline"] if rows else "baseline"
+    if shown != "baseline":
+        print(f"  (ratios below are against {shown})")
     for r in rows:
         if r["baseline"] != shown:
             shown = r["baseline"]
             print(f"  (ratios below are against {shown})")
         print(
-            f"{r['name']:<12} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} "
+            f"{r['name']:<14} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} "
             f"{r['p99_ms']:>8.2f} {r['errors']:>6d} {r['rps_ratio_vs_baseline']:>8.2f} "
             f"{r['p50_ratio_vs_baseline']:>8.2f} {r['server_cpu_us_per_req']:>10.0f} "
             f"{r['server_cpu_ratio_vs_baseline']:>8.2f} {r['server_cpu_pct']:>6.0f}% "
@@ -418,15 +511,24 @@ def print_target(target: dict[str, Any] | None) -> None:
     )
 
 
-def print_micro(report: MicroReport) -> None:
+def saml_http_vs_pysaml2(rows: list[dict[str, Any]], saml: SamlMicro | None) -> float | None:
+    """AssumeRoleWithSAML req/s over HTTP ÷ pysaml2's in-process verifications/s (context)."""
+    row = next((r for r in rows if r["name"] == "saml"), None)
+    if row is None or saml is None or saml.baseline_ops_per_s is None:
+        return None
+    return float(row["rps"]) / saml.baseline_ops_per_s
+
+
+def print_micro(timings: list[Timing]) -> None:
     print("\nIn-process, per call (median of 5 batches; best in brackets)")
-    width = max(len(t.name) for t in report.timings)
-    for t in report.timings:
+    width = max(len(t.name) for t in timings)
+    for t in timings:
         print(f"  {t.name:<{width}} {t.median_us:>9.2f} µs/op  [{t.best_us:.2f}]")
 
 
 def print_tokens(extra: dict[str, Any], report: MicroReport | None) -> None:
-    print("\nSession token sizes (bytes, base64url ASCII)")
+    if "session_token_bytes_http" in extra or report is not None:
+        print("\nSession token sizes (bytes, base64url ASCII)")
     if "session_token_bytes_http" in extra:
         print(
             f"  plain AssumeRole (from the HTTP answer)         {extra['session_token_bytes_http']}"
@@ -435,14 +537,24 @@ def print_tokens(extra: dict[str, Any], report: MicroReport | None) -> None:
         for name, size in report.token_sizes.items():
             print(f"  {name:<47} {size}")
         print(f"  PackedPolicySize of the large one: {report.packed_policy_size_percent}%")
+    bodies: list[str] = []
     if "baseline_body_bytes" in extra:
-        print(
-            f"\nResponse bodies: baseline {extra['baseline_body_bytes']} B, broker "
-            f"GetCallerIdentity {extra.get('broker_gci_body_bytes')} B, AssumeRole "
-            f"{extra.get('assume_role_body_bytes')} B, AssumeRoleWithWebIdentity "
-            f"{extra.get('web_identity_body_bytes')} B (= bare-form's; request body "
-            f"{extra.get('web_identity_request_bytes')} B)"
+        bodies.append(
+            f"baseline {extra['baseline_body_bytes']} B, broker GetCallerIdentity "
+            f"{extra['broker_gci_body_bytes']} B, AssumeRole {extra['assume_role_body_bytes']} B"
         )
+    if "web_identity_body_bytes" in extra:
+        bodies.append(
+            f"AssumeRoleWithWebIdentity {extra['web_identity_body_bytes']} B (= bare-form's; "
+            f"request body {extra['web_identity_request_bytes']} B)"
+        )
+    if "saml_body_bytes" in extra:
+        bodies.append(
+            f"AssumeRoleWithSAML {extra['saml_body_bytes']} B (= bare-form-saml's; request "
+            f"body {extra['saml_request_bytes']} B)"
+        )
+    if bodies:
+        print("\nResponse bodies: " + ", ".join(bodies))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,9 +572,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--no-micro", action="store_true", help="skip the in-process section")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP section")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only this section (repeatable): sts = baseline + signed STS workloads, "
+        "web = bare-form + web identity, saml = bare-form-saml + AssumeRoleWithSAML + the "
+        "pysaml2 comparison; default all",
+    )
+    parser.add_argument(
+        "--saml-baseline-ops",
+        type=int,
+        default=SAML_BASELINE_OPS,
+        help="pysaml2 calls timed (~60 ms each)",
+    )
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.concurrency < 1 or args.pool < 1 or args.warmup < 0:
         parser.error("--seconds and --pool must be positive, --concurrency at least 1")
+    if not 1 <= args.saml_baseline_ops <= 1000:
+        parser.error("--saml-baseline-ops must be 1..1000")
+    args.only = tuple(args.only or SECTIONS)
 
     info = machine()
     versions = info["versions"]
@@ -471,7 +600,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {info['python']}  starlette {versions['starlette']}  uvicorn "
         f"{versions['uvicorn']}  httpx {versions['httpx']}  cryptography "
         f"{versions['cryptography']}  uvloop {versions['uvloop']}  httptools "
-        f"{versions['httptools']}"
+        f"{versions['httptools']}  signxml {versions['signxml']}  lxml {versions['lxml']}  "
+        f"pysaml2 {versions['pysaml2']}"
     )
     if (info["cpus"] or 0) <= 2:
         print(
@@ -487,9 +617,27 @@ def main(argv: list[str] | None = None) -> int:
         rows = [s.row(by_name[s.baseline]) for s in scenarios]
         print_http(rows, args)
         print_target(web_target(rows))
-    report = None if args.no_micro else run_micro(DEMO)
-    if report is not None:
-        print_micro(report)
+    report = None
+    saml: SamlMicro | None = None
+    if not args.no_micro:
+        timings: list[Timing] = []
+        if "sts" in args.only or "web" in args.only:
+            with quiet_startup():  # the demo's ephemeral-key warnings stay out of the table
+                report = run_micro(DEMO)
+            timings += report.timings
+        if "saml" in args.only:
+            print("[bench] in-process SAML, pysaml2 ...", file=sys.stderr, flush=True)
+            saml = run_saml_micro(DEMO, baseline_ops=args.saml_baseline_ops)
+            timings += saml.timings
+        print_micro(timings)
+    if saml is not None:
+        print_saml_micro(saml)
+        versus = saml_http_vs_pysaml2(rows, saml)
+        if versus is not None:
+            print(
+                f"  (for scale: AssumeRoleWithSAML over HTTP, whole request, {versus:.1f}x "
+                "pysaml2's in-process verifications/s)"
+            )
     print_tokens(extra, report)
 
     if args.json is not None:
@@ -501,35 +649,48 @@ def main(argv: list[str] | None = None) -> int:
                 "warmup": args.warmup,
                 "pool": args.pool,
                 "client": args.client,
+                "only": list(args.only),
+                "saml_baseline_ops": args.saml_baseline_ops,
             },
             "http": rows,
             "web_identity_target": web_target(rows),
-            "micro": [asdict(t) for t in report.timings] if report else [],
+            "saml_target": saml.verdict() if saml else None,
+            "micro": [asdict(t) for t in (report.timings if report else [])]
+            + [asdict(t) for t in (saml.timings if saml else [])],
             "token_sizes": {
-                **({"plain AssumeRole (HTTP)": extra["session_token_bytes_http"]} if extra else {}),
+                **(
+                    {"plain AssumeRole (HTTP)": extra["session_token_bytes_http"]}
+                    if "session_token_bytes_http" in extra
+                    else {}
+                ),
                 **(report.token_sizes if report else {}),
             },
             "packed_policy_size_percent": report.packed_policy_size_percent if report else None,
-            "bodies": {k: v for k, v in extra.items() if k.endswith("body_bytes")},
+            "bodies": {k: v for k, v in extra.items() if k.endswith("_bytes")},
         }
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
-    failed = [r for r in rows if r["errors"]]
-    if failed:
-        for r in failed:
+    status = 0
+    for r in rows:
+        if r["errors"]:
             print(
                 f"\nFAIL: {r['name']} had {r['errors']} errors; first: {r['first_error']}",
                 file=sys.stderr,
             )
-        return 1
-    if extra and extra["baseline_body_bytes"] != extra["broker_gci_body_bytes"]:
+            status = 1
+    if "baseline_body_bytes" in extra and (
+        extra["baseline_body_bytes"] != extra["broker_gci_body_bytes"]
+    ):
         print(
             f"\nFAIL: baseline body is {extra['baseline_body_bytes']} B but the broker's "
             f"GetCallerIdentity is {extra['broker_gci_body_bytes']} B",
             file=sys.stderr,
         )
-        return 1
-    return 0
+        status = 1
+    if saml is not None and saml.baseline_error is not None:
+        print(f"\nFAIL: {saml.baseline_error}", file=sys.stderr)
+        status = 1
+    return status
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """One benchmark server process: the broker from a config file, or the bare baseline app.
 
-Run as ``python bench/server.py {broker,baseline,bare-form} [--config PATH] [--body-file F]``.
+Run as ``python bench/server.py {broker,baseline,bare-form} [--config PATH] [--body-file F]
+[--token-param NAME]``.
 The process binds a loopback socket on port 0 itself (no port race), prints ``PORT <n>`` on
 stdout, then serves with one uvicorn worker until it is terminated. It lives in its own
 process so the load generator's CPU time is never counted as the server's, and so
@@ -9,8 +10,9 @@ process so the load generator's CPU time is never counted as the server's, and s
 The baseline is deliberately the smallest Starlette app that does what every STS answer
 needs at the HTTP level (read the form body, answer an XML document of the same size with
 the same headers), so ``broker / baseline`` isolates what the broker itself costs.
-``bare-form`` is the web identity workload's baseline: it also *parses* the form body (the
-token is ~0.6 KB of it) and answers a copy of a real AssumeRoleWithWebIdentity answer.
+``bare-form`` is the web identity and SAML workloads' baseline: it also *parses* the form
+body (the token is ~0.6 KB of it, the SAML response ~9 KB) and answers a copy of a real
+AssumeRoleWithWebIdentity (or AssumeRoleWithSAML) answer.
 """
 
 from __future__ import annotations
@@ -76,12 +78,14 @@ def baseline_app(body: bytes) -> Starlette:
     )
 
 
-def bare_form_app(body: bytes) -> Starlette:
-    """Read and parse the form body, answer a fixed XML body: the web identity floor.
+def bare_form_app(body: bytes, token_param: str = "WebIdentityToken") -> Starlette:
+    """Read and parse the form body, answer a fixed XML body: the federation floor.
 
     ``parse_qsl`` rather than ``await request.form()``: Starlette's form parser needs
     python-multipart, which is not installed (the broker does not use it either), and
     ``parse_qsl`` is what a bare handler would reach for. Same headers as the broker.
+    ``token_param`` must be in the form (``WebIdentityToken``, or ``SAMLAssertion`` for
+    the SAML workload's floor).
     """
     request_id = str(uuid.UUID(int=0))
 
@@ -89,8 +93,8 @@ def bare_form_app(body: bytes) -> Starlette:
         if request.method == "GET":
             return PlainTextResponse("bare-form\n")
         params = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
-        if "WebIdentityToken" not in params:
-            return PlainTextResponse("no WebIdentityToken\n", status_code=400)
+        if token_param not in params:
+            return PlainTextResponse(f"no {token_param}\n", status_code=400)
         return Response(body, media_type="text/xml", headers={"x-amzn-RequestId": request_id})
 
     return Starlette(routes=[Route("/", sts, methods=["GET", "POST"])])
@@ -107,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "demo.yaml")
     parser.add_argument("--user-id", default=ALICE["UserId"], help="baseline: UserId to render")
     parser.add_argument("--body-file", type=Path, help="bare-form: the fixed answer to send")
+    parser.add_argument(
+        "--token-param", default="WebIdentityToken", help="bare-form: the parameter required"
+    )
     args = parser.parse_args(argv)
 
     # WARNING, not the CLI's default INFO: the access line per request is a logging cost,
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.kind == "bare-form":
         if args.body_file is None:
             parser.error("bare-form needs --body-file")
-        app = bare_form_app(args.body_file.read_bytes())
+        app = bare_form_app(args.body_file.read_bytes(), args.token_param)
     else:
         app = baseline_app(baseline_body(args.user_id))
     # proto must say TCP: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose proto is
