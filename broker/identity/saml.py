@@ -82,7 +82,12 @@ from broker.clock import Clock, iso8601
 from broker.config import BrokerConfig, SamlProviderConfig
 from broker.errors import StsError, validation_error
 from broker.iam import ContextValue
-from broker.identity.saml_crypto import DecryptionRefused, decrypt_assertion, load_sp_credentials
+from broker.identity.saml_crypto import (
+    DecryptionRefused,
+    SpCredentials,
+    decrypt_assertion,
+    load_sp_credentials,
+)
 from broker.identity.saml_metadata import IdpMetadata, MetadataSource
 from broker.identity.saml_xml import XmlRefused, parse_xml
 
@@ -326,12 +331,8 @@ class SamlVerifier:
         self._metadata = MetadataSource(
             clock, self._http, refresh_seconds=config.saml.metadata_refresh_seconds
         )
-        self.sp_credentials = load_sp_credentials(
-            config.saml.sp_key_file,
-            config.saml.sp_cert_file,
-            entity_id=self.sp_entity_id,
-            now=clock.time(),
-        )
+        self._sp_files = (config.saml.sp_key_file, config.saml.sp_cert_file)
+        self._sp_credentials: SpCredentials | None = None
         self._providers: dict[str, _Provider] = {}
         for account, account_config in sorted(config.accounts.items()):
             for name, provider in sorted(account_config.saml_providers.items()):
@@ -344,6 +345,9 @@ class SamlVerifier:
                     audiences=frozenset({self.sp_entity_id, *provider.audiences}),
                 )
         self._signature_configs: dict[bytes, SignatureConfiguration] = {}
+        if self._providers:
+            # Load (or make, with its warning) the SP key pair at start-up, not at first login.
+            _ = self.sp_credentials
 
     async def verify(
         self,
@@ -418,6 +422,17 @@ class SamlVerifier:
             in_response_to=in_response_to,
             api=api,
         )
+
+    @property
+    def sp_credentials(self) -> SpCredentials:
+        """The SP key pair; made on first use when no SAML provider is configured, so an
+        API-only broker neither generates a key nor warns about an ephemeral one."""
+        if self._sp_credentials is None:
+            key_file, cert_file = self._sp_files
+            self._sp_credentials = load_sp_credentials(
+                key_file, cert_file, entity_id=self.sp_entity_id, now=self._clock.time()
+            )
+        return self._sp_credentials
 
     async def idp_metadata(self, provider_arn: str) -> IdpMetadata:
         """The metadata of one configured provider (SSO endpoints for SP-initiated login)."""
