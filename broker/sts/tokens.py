@@ -2,7 +2,7 @@
 
 Format (then base64url without padding)::
 
-    version (1) | key tag (4) | nonce (12) | AES-256-GCM( zlib?(compact JSON claims) ) + tag (16)
+    version (1) | key tag (4) | nonce (12) | AES-256-GCM( deflate?(compact JSON claims) ) + tag (16)
 
 - AES-GCM authenticates the header as associated data, so flipping any byte, including the
   version or key tag, is refused.
@@ -134,7 +134,7 @@ class TokenSealer:
         """Seal ``claims``; return ``(session_token, secret_access_key)``."""
         payload = json.dumps(_to_wire(claims), separators=(",", ":"), ensure_ascii=False).encode()
         flags = _VERSION
-        packed = zlib.compress(payload, 9)
+        packed = _deflate(payload)
         if len(packed) < len(payload):
             payload, flags = packed, _VERSION | _FLAG_ZLIB
         nonce = secrets.token_bytes(12)
@@ -166,8 +166,20 @@ class TokenSealer:
         except InvalidTag as exc:
             raise TokenInvalidError("authentication tag mismatch") from exc
         if raw[0] & _FLAG_ZLIB:
-            payload = zlib.decompress(payload)
+            payload = zlib.decompress(payload, _WBITS)
         return _from_wire(json.loads(payload)), _secret_for(key, nonce)
+
+
+_WBITS = -9
+"""Raw deflate with a 512-byte window and the smallest memory level: claims are a few
+hundred bytes, so the default 32 KiB window buys nothing, and its ~256 KiB of state is what
+dominates a call when the allocator cannot reuse it (5 µs instead of 50 µs per token in a
+fresh process; in a warm server the two measure about the same, ~10 µs)."""
+
+
+def _deflate(payload: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, _WBITS, 1)
+    return compressor.compress(payload) + compressor.flush()
 
 
 def _secret_for(key: _Key, nonce: bytes) -> str:
