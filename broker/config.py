@@ -404,13 +404,7 @@ class SamlSettings(_Model):
     @classmethod
     def _resolve_sp_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Relative to the config file, and it must exist at start-up."""
-        if value is None:
-            return None
-        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
-        path = _resolve_path(value, base)
-        if not path.is_file():
-            raise _fail(f"file not found: {path}")
-        return str(path)
+        return _existing_file(value, info)
 
     @model_validator(mode="after")
     def _sp_key_pair(self) -> SamlSettings:
@@ -578,13 +572,21 @@ def _client_ids(value: object) -> list[str]:
     items = _list(value)
     if not 1 <= len(items) <= 100:
         raise _fail(f"must list 1 to 100 client IDs, as IAM does (got {len(items)})")
+    return _distinct_strings(
+        items, r"[\x20-\x7e]{1,255}", "client IDs are 1-255 printable ASCII characters", "client ID"
+    )
+
+
+def _distinct_strings(items: list[Any], pattern: str, rule: str, noun: str) -> list[str]:
+    """Each item a string matching ``pattern`` (else "``rule`` (got ...)"), none listed twice:
+    a repeated client ID or audience is a copy-paste slip, so it is refused, not merged."""
     out: list[str] = []
     for item in items:
         text = _string(item)
-        if not re.fullmatch(r"[\x20-\x7e]{1,255}", text):
-            raise _fail(f"client IDs are 1-255 printable ASCII characters (got {_shown(text)})")
+        if not re.fullmatch(pattern, text):
+            raise _fail(f"{rule} (got {_shown(text)})")
         if text in out:
-            raise _fail(f"client ID {_shown(text)} is listed twice")
+            raise _fail(f"{noun} {_shown(text)} is listed twice")
         out.append(text)
     return out
 
@@ -614,13 +616,7 @@ class OidcProviderConfig(_Model):
     @classmethod
     def _resolve_jwks_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         """Relative to the config file (like ``state``), and it must exist at start-up."""
-        if value is None:
-            return None
-        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
-        path = _resolve_path(value, base)
-        if not path.is_file():
-            raise _fail(f"file not found: {path}")
-        return str(path)
+        return _existing_file(value, info)
 
     @model_validator(mode="after")
     def _one_key_source(self) -> OidcProviderConfig:
@@ -700,8 +696,7 @@ class IssuerKeyConfig(_Model):
     @classmethod
     def _resolve_private_key_file(cls, value: str, info: ValidationInfo) -> str:
         """Relative to the config file; read and checked now so a bad key stops start-up."""
-        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
-        path = _resolve_path(value, base)
+        path = _beside_config(value, info)
         try:
             pem = path.read_bytes()
         except OSError as exc:
@@ -754,18 +749,12 @@ def _audiences(value: object) -> list[str]:
     items = _list(value)
     if len(items) > 20:
         raise _fail(f"must list at most 20 audiences (got {len(items)})")
-    out: list[str] = []
-    for item in items:
-        text = _string(item)
-        if not re.fullmatch(r"[\x21-\x7e]{1,1024}", text):
-            raise _fail(
-                f"audiences are 1-1024 printable ASCII characters without spaces "
-                f"(got {_shown(text)})"
-            )
-        if text in out:
-            raise _fail(f"audience {_shown(text)} is listed twice")
-        out.append(text)
-    return out
+    return _distinct_strings(
+        items,
+        r"[\x21-\x7e]{1,1024}",
+        "audiences are 1-1024 printable ASCII characters without spaces",
+        "audience",
+    )
 
 
 class SamlProviderConfig(_Model):
@@ -790,8 +779,7 @@ class SamlProviderConfig(_Model):
         """Relative to the config file; parsed now so a broken file stops start-up here."""
         if value is None:
             return None
-        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
-        path = _resolve_path(value, base)
+        path = _beside_config(value, info)
         # Imported here: broker.identity imports this module, so a top-level import would
         # be circular. By the time a file is validated both are fully loaded.
         from broker.identity.saml_metadata import MetadataError, parse_metadata  # noqa: PLC0415
@@ -871,8 +859,7 @@ class BrokerConfig(_Model):
             return value
         if not value.startswith("sqlite:///") or value == "sqlite:///":
             raise _fail(f"must be 'memory' or 'sqlite:///path/to/file.db' (got {_shown(value)})")
-        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
-        return "sqlite:///" + str(_resolve_path(value.removeprefix("sqlite:///"), base))
+        return "sqlite:///" + str(_beside_config(value.removeprefix("sqlite:///"), info))
 
     @property
     def source(self) -> Path | None:
@@ -889,6 +876,24 @@ def _resolve_path(value: str, base: Path | None) -> Path:
     if not path.is_absolute() and base is not None:
         path = base / path
     return Path(os.path.normpath(path))
+
+
+def _beside_config(value: str, info: ValidationInfo) -> Path:
+    """``value`` resolved against the config file's folder, which :func:`load_config` passes
+    as validation context; a config built in code has none, so the path stays as written."""
+    base = info.context.get("base_dir") if isinstance(info.context, dict) else None
+    return _resolve_path(value, base)
+
+
+def _existing_file(value: str | None, info: ValidationInfo) -> str | None:
+    """An optional file setting, resolved beside the config, that must exist at start-up:
+    a missing key or metadata file should stop the broker now, not fail the first login."""
+    if value is None:
+        return None
+    path = _beside_config(value, info)
+    if not path.is_file():
+        raise _fail(f"file not found: {path}")
+    return str(path)
 
 
 def _line_of(lines: Mapping[KeyPath, int], key_path: KeyPath) -> int | None:

@@ -34,7 +34,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -45,6 +44,7 @@ from joserfc.jwk import ECKey, RSAKey
 from broker.clock import Clock
 from broker.config import OidcProviderConfig, OidcSettings, oidc_url_problem
 from broker.errors import StsError
+from broker.identity.fetch import FetchFailed, fetch_bounded
 
 log = logging.getLogger("broker.oidc")
 
@@ -60,7 +60,6 @@ _MAX_KEYS = 100
 _MAX_KIDLESS_CANDIDATES = 8
 """A token without ``kid`` is tried against at most this many keys of its algorithm."""
 _MAX_DOCUMENT_BYTES = 256 * 1024
-_MAX_REDIRECTS = 3
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
@@ -436,58 +435,33 @@ class KeySource:
 
     async def _get_json(self, url: str, what: str) -> tuple[object, str | None]:
         """GET a small JSON document: bounded in time and size, same-origin redirects only."""
-        current = url
         try:
-            for _ in range(_MAX_REDIRECTS + 1):
-                async with self._http.stream(
-                    "GET",
-                    current,
-                    headers={"Accept": "application/json"},
-                    follow_redirects=False,
-                    timeout=self._timeout,
-                ) as response:
-                    if response.is_redirect:
-                        target = urljoin(current, response.headers.get("location", ""))
-                        if not _same_origin(current, target):
-                            raise _FetchError(f"the {what} at {current} redirects to another host")
-                        current = target
-                        continue
-                    if response.status_code != 200:
-                        raise _FetchError(
-                            f"HTTP {response.status_code} for the {what} at {current}"
-                        )
-                    body = await _read_capped(response, what)
-                    cache_control = response.headers.get("cache-control")
-                break
-            else:
-                raise _FetchError(f"too many redirects for the {what} at {url}")
-        except httpx.HTTPError as exc:
-            raise _FetchError(f"{type(exc).__name__} fetching the {what} at {current}") from None
+            fetched = await fetch_bounded(
+                self._http,
+                url,
+                max_bytes=_MAX_DOCUMENT_BYTES,
+                timeout=self._timeout,
+                headers={"Accept": "application/json"},
+                refuse_declared_oversize=True,
+            )
+        except FetchFailed as exc:
+            raise _FetchError(_fetch_reason(exc, what)) from None
         try:
-            return json.loads(body), cache_control
+            return json.loads(fetched.body), fetched.headers.get("cache-control")
         except (UnicodeDecodeError, ValueError):
-            raise _FetchError(f"the {what} at {current} is not JSON") from None
+            raise _FetchError(f"the {what} at {fetched.url} is not JSON") from None
 
 
-async def _read_capped(response: httpx.Response, what: str) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > _MAX_DOCUMENT_BYTES:
-        raise _FetchError(f"the {what} is larger than {_MAX_DOCUMENT_BYTES} bytes")
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > _MAX_DOCUMENT_BYTES:
-            raise _FetchError(f"the {what} is larger than {_MAX_DOCUMENT_BYTES} bytes")
-    return bytes(body)
-
-
-def _same_origin(a: str, b: str) -> bool:
-    first, second = urlsplit(a), urlsplit(b)
-    try:
-        return (first.scheme, first.hostname, first.port) == (
-            second.scheme,
-            second.hostname,
-            second.port,
-        )
-    except ValueError:
-        return False
+def _fetch_reason(failure: FetchFailed, what: str) -> str:
+    """The failure in this module's words, which name the document (``what``) fetched."""
+    match failure.kind:
+        case "off_origin":
+            return f"the {what} at {failure.url} redirects to another host"
+        case "status":
+            return f"HTTP {failure.status} for the {what} at {failure.url}"
+        case "too_large":
+            return f"the {what} is larger than {_MAX_DOCUMENT_BYTES} bytes"
+        case "redirects":
+            return f"too many redirects for the {what} at {failure.url}"
+        case "transport":
+            return f"{failure.error} fetching the {what} at {failure.url}"

@@ -28,7 +28,6 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
 
 import httpx
 from cryptography import x509
@@ -37,6 +36,7 @@ from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 
 from broker.clock import Clock
 from broker.errors import StsError
+from broker.identity.fetch import FetchFailed, fetch_bounded
 from broker.identity.saml_xml import XmlRefused, parse_xml
 
 log = logging.getLogger("broker.saml")
@@ -49,7 +49,6 @@ _MAX_CERTIFICATES = 10
 _MIN_RSA_BITS = 2048
 _EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 _HTTP_TIMEOUT = 10.0
-_MAX_REDIRECTS = 3
 _RETRY_SECONDS = 60.0
 
 
@@ -248,42 +247,25 @@ class MetadataSource:
 
     async def _fetch(self, url: str) -> bytes:
         """GET bounded in time and size, following redirects only within the same origin."""
-        current = url
         try:
-            for _ in range(_MAX_REDIRECTS + 1):
-                async with self._http.stream(
-                    "GET", current, follow_redirects=False, timeout=_HTTP_TIMEOUT
-                ) as response:
-                    if response.is_redirect:
-                        target = urljoin(current, response.headers.get("location", ""))
-                        if not _same_origin(current, target):
-                            raise MetadataError(f"{current} redirects to another host")
-                        current = target
-                        continue
-                    if response.status_code != 200:
-                        raise MetadataError(f"HTTP {response.status_code} from {current}")
-                    return await _read_capped(response)
-        except httpx.HTTPError as exc:
-            raise MetadataError(f"{type(exc).__name__} fetching {current}") from None
-        raise MetadataError(f"too many redirects from {url}")
+            fetched = await fetch_bounded(
+                self._http, url, max_bytes=MAX_METADATA_BYTES, timeout=_HTTP_TIMEOUT
+            )
+        except FetchFailed as exc:
+            raise MetadataError(_fetch_reason(exc)) from None
+        return fetched.body
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > MAX_METADATA_BYTES:
-            raise MetadataError(f"the metadata is larger than {MAX_METADATA_BYTES} bytes")
-    return bytes(body)
-
-
-def _same_origin(a: str, b: str) -> bool:
-    first, second = urlsplit(a), urlsplit(b)
-    try:
-        return (first.scheme, first.hostname, first.port) == (
-            second.scheme,
-            second.hostname,
-            second.port,
-        )
-    except ValueError:
-        return False
+def _fetch_reason(failure: FetchFailed) -> str:
+    """The failure in this module's words, which log it next to the provider's source."""
+    match failure.kind:
+        case "off_origin":
+            return f"{failure.url} redirects to another host"
+        case "status":
+            return f"HTTP {failure.status} from {failure.url}"
+        case "too_large":
+            return f"the metadata is larger than {MAX_METADATA_BYTES} bytes"
+        case "redirects":
+            return f"too many redirects from {failure.url}"
+        case "transport":
+            return f"{failure.error} fetching {failure.url}"

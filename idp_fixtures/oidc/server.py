@@ -7,20 +7,22 @@ mirrors how a broker is configured with several providers. The socket is bound f
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
-import uvicorn
 from starlette.applications import Starlette
 
+from idp_fixtures.loopback import bind_socket, is_loopback, origin, running_in_thread
 from idp_fixtures.oidc.app import create_app
 from idp_fixtures.oidc.directory import Client, User
 from idp_fixtures.oidc.keys import Alg
 from idp_fixtures.oidc.provider import Clock, OidcProvider
+
+__all__ = ["OidcServer", "bind_socket", "is_loopback", "origin", "serve_in_thread"]
+"""The loopback helpers moved to :mod:`idp_fixtures.loopback`; still exported from here,
+where the command line (and any caller written before the move) imports them."""
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
@@ -101,36 +103,6 @@ class OidcServer:
             return self._issuers.get(name)
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0 picks a free one)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def origin(host: str, port: int) -> str:
-    """``http://host:port`` with IPv6 literals bracketed."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
-
-
 @contextmanager
 def serve_in_thread(host: str = "127.0.0.1", port: int = 0) -> Iterator[OidcServer]:
     """Run an empty :class:`OidcServer` under uvicorn in a daemon thread.
@@ -142,21 +114,5 @@ def serve_in_thread(host: str = "127.0.0.1", port: int = 0) -> Iterator[OidcServ
         raise ValueError("serve_in_thread binds loopback only (127.0.0.1, ::1, localhost)")
     sock = bind_socket(host, port)
     server = OidcServer(origin(host, sock.getsockname()[1]))
-    config = uvicorn.Config(server.app, log_level="warning", lifespan="off", access_log=False)
-    runner = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=runner.run, kwargs={"sockets": [sock]}, name="idp-fixtures-oidc", daemon=True
-    )
-    thread.start()
-    try:
-        for _ in range(1000):
-            if runner.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.01)
-        if not runner.started:
-            raise RuntimeError("the fixture OIDC server did not start")
+    with running_in_thread(server.app, sock, what="OIDC"):
         yield server
-    finally:
-        runner.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Unpack
 
@@ -76,6 +77,18 @@ class _Target:
             "shape": self.options.get("shape"),
         } | kw
         return self.idp.envelope(content, **fields)  # type: ignore[arg-type]
+
+    def response(self, **overrides: object) -> str:
+        """The base64 response around the IdP-signed assertion: the builders whose attack is
+        one wrong assertion field are just this, with that field in ``overrides``."""
+        return _encode(self.envelope(self.signed(**overrides)))
+
+    def mutated(self, mutate: Callable[[XmlElement], object], **overrides: object) -> str:
+        """The base64 response around an assertion that ``mutate`` changed *before* the IdP
+        signed it: the signature is valid, so only the rule about the change can refuse it."""
+        assertion = self.assertion(**overrides)
+        mutate(assertion)
+        return _encode(self.envelope(self.idp.sign_element(assertion)))
 
 
 def _target(
@@ -369,7 +382,13 @@ def comment_in_name_id(
 # -- XML parser attacks -------------------------------------------------------------------
 
 
-def _with_doctype(response: XmlElement, subset: str, name_id: str, reference: str) -> str:
+def _with_doctype(t: _Target, entity: Callable[[str], str], reference: str) -> str:
+    """The signed response with a DOCTYPE declaring ``entity(name_id)`` and the NameID
+    written as ``reference``; the signature covers the NameID as expanded text."""
+    signed = t.signed()
+    name_id = _name_id(signed).text
+    response = t.envelope(signed)
+    subset = entity(name_id)
     body = etree.tostring(response).decode("utf-8")
     pattern = re.compile(r"(<(?:[\w.-]+:)?NameID\b[^>]*>)" + re.escape(name_id) + r"(</)")
     body, count = pattern.subn(lambda m: m.group(1) + reference + m.group(2), body, count=1)
@@ -392,10 +411,7 @@ def doctype(
     as ``&subject;``. Signed over the expanded text, so an entity-expanding parser sees
     a valid signature. Any DOCTYPE must be refused."""
     t = _target(idp, user, sp_entity_id, acs_url, options)
-    signed = t.signed()
-    value = _name_id(signed).text
-    subset = f'<!ENTITY subject "{value}">'
-    return _with_doctype(t.envelope(signed), subset, value, "&subject;")
+    return _with_doctype(t, lambda value: f'<!ENTITY subject "{value}">', "&subject;")
 
 
 def xxe_external_entity(
@@ -410,10 +426,7 @@ def xxe_external_entity(
     """A DOCTYPE declaring an external entity (``SYSTEM system_id``) used as the NameID:
     a parser that resolves it reads local files (or makes requests)."""
     t = _target(idp, user, sp_entity_id, acs_url, options)
-    signed = t.signed()
-    value = _name_id(signed).text
-    subset = f'<!ENTITY xxe SYSTEM "{system_id}">'
-    return _with_doctype(t.envelope(signed), subset, value, "&xxe;")
+    return _with_doctype(t, lambda _: f'<!ENTITY xxe SYSTEM "{system_id}">', "&xxe;")
 
 
 def deep_nesting(
@@ -448,10 +461,10 @@ def oversized(
     more than ``AssumeRoleWithSAML``'s 100000-character ``SAMLAssertion`` limit), padded
     with an extra attribute inside the signed assertion."""
     t = _target(idp, user, sp_entity_id, acs_url, options)
-    base = len(_encode(t.envelope(t.signed())))
+    base = len(t.response())
     padding = max(0, (size - base) * 3 // 4 + 64)
     extra = dict(options.get("attributes") or {}) | {"urn:idp-fixtures:padding": "x" * padding}
-    return _encode(t.envelope(t.signed(attributes=extra)))
+    return t.response(attributes=extra)
 
 
 # -- protocol rules -----------------------------------------------------------------------
@@ -470,8 +483,7 @@ def expired(
     ``NotOnOrAfter`` passed ``ago`` seconds ago."""
     lifetime = options.get("lifetime", 300)
     options["issued_at"] = idp.now() - ago - lifetime
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    return _encode(t.envelope(t.signed()))
+    return _target(idp, user, sp_entity_id, acs_url, options).response()
 
 
 def not_yet_valid(
@@ -485,8 +497,7 @@ def not_yet_valid(
 ) -> str:
     """Issued ``ahead`` seconds in the future: ``NotBefore`` (and IssueInstant) not yet."""
     options["issued_at"] = idp.now() + ahead
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    return _encode(t.envelope(t.signed()))
+    return _target(idp, user, sp_entity_id, acs_url, options).response()
 
 
 def wrong_audience(
@@ -499,8 +510,7 @@ def wrong_audience(
     **options: Unpack[AssertionOptions],
 ) -> str:
     """The only Audience is another SP's."""
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    return _encode(t.envelope(t.signed(audience=evil_audience)))
+    return _target(idp, user, sp_entity_id, acs_url, options).response(audience=evil_audience)
 
 
 def extra_audience_restriction(
@@ -514,8 +524,9 @@ def extra_audience_restriction(
 ) -> str:
     """Two AudienceRestriction elements, one with this SP, one with ``other`` only: every
     restriction must hold (core 2.5.1.4), so this SP is not an audience."""
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    return _encode(t.envelope(t.signed(audiences=[[sp_entity_id], [other]])))
+    return _target(idp, user, sp_entity_id, acs_url, options).response(
+        audiences=[[sp_entity_id], [other]]
+    )
 
 
 def wrong_recipient(
@@ -528,8 +539,7 @@ def wrong_recipient(
     **options: Unpack[AssertionOptions],
 ) -> str:
     """SubjectConfirmationData ``Recipient`` is another ACS (Destination is right)."""
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    return _encode(t.envelope(t.signed(recipient=evil_recipient)))
+    return _target(idp, user, sp_entity_id, acs_url, options).response(recipient=evil_recipient)
 
 
 def wrong_destination(
@@ -558,8 +568,7 @@ def not_bearer(
     **options: Unpack[AssertionOptions],
 ) -> str:
     """The only SubjectConfirmation has ``Method`` ``method`` (sender-vouches), not bearer."""
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    return _encode(t.envelope(t.signed(confirmation_method=method)))
+    return _target(idp, user, sp_entity_id, acs_url, options).response(confirmation_method=method)
 
 
 def no_recipient(
@@ -571,13 +580,14 @@ def no_recipient(
     **options: Unpack[AssertionOptions],
 ) -> str:
     """SubjectConfirmationData without ``Recipient`` (AWS requires it)."""
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    assertion = t.assertion()
-    data = assertion.find(
-        f"{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/{{{SAML}}}SubjectConfirmationData"
-    )
-    del data.attrib["Recipient"]
-    return _encode(t.envelope(idp.sign_element(assertion)))
+
+    def drop_recipient(assertion: XmlElement) -> None:
+        data = assertion.find(
+            f"{{{SAML}}}Subject/{{{SAML}}}SubjectConfirmation/{{{SAML}}}SubjectConfirmationData"
+        )
+        del data.attrib["Recipient"]
+
+    return _target(idp, user, sp_entity_id, acs_url, options).mutated(drop_recipient)
 
 
 def duplicate_role_attribute(
@@ -594,18 +604,19 @@ def duplicate_role_attribute(
 ) -> str:
     """Two ``Attribute`` elements named ``.../Role`` (the second with ``extra_role``): an
     SP must not merge or pick one."""
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    assertion = t.assertion()
-    statement = assertion.find(f"{{{SAML}}}AttributeStatement")
-    role = statement.find(f"{{{SAML}}}Attribute[@Name='{ROLE_ATTRIBUTE}']")
-    if role is None:
-        raise ValueError("the user has no roles to duplicate; pass roles=[...]")
-    duplicate = copy.deepcopy(role)
-    for value in duplicate.findall(f"{{{SAML}}}AttributeValue")[1:]:
-        duplicate.remove(value)
-    duplicate.find(f"{{{SAML}}}AttributeValue").text = ",".join(extra_role)
-    role.addnext(duplicate)
-    return _encode(t.envelope(idp.sign_element(assertion)))
+
+    def duplicate_role(assertion: XmlElement) -> None:
+        statement = assertion.find(f"{{{SAML}}}AttributeStatement")
+        role = statement.find(f"{{{SAML}}}Attribute[@Name='{ROLE_ATTRIBUTE}']")
+        if role is None:
+            raise ValueError("the user has no roles to duplicate; pass roles=[...]")
+        duplicate = copy.deepcopy(role)
+        for value in duplicate.findall(f"{{{SAML}}}AttributeValue")[1:]:
+            duplicate.remove(value)
+        duplicate.find(f"{{{SAML}}}AttributeValue").text = ",".join(extra_role)
+        role.addnext(duplicate)
+
+    return _target(idp, user, sp_entity_id, acs_url, options).mutated(duplicate_role)
 
 
 def role_only_in_advice(
@@ -624,22 +635,23 @@ def role_only_in_advice(
 ) -> str:
     """The signed assertion has no Role attribute; ``advice_roles`` appear only in an assertion
     inside its ``saml:Advice`` (attributes there are not statements about the subject)."""
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    assertion = t.assertion(roles=[])
-    inner = etree.Element(f"{{{SAML}}}Assertion")
-    inner.set("ID", idp.new_id())
-    inner.set("Version", "2.0")
-    inner.set("IssueInstant", assertion.get("IssueInstant"))
-    etree.SubElement(inner, f"{{{SAML}}}Issuer").text = idp.entity_id
-    inner.append(
-        idp.attribute_statement(
-            {ROLE_ATTRIBUTE: [f"{r},{p}" for r, p in advice_roles]}, options.get("shape")
+
+    def add_advice(assertion: XmlElement) -> None:
+        inner = etree.Element(f"{{{SAML}}}Assertion")
+        inner.set("ID", idp.new_id())
+        inner.set("Version", "2.0")
+        inner.set("IssueInstant", assertion.get("IssueInstant"))
+        etree.SubElement(inner, f"{{{SAML}}}Issuer").text = idp.entity_id
+        inner.append(
+            idp.attribute_statement(
+                {ROLE_ATTRIBUTE: [f"{r},{p}" for r, p in advice_roles]}, options.get("shape")
+            )
         )
-    )
-    advice = etree.Element(f"{{{SAML}}}Advice")
-    advice.append(inner)
-    assertion.find(f"{{{SAML}}}Conditions").addnext(advice)
-    return _encode(t.envelope(idp.sign_element(assertion)))
+        advice = etree.Element(f"{{{SAML}}}Advice")
+        advice.append(inner)
+        assertion.find(f"{{{SAML}}}Conditions").addnext(advice)
+
+    return _target(idp, user, sp_entity_id, acs_url, options).mutated(add_advice, roles=[])
 
 
 def several_assertions(
@@ -667,13 +679,14 @@ def two_authn_statements(
     **options: Unpack[AssertionOptions],
 ) -> str:
     """A signed assertion with two AuthnStatements (exactly one is allowed)."""
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    assertion = t.assertion()
-    statement = assertion.find(f"{{{SAML}}}AuthnStatement")
-    twin = copy.deepcopy(statement)
-    twin.set("SessionIndex", idp.new_id())
-    statement.addnext(twin)
-    return _encode(t.envelope(idp.sign_element(assertion)))
+
+    def add_twin(assertion: XmlElement) -> None:
+        statement = assertion.find(f"{{{SAML}}}AuthnStatement")
+        twin = copy.deepcopy(statement)
+        twin.set("SessionIndex", idp.new_id())
+        statement.addnext(twin)
+
+    return _target(idp, user, sp_entity_id, acs_url, options).mutated(add_twin)
 
 
 def status_failure(
@@ -702,8 +715,7 @@ def issuer_mismatch(
 ) -> str:
     """The Assertion's Issuer is ``evil_issuer`` while the IdP's key signed it and the
     Response's Issuer is the IdP: the signer must be the Issuer's metadata key."""
-    t = _target(idp, user, sp_entity_id, acs_url, options)
-    return _encode(t.envelope(t.signed(issuer=evil_issuer)))
+    return _target(idp, user, sp_entity_id, acs_url, options).response(issuer=evil_issuer)
 
 
 BUILDERS = (

@@ -154,10 +154,9 @@ SHAPES: Mapping[str, Shape] = {
 """Every shape by name (``generic`` is the IdP's own), for the CLI's ``--preset``."""
 
 
-def _preset(
+def _preset(  # noqa: PLR0917 (positional on purpose, see the docstring)
     idp: SamlIdp,
     shape: Shape,
-    *,
     user: str | SamlUser,
     sp_entity_id: str,
     acs_url: str,
@@ -165,7 +164,11 @@ def _preset(
     encrypt: bool | EncryptionAlg | None,
     encryption_cert: x509.Certificate | None,
     options: AssertionOptions,
+    /,
 ) -> str:
+    """What every preset function does: the IdP's response in ``shape``, with the shape's
+    signature placement unless the caller chose one. Positional, in the order of the public
+    parameters, so each preset's body stays one line."""
     options["shape"] = shape
     return idp.response_b64(
         user=user,
@@ -190,17 +193,7 @@ def okta(
     **options: Unpack[AssertionOptions],
 ) -> str:
     """A response shaped like Okta's AWS app (see the module doc), base64."""
-    return _preset(
-        idp,
-        OKTA,
-        user=user,
-        sp_entity_id=sp_entity_id,
-        acs_url=acs_url,
-        sign=sign,
-        encrypt=encrypt,
-        encryption_cert=encryption_cert,
-        options=options,
-    )
+    return _preset(idp, OKTA, user, sp_entity_id, acs_url, sign, encrypt, encryption_cert, options)
 
 
 def entra_id(
@@ -220,15 +213,7 @@ def entra_id(
     if persistent and "name_id_format" not in options:
         options["name_id_format"] = NAMEID_PERSISTENT
     return _preset(
-        idp,
-        ENTRA_ID,
-        user=user,
-        sp_entity_id=sp_entity_id,
-        acs_url=acs_url,
-        sign=sign,
-        encrypt=encrypt,
-        encryption_cert=encryption_cert,
-        options=options,
+        idp, ENTRA_ID, user, sp_entity_id, acs_url, sign, encrypt, encryption_cert, options
     )
 
 
@@ -244,17 +229,7 @@ def adfs(
     **options: Unpack[AssertionOptions],
 ) -> str:
     """A response shaped like AD FS for AWS (assertion signed, as ADFS does by default)."""
-    return _preset(
-        idp,
-        ADFS,
-        user=user,
-        sp_entity_id=sp_entity_id,
-        acs_url=acs_url,
-        sign=sign,
-        encrypt=encrypt,
-        encryption_cert=encryption_cert,
-        options=options,
-    )
+    return _preset(idp, ADFS, user, sp_entity_id, acs_url, sign, encrypt, encryption_cert, options)
 
 
 def keycloak(
@@ -270,13 +245,5 @@ def keycloak(
 ) -> str:
     """A response shaped like Keycloak's SAML client for AWS (only the response signed)."""
     return _preset(
-        idp,
-        KEYCLOAK,
-        user=user,
-        sp_entity_id=sp_entity_id,
-        acs_url=acs_url,
-        sign=sign,
-        encrypt=encrypt,
-        encryption_cert=encryption_cert,
-        options=options,
+        idp, KEYCLOAK, user, sp_entity_id, acs_url, sign, encrypt, encryption_cert, options
     )

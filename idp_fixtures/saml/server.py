@@ -6,16 +6,14 @@ the port, are known before the IdP (and its metadata) is created.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-import uvicorn
 from cryptography import x509
 from starlette.applications import Starlette
 
+from idp_fixtures.loopback import bind_socket, is_loopback, origin, running_in_thread
 from idp_fixtures.oidc.provider import Clock
-from idp_fixtures.oidc.server import bind_socket, is_loopback, origin
 from idp_fixtures.saml.app import create_app
 from idp_fixtures.saml.directory import SamlUser, ServiceProvider
 from idp_fixtures.saml.idp import GENERIC, EncryptionAlg, SamlIdp, Shape, SignPlacement
@@ -116,21 +114,5 @@ def serve_saml_in_thread(
         shape=shape,
         auto_login=auto_login,
     )
-    config = uvicorn.Config(server.app, log_level="warning", lifespan="off", access_log=False)
-    runner = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=runner.run, kwargs={"sockets": [sock]}, name="idp-fixtures-saml", daemon=True
-    )
-    thread.start()
-    try:
-        for _ in range(1000):
-            if runner.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.01)
-        if not runner.started:
-            raise RuntimeError("the fixture SAML server did not start")
+    with running_in_thread(server.app, sock, what="SAML"):
         yield server
-    finally:
-        runner.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

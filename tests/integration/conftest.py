@@ -11,14 +11,17 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 import uvicorn
 import yaml
@@ -308,6 +311,57 @@ def start_server(app: Any, sock: socket.socket | None = None) -> tuple[str, Runn
 def stop_server(running: Running) -> None:
     running.server.should_exit = True
     running.thread.join(timeout=10)
+
+
+def free_port() -> int:
+    """A loopback port free right now, for a child process that binds it itself."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServedProcess:
+    """A running ``sts-broker serve``: its URL, and once stopped, everything it printed."""
+
+    url: str
+    output: str = ""
+
+
+@contextmanager
+def serve_process(command: list[str], *, cwd: Path | None = None) -> Iterator[ServedProcess]:
+    """Run ``command --port PORT`` (an ``sts-broker serve``) as a real process until exit.
+
+    Tests of the command line and of the docs need the real entry point, not the in-thread
+    app: it waits for ``/healthz`` (20 s at most, or until the process dies) and, on exit,
+    stops the process and keeps its combined output so callers can check what it logged.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [*command, "--port", str(port)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    served = ServedProcess(url=f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 20
+    try:
+        while True:
+            try:
+                if httpx.get(f"{served.url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"broker did not start: {proc.stdout.read() if proc.stdout else ''}"
+                )
+            time.sleep(0.1)
+        yield served
+    finally:
+        proc.terminate()
+        served.output, _ = proc.communicate(timeout=10)
 
 
 @pytest.fixture(scope="session")

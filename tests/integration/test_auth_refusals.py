@@ -165,7 +165,7 @@ def test_unknown_action(broker: Broker) -> None:
 def test_oversized_body(broker: Broker) -> None:
     response = httpx.post(
         broker.url,
-        content=b"Action=GetCallerIdentity&Version=2011-06-15&Pad=" + b"a" * 70_000,
+        content=b"Action=GetCallerIdentity&Version=2011-06-15&Pad=" + b"a" * 300_000,
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 413

@@ -664,7 +664,7 @@ def test_malformed_requests_never_500(broker: AuthzBroker) -> None:
             400,
         ),
         (
-            httpx.post(url, content=b" " * 70000, headers={"Content-Type": "application/json"}),
+            httpx.post(url, content=b" " * 300_000, headers={"Content-Type": "application/json"}),
             "RequestEntityTooLarge",
             413,
         ),

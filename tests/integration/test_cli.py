@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import httpx
 import pytest
+
+from tests.integration.conftest import free_port, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "demo.yaml"
@@ -32,42 +32,13 @@ def _cli(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served_demo() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "broker", "serve", str(DEMO), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"broker did not start: {proc.stdout.read() if proc.stdout else ''}"
-                )
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        output, _ = proc.communicate(timeout=10)
-        # The ephemeral-key warning is logged; no secret from the demo file ever is.
-        assert "ephemeral key" in output
-        assert ALICE[1] not in output
+    with serve_process([sys.executable, "-m", "broker", "serve", str(DEMO)]) as served:
+        yield served.url
+    # The ephemeral-key warning is logged; no secret from the demo file ever is.
+    assert "ephemeral key" in served.output
+    assert ALICE[1] not in served.output
 
 
 def test_serve_demo_config_answers_boto3(served_demo: str) -> None:
@@ -125,7 +96,7 @@ def test_check_config_reports_file_line_key_and_reason(tmp_path: Path) -> None:
 def test_serve_with_a_bad_config_exits_before_listening(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("public_url: http://127.0.0.1:8080\nregion: moon-1\n")
-    result = _cli("serve", str(bad), "--port", str(_free_port()))
+    result = _cli("serve", str(bad), "--port", str(free_port()))
     assert result.returncode == 2
     assert f"{bad}:2: region:" in result.stderr
 

@@ -13,17 +13,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
+
+from tests.integration.conftest import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "cross-account.md"
@@ -72,12 +71,6 @@ def _walkthrough() -> list[tuple[str, str]]:
     return steps
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _curl_supports_sigv4() -> bool:
     curl = shutil.which("curl")
     if curl is None:
@@ -89,33 +82,11 @@ def _curl_supports_sigv4() -> bool:
 
 @pytest.fixture(scope="module")
 def broker_url() -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "sts-broker"), "serve", "config/cross-account.yaml", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"broker did not start: {proc.stdout.read() if proc.stdout else ''}"
-                )
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        output, _ = proc.communicate(timeout=10)
-        assert "DEMOaliceSECRETkeyDoNotUseOutsideDemo000" not in output
+    with serve_process(
+        [str(BIN / "sts-broker"), "serve", "config/cross-account.yaml"], cwd=ROOT
+    ) as served:
+        yield served.url
+    assert "DEMOaliceSECRETkeyDoNotUseOutsideDemo000" not in served.output
 
 
 def _run_walkthrough(url: str, home: Path) -> dict[str, str]:

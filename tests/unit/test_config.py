@@ -706,7 +706,7 @@ def test_oidc_settings_defaults_and_bounds() -> None:
 
 def test_limits_defaults_and_bounds() -> None:
     config = load_config(write(MINIMAL), environ={})
-    assert (config.limits.max_body_bytes, config.limits.clock_skew_seconds) == (65536, 300)
+    assert (config.limits.max_body_bytes, config.limits.clock_skew_seconds) == (262144, 300)
     assert one_problem(MINIMAL + "limits: {clock_skew_seconds: 901}\n") == (
         "c.yaml:7: limits.clock_skew_seconds: must be between 0 and 900 (got 901)"
     )

@@ -1,0 +1,107 @@
+"""Bounded HTTP GET for documents an identity provider serves: JWKS, discovery, SAML metadata.
+
+Whoever controls such a URL can try to make the broker hang, buffer without end, or fetch
+from somewhere else, so every fetch here is bounded the same way: a timeout, a byte cap
+enforced while streaming, and redirects followed by hand, at most :data:`MAX_REDIRECTS`
+and only within the same origin (an issuer's URL must not bounce the broker to another
+host). Failures are raised as :class:`FetchFailed` with what went wrong as data, so each
+caller words them in its own vocabulary and error type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+MAX_REDIRECTS = 3
+
+FailureKind = Literal["off_origin", "status", "too_large", "redirects", "transport"]
+
+
+class FetchFailed(Exception):
+    """A fetch that gave no usable body.
+
+    ``url`` is where it failed: the URL that redirected off-origin, answered a bad status or
+    raised a transport error; for ``redirects``, the URL first asked for. ``status`` is set
+    for ``status``, ``error`` (the httpx exception's class name) for ``transport``.
+    """
+
+    def __init__(self, kind: FailureKind, url: str, *, status: int = 0, error: str = "") -> None:
+        super().__init__(kind, url)
+        self.kind: FailureKind = kind
+        self.url = url
+        self.status = status
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A 200 response read in full; ``url`` is the one that answered, after redirects."""
+
+    body: bytes
+    url: str
+    headers: httpx.Headers
+
+
+async def fetch_bounded(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: httpx.Timeout | float,
+    headers: Mapping[str, str] | None = None,
+    refuse_declared_oversize: bool = False,
+) -> Fetched:
+    """GET ``url``: bounded in time and size, same-origin redirects only.
+
+    ``refuse_declared_oversize`` also refuses a response whose Content-Length alone exceeds
+    ``max_bytes``, before reading any of it; the cap while streaming applies either way.
+    """
+    current = url
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            async with http.stream(
+                "GET", current, headers=headers, follow_redirects=False, timeout=timeout
+            ) as response:
+                if response.is_redirect:
+                    target = urljoin(current, response.headers.get("location", ""))
+                    if not _same_origin(current, target):
+                        raise FetchFailed("off_origin", current)
+                    current = target
+                    continue
+                if response.status_code != 200:
+                    raise FetchFailed("status", current, status=response.status_code)
+                if refuse_declared_oversize:
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > max_bytes:
+                        raise FetchFailed("too_large", current)
+                body = await _read_capped(response, max_bytes, current)
+                return Fetched(body=body, url=current, headers=response.headers)
+    except httpx.HTTPError as exc:
+        raise FetchFailed("transport", current, error=type(exc).__name__) from None
+    raise FetchFailed("redirects", url)
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int, url: str) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise FetchFailed("too_large", url)
+    return bytes(body)
+
+
+def _same_origin(a: str, b: str) -> bool:
+    first, second = urlsplit(a), urlsplit(b)
+    try:
+        return (first.scheme, first.hostname, first.port) == (
+            second.scheme,
+            second.hostname,
+            second.port,
+        )
+    except ValueError:
+        return False
