@@ -18,6 +18,7 @@ from broker import __version__
 from broker.authz import AuthorizationMessages, AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
 from broker.config import BrokerConfig
+from broker.console import ConsoleFederation
 from broker.directory import Directory
 from broker.identity import SamlVerifier, WebIdentityVerifier
 from broker.issuer import WebIdentityIssuer
@@ -105,8 +106,12 @@ def create_app(
         max_body_bytes=config.limits.max_body_bytes,
     )
 
+    console = ConsoleFederation(
+        sealer=sealer, directory=directory, clock=clock, public_url=config.public_url
+    )
     routes: list[BaseRoute] = [
         Route("/sts", api.handle, methods=["GET", "POST"]),
+        *console.routes(),
         Route("/healthz", health, methods=["GET"]),
         *issuer_routes(issuer),
         *authz.routes(),

@@ -120,6 +120,8 @@ class Caller:
         return ctx
 
 
+_CREDENTIAL_KINDS = frozenset({"assumed-role", "session", "federated-user"})
+
 _PRINCIPAL_TYPES: dict[CallerKind, str] = {
     "user": "User",
     "session": "User",
@@ -189,6 +191,9 @@ def _session_caller(claims: SessionClaims, directory: Directory) -> Caller:
     """A caller from an opened token, tied to the principal as configured *now*."""
     role: Role | None = None
     user: User | None = None
+    if claims.kind not in _CREDENTIAL_KINDS:
+        # Other sealed objects (console sign-in tokens and cookies) are never credentials.
+        raise StsError("InvalidClientTokenId", _INVALID_TOKEN, 403)
     if claims.kind == "assumed-role":
         role = directory.role(
             f"arn:aws:iam::{claims.account}:role{claims.principal_path}{claims.principal_name}"

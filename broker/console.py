@@ -1,0 +1,285 @@
+"""AWS console federation (the "custom identity broker" protocol) against this broker.
+
+``GET /federation?Action=getSigninToken`` trades AssumeRole* or GetFederationToken
+credentials for a SigninToken; ``GET /federation?Action=login`` trades that token for a
+console session cookie and redirects to ``/console``, a landing page that shows who the
+session is and what it may do.
+
+Both the SigninToken and the console cookie are sealed with the broker's
+:class:`~broker.sts.tokens.TokenSealer` (AES-GCM, authenticated), as claims of their own
+kinds (``console-signin``, ``console-session``) with the access key ID ``console``. Neither
+works as an STS session token (the secret derived for it is never disclosed, and
+getSigninToken refuses its kind), and no STS session token is accepted as either.
+
+Like AWS, a SigninToken is valid for 15 minutes and is *not* single-use: anyone holding the
+login URL during that window can sign in, so it must travel only over HTTPS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from broker.clock import Clock
+from broker.directory import Directory
+from broker.iam import Policy
+from broker.sts.tokens import SessionClaims, TokenInvalidError, TokenSealer
+from broker.web.pages import error_page, page
+
+SIGNIN_TOKEN_SECONDS = 15 * 60
+MIN_SESSION_DURATION = 900
+MAX_SESSION_DURATION = 43200
+CHAINED_MAX_SESSION_DURATION = 3600
+CONSOLE_PATH = "/console"
+
+_KIND_SIGNIN = "console-signin"
+_KIND_CONSOLE = "console-session"
+_FEDERATION_KINDS = ("assumed-role", "federated-user")
+_ONLY_FEDERATION = "Only federation tokens or assume role tokens may be used"
+_MAX_SESSION_PARAM = 12 * 1024
+_NOT_A_KEY = "console"
+"""The access key ID of console claims: never a real key (those start AKIA/ASIA)."""
+
+
+class _Refused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+class ConsoleFederation:
+    """The federation endpoint and the console landing page."""
+
+    def __init__(
+        self, *, sealer: TokenSealer, directory: Directory, clock: Clock, public_url: str
+    ) -> None:
+        self._sealer = sealer
+        self._directory = directory
+        self._clock = clock
+        self._public_url = public_url.rstrip("/")
+        parts = urlsplit(self._public_url)
+        self._origin = (parts.scheme, parts.netloc)
+        self._secure = parts.scheme == "https"
+        # __Host- pins the cookie to this host on https (no Domain, Path=/, Secure).
+        self._cookie = "__Host-sts-broker-console" if self._secure else "sts-broker-console"
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/federation", self.federation, methods=["GET"]),
+            Route(CONSOLE_PATH, self.console, methods=["GET"]),
+        ]
+
+    # -- /federation -------------------------------------------------------------------
+
+    async def federation(self, request: Request) -> Response:
+        action = request.query_params.get("Action", "")
+        if action == "getSigninToken":
+            try:
+                token = self._signin_token(request)
+            except _Refused as refused:
+                return JSONResponse({"Error": refused.message}, status_code=400)
+            return JSONResponse({"SigninToken": token})
+        if action == "login":
+            return self._login(request)
+        return JSONResponse({"Error": "Unsupported Action"}, status_code=400)
+
+    def _signin_token(self, request: Request) -> str:
+        raw = request.query_params.get("Session", "")
+        if not raw or len(raw) > _MAX_SESSION_PARAM:
+            raise _Refused("Missing or invalid Session parameter")
+        try:
+            session = json.loads(raw)
+        except ValueError:
+            raise _Refused("Missing or invalid Session parameter") from None
+        if not isinstance(session, dict) or not all(
+            isinstance(session.get(k), str) and session.get(k)
+            for k in ("sessionId", "sessionKey", "sessionToken")
+        ):
+            # Long-term keys come without a session token: they can never sign in.
+            if isinstance(session, dict) and not session.get("sessionToken"):
+                raise _Refused(_ONLY_FEDERATION)
+            raise _Refused("Missing or invalid Session parameter")
+        try:
+            claims, secret = self._sealer.open(session["sessionToken"])
+        except TokenInvalidError:
+            raise _Refused("The security token included in the request is invalid") from None
+        valid_key = hmac.compare_digest(
+            claims.access_key_id.encode(), session["sessionId"].encode()
+        ) and hmac.compare_digest(secret.encode(), session["sessionKey"].encode())
+        if not claims.access_key_id or not valid_key:
+            raise _Refused("The security token included in the request is invalid")
+        now = self._clock.time()
+        if now >= claims.expires_at:
+            raise _Refused("The security token included in the request is expired")
+        if claims.kind not in _FEDERATION_KINDS:
+            raise _Refused(_ONLY_FEDERATION)
+        ends = self._console_end(claims, request.query_params.get("SessionDuration"), int(now))
+        signin = dataclasses.replace(
+            claims,
+            kind=_KIND_SIGNIN,
+            access_key_id=_NOT_A_KEY,
+            issued_at=int(now),
+            expires_at=int(now) + SIGNIN_TOKEN_SECONDS,
+            extra={"console": {"kind": claims.kind, "ends": ends}},
+        )
+        token, _ = self._sealer.seal(signin)
+        return token
+
+    @staticmethod
+    def _console_end(claims: SessionClaims, duration: str | None, now: int) -> int:
+        """When the console session ends: SessionDuration, else the credentials' expiry."""
+        if duration is None:
+            return claims.expires_at
+        if claims.kind != "assumed-role":
+            raise _Refused("SessionDuration is allowed only with assume role credentials")
+        try:
+            seconds = int(duration)
+        except ValueError:
+            raise _Refused("SessionDuration must be an integer") from None
+        if not MIN_SESSION_DURATION <= seconds <= MAX_SESSION_DURATION:
+            raise _Refused(
+                f"SessionDuration must be between {MIN_SESSION_DURATION} and "
+                f"{MAX_SESSION_DURATION} seconds"
+            )
+        if claims.chain_depth > 0 and seconds > CHAINED_MAX_SESSION_DURATION:
+            raise _Refused(
+                "SessionDuration may not exceed 3600 seconds for role chaining credentials"
+            )
+        return now + seconds
+
+    def _open(self, token: str, kind: str) -> SessionClaims | None:
+        try:
+            claims, _ = self._sealer.open(token)
+        except TokenInvalidError:
+            return None
+        if (
+            claims.kind != kind
+            or claims.access_key_id != _NOT_A_KEY
+            or self._clock.time() >= claims.expires_at
+        ):
+            return None
+        console = claims.extra.get("console")
+        if not isinstance(console, dict) or console.get("kind") not in _FEDERATION_KINDS:
+            return None
+        return claims
+
+    def _login(self, request: Request) -> Response:
+        destination = self._destination(request.query_params.get("Destination", ""))
+        if destination is None:
+            return error_page(
+                400, "Sign-in refused", "The destination is not on this broker.", "destination"
+            )
+        claims = self._open(request.query_params.get("SigninToken", ""), _KIND_SIGNIN)
+        if claims is None:
+            return error_page(
+                400, "Sign-in refused", "The sign-in token is invalid or expired.", "signin-token"
+            )
+        ends = int(claims.extra["console"]["ends"])
+        now = int(self._clock.time())
+        if now >= ends:
+            return error_page(400, "Sign-in refused", "The session has ended.", "expired")
+        cookie, _ = self._sealer.seal(
+            dataclasses.replace(claims, kind=_KIND_CONSOLE, issued_at=now, expires_at=ends)
+        )
+        response = RedirectResponse(destination, status_code=302)
+        response.set_cookie(
+            self._cookie,
+            cookie,
+            max_age=ends - now,
+            path="/",
+            secure=self._secure,
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
+    def _destination(self, value: str) -> str | None:
+        """``/console`` or below on this broker, as an absolute URL; else None."""
+        if not value or any(c in value for c in "\\\r\n\t") or value.startswith("//"):
+            return None
+        parts = urlsplit(value)
+        if parts.scheme or parts.netloc:
+            if (parts.scheme, parts.netloc) != self._origin:
+                return None
+        elif not value.startswith("/"):
+            return None
+        path = parts.path
+        if path != CONSOLE_PATH and not path.startswith(CONSOLE_PATH + "/"):
+            return None
+        if "/." in path or "%" in path:
+            return None
+        query = f"?{parts.query}" if parts.query else ""
+        return f"{self._public_url}{path}{query}"
+
+    # -- /console ----------------------------------------------------------------------
+
+    async def console(self, request: Request) -> Response:
+        claims = self._open(request.cookies.get(self._cookie, ""), _KIND_CONSOLE)
+        view = self._view(claims) if claims is not None else None
+        if view is None:
+            response = RedirectResponse("/", status_code=302)
+            if self._cookie in request.cookies:
+                response.delete_cookie(self._cookie, path="/", secure=self._secure, httponly=True)
+            return response
+        landing = page("console.html", **view)
+        landing.headers["Cache-Control"] = "no-store"
+        return landing
+
+    def _view(self, claims: SessionClaims) -> dict[str, Any] | None:
+        """What the landing page shows; None when the principal no longer exists."""
+        kind = claims.extra["console"]["kind"]
+        policies: tuple[Policy, ...]
+        if kind == "assumed-role":
+            principal = f"arn:aws:iam::{claims.account}:role{claims.principal_path}"
+            role = self._directory.role(principal + claims.principal_name)
+            if role is None:
+                return None
+            principal, policies = role.arn, role.policies
+        else:
+            user = self._directory.users.get(claims.source_arn)
+            if user is None:
+                return None
+            principal, policies = user.arn, user.policies
+        limited = kind == "federated-user" or bool(claims.session_policy or claims.policy_arns)
+        return {
+            "arn": claims.arn,
+            "kind": kind,
+            "principal": principal,
+            "principal_name": claims.principal_name,
+            "account": claims.account,
+            "alias": self._directory.aliases.get(claims.account, ""),
+            "expires": _utc(claims.expires_at),
+            "policies": [_render(policy) for policy in policies],
+            "session_limited": limited,
+            "session_policy_arns": list(claims.policy_arns),
+            "inline_session_policy": bool(claims.session_policy),
+        }
+
+
+def _render(policy: Policy) -> dict[str, Any]:
+    statements = []
+    for st in policy.statements:
+        resources = [r.raw for r in st.resources] if st.resources is not None else ["*"]
+        statements.append(
+            {
+                "effect": st.effect,
+                "action_label": "NotAction" if st.not_action else "Action",
+                "actions": list(st.actions),
+                "resource_label": "NotResource" if st.not_resource else "Resource",
+                "resources": resources,
+                "conditions": bool(st.conditions),
+            }
+        )
+    return {"name": policy.name, "statements": statements}

@@ -1,0 +1,243 @@
+"""Console federation (custom identity broker): getSigninToken, login and the landing page,
+against a real broker on loopback with the console routes wired onto create_app's app."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from broker.app import create_app
+from broker.config import load_config
+from tests.integration.conftest import (
+    DEV,
+    Broker,
+    OffsetClock,
+    _key,
+    bind_loopback,
+    session_client,
+    start_server,
+    stop_server,
+    write_config,
+)
+
+DEV_ROLE = f"arn:aws:iam::{DEV}:role/Dev"
+ONLY_FEDERATION = "Only federation tokens or assume role tokens may be used"
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    folder = tmp_path_factory.mktemp("console")
+    names = ["alice", "bob", "bob_old", "carol", "dave"]
+    keys = {name: _key(i) for i, name in enumerate(names)}
+    totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
+    path = folder / "broker.yaml"
+    sock = bind_loopback()
+    public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    write_config(path, keys, totp, public_url)
+    config = load_config(
+        path, environ={"TEST_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
+    )
+    clock = OffsetClock()
+    app = create_app(config, clock=clock)  # serves /federation and /console itself
+    url, running = start_server(app, sock)
+    try:
+        yield Broker(url=url, clock=clock, config_path=path, keys=keys, totp=totp)
+    finally:
+        stop_server(running)
+
+
+@pytest.fixture
+def console_clock(console: Broker) -> Iterator[OffsetClock]:
+    before = console.clock.offset
+    yield console.clock
+    console.clock.offset = before
+
+
+def _role_credentials(broker: Broker, name: str = "console") -> dict[str, Any]:
+    out = broker.sts("alice").assume_role(RoleArn=DEV_ROLE, RoleSessionName=name)
+    return dict(out["Credentials"])
+
+
+def _session(creds: dict[str, Any], **change: str) -> str:
+    session = {
+        "sessionId": creds["AccessKeyId"],
+        "sessionKey": creds["SecretAccessKey"],
+        "sessionToken": creds["SessionToken"],
+    }
+    session.update(change)
+    return json.dumps(session)
+
+
+def _get_token(broker: Broker, session: str, duration: int | None = None) -> httpx.Response:
+    params = {"Action": "getSigninToken", "Session": session}
+    if duration is not None:
+        params["SessionDuration"] = str(duration)
+    return httpx.get(f"{broker.url}/federation", params=params)
+
+
+def _login(broker: Broker, token: str, destination: str | None = None) -> httpx.Response:
+    query = urlencode(
+        {
+            "Action": "login",
+            "Issuer": "https://idp.example.com/",
+            "Destination": destination or f"{broker.url}/console",
+            "SigninToken": token,
+        }
+    )
+    return httpx.get(f"{broker.url}/federation?{query}")
+
+
+def _refusal(response: httpx.Response) -> str:
+    assert response.status_code == 400, response.text
+    return str(response.json()["Error"])
+
+
+def test_sign_in_lands_on_the_console(console: Broker) -> None:
+    creds = _role_credentials(console)
+    answer = _get_token(console, _session(creds), 3600)
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["SigninToken"]
+    login = _login(console, token)
+    assert login.status_code == 302
+    assert login.headers["location"] == f"{console.url}/console"
+    cookie = login.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "samesite=lax" in cookie.lower()
+    landing = httpx.get(login.headers["location"], cookies=login.cookies)
+    assert landing.status_code == 200
+    text = landing.text
+    assert f"arn:aws:sts::{DEV}:assumed-role/Dev/console" in text
+    assert DEV_ROLE in text
+    assert '(<span class="alias">dev</span>)' in text
+    assert "sts:AssumeRole" in text
+    assert "No session policy" in text
+    # AWS does not make SigninTokens single-use; neither do we (15 minutes, a secret URL).
+    assert _login(console, token).status_code == 302
+
+
+def test_federation_token_signs_in_with_session_limit(console: Broker) -> None:
+    out = console.sts("dave").get_federation_token(Name="dave-console")
+    creds = out["Credentials"]
+    answer = _get_token(console, _session(creds))
+    assert answer.status_code == 200, answer.text
+    login = _login(console, answer.json()["SigninToken"])
+    landing = httpx.get(f"{console.url}/console", cookies=login.cookies)
+    assert "federated-user/dave-console" in landing.text
+    assert "A session policy limits" in landing.text
+    # SessionDuration is for AssumeRole* credentials only.
+    _refusal(_get_token(console, _session(creds), 3600))
+
+
+def test_session_token_credentials_are_refused(console: Broker) -> None:
+    creds = console.sts("alice").get_session_token()["Credentials"]
+    assert _refusal(_get_token(console, _session(creds))) == ONLY_FEDERATION
+
+
+def test_long_term_keys_are_refused(console: Broker) -> None:
+    key = console.keys["alice"]
+    session = json.dumps({"sessionId": key.id, "sessionKey": key.secret})
+    assert _refusal(_get_token(console, session)) == ONLY_FEDERATION
+
+
+def test_wrong_secret_and_key_id_are_refused(console: Broker) -> None:
+    creds = _role_credentials(console)
+    assert "invalid" in _refusal(_get_token(console, _session(creds, sessionKey="x" * 40)))
+    other = _role_credentials(console, "other")
+    assert "invalid" in _refusal(
+        _get_token(console, _session(creds, sessionId=other["AccessKeyId"]))
+    )
+
+
+def test_tampered_token_is_refused(console: Broker) -> None:
+    creds = _role_credentials(console)
+    token = creds["SessionToken"]
+    flipped = token[:20] + ("A" if token[20] != "A" else "B") + token[21:]
+    assert "invalid" in _refusal(_get_token(console, _session(creds, sessionToken=flipped)))
+    assert "invalid" in _refusal(_get_token(console, "not json"))
+
+
+def test_expired_credentials_are_refused(console: Broker, console_clock: OffsetClock) -> None:
+    creds = _role_credentials(console)
+    console_clock.offset += 3601
+    assert "expired" in _refusal(_get_token(console, _session(creds)))
+
+
+def test_signin_token_expires_after_15_minutes(console: Broker, console_clock: OffsetClock) -> None:
+    creds = _role_credentials(console)
+    token = _get_token(console, _session(creds), 3600).json()["SigninToken"]
+    console_clock.offset += 15 * 60 + 1
+    assert _login(console, token).status_code == 400
+
+
+@pytest.mark.parametrize("duration", [899, 43201, -1])
+def test_session_duration_out_of_range(console: Broker, duration: int) -> None:
+    creds = _role_credentials(console)
+    assert "SessionDuration" in _refusal(_get_token(console, _session(creds), duration))
+
+
+def test_chained_credentials_limited_to_one_hour(console: Broker) -> None:
+    dev = session_client(console, _role_credentials(console))
+    chained = dev.assume_role(RoleArn=f"arn:aws:iam::{DEV}:role/Tagged", RoleSessionName="chained")
+    creds = chained["Credentials"]
+    assert "3600" in _refusal(_get_token(console, _session(creds), 3601))
+    assert _get_token(console, _session(creds), 3600).status_code == 200
+    assert _get_token(console, _session(creds), 43200).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "https://evil.example.com/console",
+        "//evil.example.com/console",
+        "/\\evil.example.com/console",
+        "/consolex",
+        "/",
+        "http://127.0.0.1:1/console",
+        "javascript:alert(1)",
+    ],
+)
+def test_login_refuses_foreign_destination(console: Broker, destination: str) -> None:
+    creds = _role_credentials(console)
+    token = _get_token(console, _session(creds)).json()["SigninToken"]
+    response = _login(console, token, destination)
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+def test_login_accepts_relative_console_path(console: Broker) -> None:
+    creds = _role_credentials(console)
+    token = _get_token(console, _session(creds)).json()["SigninToken"]
+    response = _login(console, token, "/console/home?x=1")
+    assert response.status_code == 302
+    assert response.headers["location"] == f"{console.url}/console/home?x=1"
+
+
+def test_login_refuses_tampered_or_session_token(console: Broker) -> None:
+    creds = _role_credentials(console)
+    token = _get_token(console, _session(creds)).json()["SigninToken"]
+    flipped = token[:30] + ("A" if token[30] != "A" else "B") + token[31:]
+    assert _login(console, flipped).status_code == 400
+    # An STS session token is not a SigninToken.
+    assert _login(console, creds["SessionToken"]).status_code == 400
+
+
+def test_console_without_cookie_redirects(console: Broker) -> None:
+    response = httpx.get(f"{console.url}/console")
+    assert response.status_code == 302
+    assert response.headers["location"] == "/"
+    forged = httpx.get(f"{console.url}/console", cookies={"sts-broker-console": "x" * 60})
+    assert forged.status_code == 302
+
+
+def test_signin_token_is_not_a_console_cookie(console: Broker) -> None:
+    creds = _role_credentials(console)
+    token = _get_token(console, _session(creds)).json()["SigninToken"]
+    response = httpx.get(f"{console.url}/console", cookies={"sts-broker-console": token})
+    assert response.status_code == 302
