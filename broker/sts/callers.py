@@ -43,10 +43,6 @@ class Caller:
     claims: SessionClaims | None = None
 
     @property
-    def temporary(self) -> bool:
-        return self.claims is not None
-
-    @property
     def mfa(self) -> bool:
         return self.claims is not None and self.claims.mfa
 

@@ -49,7 +49,7 @@ PACKED_LIMIT_BYTES = 1500
 AWS does not publish its packing; this limit lets a maximal 2048-character policy with a
 handful of tags fit, and refuses what AWS's documented limits would refuse too."""
 MAX_SESSION_TAGS = 50
-_REPLAY_MARGIN_SECONDS = 300.0
+REPLAY_MARGIN_SECONDS = 300.0
 """Single-use tokens are remembered this much past their expiry (covers clock skew)."""
 
 
@@ -358,7 +358,7 @@ class StsEngine:
         )
         duration = _role_duration(params.get("DurationSeconds"), role, chained=False)
         if identity.single_use:
-            ttl = max(1.0, identity.expires_at - info.now) + _REPLAY_MARGIN_SECONDS
+            ttl = max(1.0, identity.expires_at - info.now) + REPLAY_MARGIN_SECONDS
             if not await self._store.claim("web-identity", identity.replay_key, ttl):
                 raise StsError(
                     "InvalidIdentityToken",
@@ -437,7 +437,7 @@ class StsEngine:
         )
         duration = _saml_duration(params.get("DurationSeconds"), role, identity, info.now)
         if identity.single_use:
-            ttl = max(1.0, identity.not_on_or_after - info.now) + _REPLAY_MARGIN_SECONDS
+            ttl = max(1.0, identity.not_on_or_after - info.now) + REPLAY_MARGIN_SECONDS
             key = f"{identity.issuer}#{identity.assertion_id}#{role.arn}"
             if not await self._store.claim("saml-assertion", key, ttl):
                 raise StsError(

@@ -24,6 +24,7 @@ from broker.directory import Directory
 from broker.errors import StsError
 from broker.identity import SamlIdentity, SamlVerifier
 from broker.store import Store
+from broker.sts.engine import REPLAY_MARGIN_SECONDS
 from broker.web.login import LoginBinding, LoginBindingError
 from broker.web.pages import error_page, page
 from broker.web.redirects import safe_return_to
@@ -41,7 +42,6 @@ log = logging.getLogger("broker.web.saml")
 RETURN_PREFIXES = ("/roles", "/credentials")
 """Where a login may send the browser afterwards (everything else becomes ``/roles``)."""
 DEFAULT_RETURN = "/roles"
-_REPLAY_MARGIN_SECONDS = 300.0
 
 
 def session_data(identity: SamlIdentity) -> dict[str, Any]:
@@ -166,7 +166,7 @@ class SamlBrowserRoutes:
             return error_page(
                 403 if exc.status == 403 else 400, "Sign-in refused", exc.message, exc.code
             )
-        ttl = max(1.0, identity.not_on_or_after - self._clock.time()) + _REPLAY_MARGIN_SECONDS
+        ttl = max(1.0, identity.not_on_or_after - self._clock.time()) + REPLAY_MARGIN_SECONDS
         if not await self._store.claim(
             "saml-acs", f"{identity.issuer}#{identity.assertion_id}", ttl
         ):
