@@ -828,6 +828,112 @@ class AccountConfig(_Model):
     """GetWebIdentityToken for this account's principals; off by default, as in AWS."""
 
 
+_LOGIN_NAME = r"[a-z0-9][a-z0-9_-]{0,31}"
+LoginProviderName = Annotated[
+    str, _text(_LOGIN_NAME, "login provider names are 1-32 of a-z, 0-9, _ and -, starting a-z/0-9")
+]
+"""Also the path segment of the provider's OIDC callback (``/oidc/callback/NAME``)."""
+
+
+def _client_secret(value: object) -> SecretStr:
+    text = _string(value)
+    if not 1 <= len(text) <= 1024:
+        raise _fail(f"must be 1-1024 characters (got {len(text)})")
+    return SecretStr(text)
+
+
+def _scopes(value: object) -> list[str]:
+    items = _list(value)
+    scopes = _distinct_strings(
+        items, r"[\x21\x23-\x5b\x5d-\x7e]{1,128}", "scopes are RFC 6749 scope tokens", "scope"
+    )
+    if "openid" not in scopes:
+        raise _fail("must include openid: the broker signs people in with the ID token")
+    return scopes
+
+
+class SamlLoginConfig(_Model):
+    """A sign-in button for one account's SAML provider (``accounts.ACCOUNT.saml_providers``)."""
+
+    account: AccountId
+    provider: SamlProviderName
+
+    def arn(self) -> str:
+        return SamlProviderConfig.arn(self.account, self.provider)
+
+
+class OidcLoginConfig(_Model):
+    """A "sign in with" button for an OIDC provider (authorization code + PKCE S256).
+
+    Its ID token is checked exactly like an ``AssumeRoleWithWebIdentity`` token, by every
+    account whose ``oidc_providers`` lists ``url`` with ``client_id``; the roles offered are
+    those whose trust policies admit it there.
+    """
+
+    url: Annotated[str, _Checked(_oidc_url, _URL_SCHEMA)]
+    client_id: Annotated[
+        str, _text(r"[\x20-\x7e]{1,255}", "client IDs are 1-255 printable ASCII characters")
+    ]
+    client_secret: Annotated[SecretStr, _Checked(_client_secret, _WRITE_ONLY)] | None = Field(
+        default=None, repr=False
+    )
+    """None for a public client (PKCE only)."""
+    scopes: Annotated[list[str], _Checked(_scopes, {"type": "array", "maxItems": 20})] = Field(
+        default_factory=lambda: ["openid", "email", "profile"]
+    )
+    roles_claim: (
+        Annotated[str, _text(r"[\x21-\x7e]{1,128}", "claim names are printable")] | None
+    ) = None
+    """When set (e.g. ``cognito:roles``), only role ARNs listed in this claim are offered."""
+    session_name_claim: Annotated[
+        str, _text(r"[\x21-\x7e]{1,128}", "claim names are printable")
+    ] = "email"
+    """RoleSessionName comes from this claim (``sub`` when absent), cut to IAM's alphabet."""
+
+
+class LoginProviderConfig(_Model):
+    """One button on the sign-in page: exactly one of ``saml`` and ``oidc``."""
+
+    label: Annotated[str, _text(r"[^\x00-\x1f\x7f]{1,64}", "labels are 1-64 characters")]
+    saml: SamlLoginConfig | None = None
+    oidc: OidcLoginConfig | None = None
+    roles: list[
+        Annotated[
+            str,
+            _text(
+                r"arn:aws:iam::(?:[0-9]{12}|\*):role/[\x21-\x7e]{1,512}",
+                "must be a role ARN (wildcards * and ? allowed)",
+            ),
+        ]
+    ] = Field(default_factory=list)
+    """Optional allow-list of role ARN patterns (``*``/``?``) narrowing what this login offers."""
+
+    @model_validator(mode="after")
+    def _one_protocol(self) -> LoginProviderConfig:
+        if (self.saml is None) == (self.oidc is None):
+            raise _fail("set exactly one of saml and oidc")
+        return self
+
+
+class LoginSettings(_Model):
+    """The sign-in page. Without providers it lists every account's SAML providers."""
+
+    providers: dict[LoginProviderName, LoginProviderConfig] = Field(default_factory=dict)
+
+
+class DemoSettings(_Model):
+    """Fixture IdPs mounted inside the broker for the demo (``config/demo.yaml``).
+
+    Only for a loopback ``public_url``: they sign in whoever clicks, so they must never be
+    reachable from another machine.
+    """
+
+    saml_idp: bool = False
+    """The idp_fixtures SAML IdP under ``/_demo/saml``."""
+    oidc_provider: bool = False
+    """The idp_fixtures OIDC provider under ``/_demo/oidc``."""
+
+
 class BrokerConfig(_Model):
     """The whole file. Build it with :func:`load_config` so errors can point at lines."""
 
@@ -844,6 +950,8 @@ class BrokerConfig(_Model):
     saml: SamlSettings = Field(default_factory=SamlSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     issuer: IssuerSettings = Field(default_factory=IssuerSettings)
+    login: LoginSettings = Field(default_factory=LoginSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
     accounts: dict[AccountId, AccountConfig]
     managed_policies: dict[ManagedPolicyName, PolicyDocument] = Field(default_factory=dict)
 
@@ -1090,6 +1198,21 @@ def _cross_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
 
     for at, key_id in _strings_in(data.get("token_keys"), "id", ("token_keys",)):
         unique("token key ID", key_id, at)
+    found.extend(_login_checks(data))
+    demo = _as_dict(data.get("demo"))
+    public_url = data.get("public_url")
+    if any(demo.get(k) is True for k in ("saml_idp", "oidc_provider")) and isinstance(
+        public_url, str
+    ):
+        host = urlsplit(public_url).hostname or ""
+        if not is_loopback_host(host):
+            found.append(
+                (
+                    ("demo",),
+                    "the demo IdPs sign in whoever clicks; they run only on a loopback "
+                    f"public_url (this one's host is {host!r})",
+                )
+            )
     managed = data.get("managed_policies", {})
     defined = set(managed) if isinstance(managed, dict) else None
     for account_id, account in _as_dict(data.get("accounts")).items():
@@ -1121,6 +1244,45 @@ def _cross_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
                         found.append(
                             (at, f"MFA device must be in account {account_id}, not {other}")
                         )
+    return found
+
+
+def _login_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
+    """Each login provider must name something the accounts define, or it could sign no one in."""
+    found: list[tuple[KeyPath, str]] = []
+    accounts = _as_dict(data.get("accounts"))
+    for name, provider in _as_dict(_as_dict(data.get("login")).get("providers")).items():
+        at: KeyPath = ("login", "providers", name)
+        saml = _as_dict(_as_dict(provider).get("saml"))
+        account, saml_name = saml.get("account"), saml.get("provider")
+        if isinstance(account, str) and isinstance(saml_name, str):
+            defined = _as_dict(_as_dict(accounts.get(account)).get("saml_providers"))
+            if saml_name not in defined:
+                found.append(
+                    (
+                        (*at, "saml", "provider"),
+                        f"account {account} has no saml_providers entry {saml_name!r}",
+                    )
+                )
+        oidc = _as_dict(_as_dict(provider).get("oidc"))
+        url, client_id = oidc.get("url"), oidc.get("client_id")
+        if isinstance(url, str) and isinstance(client_id, str):
+            trusted = any(
+                isinstance(p, dict)
+                and isinstance(p.get("url"), str)
+                and oidc_arn_path(p["url"]) == oidc_arn_path(url)
+                and client_id in _as_list(p.get("client_ids"))
+                for a in accounts.values()
+                for p in _as_list(_as_dict(a).get("oidc_providers"))
+            )
+            if not trusted:
+                found.append(
+                    (
+                        (*at, "oidc", "client_id"),
+                        f"no account's oidc_providers lists {url} with this client ID, so no "
+                        "role could trust its users; add it to client_ids there",
+                    )
+                )
     return found
 
 

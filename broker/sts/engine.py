@@ -29,12 +29,13 @@ from broker.iam import (
     evaluate_policies,
     parse_policy,
 )
-from broker.identity import SamlIdentity, SamlRole, SamlVerifier, WebIdentityVerifier
+from broker.identity import SamlRole, SamlVerifier, WebIdentityVerifier
 from broker.ids import account_of_key, new_access_key_id
 from broker.issuer import WebIdentityIssuer
 from broker.store import Store
 from broker.sts.callers import Caller
 from broker.sts.decisions import assume_role_problem, identity_problem
+from broker.sts.federated import FederatedIdentity
 from broker.sts.tokens import SessionClaims, TokenSealer
 from broker.totp import STEP_SECONDS, WINDOW, matching_step
 
@@ -331,53 +332,30 @@ class StsEngine:
         holder cannot tell a missing role from a trust policy that does not admit them.
         """
         role_arn: str = params["RoleArn"]
-        session_name: str = params["RoleSessionName"]
         role = self._directory.role(role_arn)
         identity = await self._web.verify(
             params["WebIdentityToken"],
             account=role.account if role is not None else _account_in_arn(role_arn),
             provider_id=params.get("ProviderId"),
         )
-        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
-        tags, transitive = _validated_tags(claimed_tags, list(identity.transitive_tag_keys))
-        source_identity = _source_identity(identity.source_identity, None)
-        policy_text, policy_arns = self._session_policies(params)
-        packed = _packed_size(policy_text, policy_arns, claimed_tags)
 
-        context = self._federated_context(info, identity.provider_arn)
-        context.update(identity.context)
-        context.update(_request_keys(session_name, tags, transitive, source_identity))
-        principal = Principal(kind="Federated", arns=identity.principal_names, account=None)
-        role = _federated_trust(
-            role,
-            "sts:AssumeRoleWithWebIdentity",
-            principal=principal,
-            context=context,
-            tags=tags,
-            source_identity=source_identity,
-        )
-        duration = _role_duration(params.get("DurationSeconds"), role, chained=False)
-        if identity.single_use:
+        async def replay_check() -> None:
+            if not identity.single_use:
+                return
             ttl = max(1.0, identity.expires_at - info.now) + REPLAY_MARGIN_SECONDS
             if not await self._store.claim("web-identity", identity.replay_key, ttl):
                 raise StsError(
                     "InvalidIdentityToken",
                     "This web identity token was already used, and its provider is single_use.",
                 )
-        claims = _role_claims(
+
+        claims, packed = await self._federated_session(
+            FederatedIdentity.from_web(identity),
             role,
-            session_name,
-            now=int(info.now),
-            duration=duration,
-            source_arn=identity.provider_arn,
-            tags=tags,
-            transitive=transitive,
-            source_identity=source_identity,
-            policy_text=policy_text,
-            policy_arns=policy_arns,
-            mfa=False,
-            mfa_at=None,
-            chain_depth=0,
+            params["RoleSessionName"],
+            params,
+            info,
+            before_mint=replay_check,
         )
         log.info(
             "AssumeRoleWithWebIdentity %s/%s -> %s", identity.issuer, identity.subject, claims.arn
@@ -417,47 +395,25 @@ class StsEngine:
                 "The SAML assertion has no https://aws.amazon.com/SAML/Attributes/RoleSessionName"
                 " attribute; AWS requires one.",
             )
-        session_name = identity.session_name
-        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
-        tags, transitive = _validated_tags(claimed_tags, list(identity.transitive_tag_keys))
-        source_identity = _source_identity(identity.source_identity, None)
-        policy_text, policy_arns = self._session_policies(params)
-        packed = _packed_size(policy_text, policy_arns, claimed_tags)
-        context = self._federated_context(info, provider_arn)
-        context.update(identity.context)
-        context.update(_request_keys(session_name, tags, transitive, source_identity))
-        principal = Principal(kind="Federated", arns=(provider_arn,), account=None)
-        role = _federated_trust(
-            role,
-            "sts:AssumeRoleWithSAML",
-            principal=principal,
-            context=context,
-            tags=tags,
-            source_identity=source_identity,
-        )
-        duration = _saml_duration(params.get("DurationSeconds"), role, identity, info.now)
-        if identity.single_use:
+
+        async def replay_check() -> None:
+            if not identity.single_use:
+                return
             ttl = max(1.0, identity.not_on_or_after - info.now) + REPLAY_MARGIN_SECONDS
-            key = f"{identity.issuer}#{identity.assertion_id}#{role.arn}"
+            key = f"{identity.issuer}#{identity.assertion_id}#{role_arn}"
             if not await self._store.claim("saml-assertion", key, ttl):
                 raise StsError(
                     "InvalidIdentityToken",
                     "This SAML assertion was already redeemed for this role.",
                 )
-        claims = _role_claims(
+
+        claims, packed = await self._federated_session(
+            FederatedIdentity.from_saml(identity),
             role,
-            session_name,
-            now=int(info.now),
-            duration=duration,
-            source_arn=provider_arn,
-            tags=tags,
-            transitive=transitive,
-            source_identity=source_identity,
-            policy_text=policy_text,
-            policy_arns=policy_arns,
-            mfa=False,
-            mfa_at=None,
-            chain_depth=0,
+            identity.session_name,
+            params,
+            info,
+            before_mint=replay_check,
         )
         log.info("AssumeRoleWithSAML %s/%s -> %s", identity.issuer, identity.subject, claims.arn)
         result = self._role_result(claims, packed)
@@ -469,6 +425,114 @@ class StsEngine:
             NameQualifier=identity.name_qualifier,
         )
         return result
+
+    async def assume_federated(
+        self,
+        identity: FederatedIdentity,
+        role_arn: str,
+        *,
+        session_name: str,
+        duration: int | None,
+        info: RequestInfo,
+    ) -> dict[str, Any]:
+        """A role session for an identity verified earlier (a browser login), same rules.
+
+        The IdP proof was verified and consumed once at login; what is checked now is what
+        can change since: the role's trust policy, its maximum duration, the SAML session
+        bounds. Returns the AssumeRole result members (``Credentials``, ``AssumedRoleUser``).
+        """
+        if identity.roles is not None and role_arn not in identity.roles:
+            raise access_denied(
+                f"Not authorized to perform {identity.action}: the sign-in did not grant {role_arn}"
+            )
+        role = self._directory.role(role_arn)
+        if role is not None and role.account != identity.account:
+            role = None  # a provider vouches only within its own account, as in IAM
+        params = {} if duration is None else {"DurationSeconds": duration}
+        claims, packed = await self._federated_session(identity, role, session_name, params, info)
+        log.info("%s (browser) via %s -> %s", identity.action, identity.provider_arn, claims.arn)
+        return self._role_result(claims, packed)
+
+    def admits(
+        self, identity: FederatedIdentity, role: Role, *, session_name: str, info: RequestInfo
+    ) -> bool:
+        """Whether ``identity`` could assume ``role`` now (to list the roles a person may pick)."""
+        if role.account != identity.account:
+            return False
+        if identity.roles is not None and role.arn not in identity.roles:
+            return False
+        try:
+            self._federated_decision(identity, role, session_name, {}, info)
+        except StsError:
+            return False
+        return True
+
+    async def _federated_session(
+        self,
+        identity: FederatedIdentity,
+        role: Role | None,
+        session_name: str,
+        params: Mapping[str, Any],
+        info: RequestInfo,
+        *,
+        before_mint: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[SessionClaims, int | None]:
+        """The one federated path: tags, source identity, session policies, trust, duration.
+
+        ``before_mint`` runs once everything else has passed (the replay claim, so a refused
+        request does not use up a single-use token or assertion).
+        """
+        role, duration, tags, transitive, source_identity = self._federated_decision(
+            identity, role, session_name, params, info
+        )
+        policy_text, policy_arns = self._session_policies(params)
+        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
+        packed = _packed_size(policy_text, policy_arns, claimed_tags)
+        if before_mint is not None:
+            await before_mint()
+        claims = _role_claims(
+            role,
+            session_name,
+            now=int(info.now),
+            duration=duration,
+            source_arn=identity.provider_arn,
+            tags=tags,
+            transitive=transitive,
+            source_identity=source_identity,
+            policy_text=policy_text,
+            policy_arns=policy_arns,
+            mfa=False,
+            mfa_at=None,
+            chain_depth=0,
+        )
+        return claims, packed
+
+    def _federated_decision(
+        self,
+        identity: FederatedIdentity,
+        role: Role | None,
+        session_name: str,
+        params: Mapping[str, Any],
+        info: RequestInfo,
+    ) -> tuple[Role, int, dict[str, str], list[str], str | None]:
+        """(role, duration, tags, transitive keys, source identity) if the trust policy admits."""
+        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
+        tags, transitive = _validated_tags(claimed_tags, list(identity.transitive_tag_keys))
+        source_identity = _source_identity(identity.source_identity, None)
+        context = self._federated_context(info, identity.provider_arn)
+        context.update(identity.context)
+        context.update(_request_keys(session_name, tags, transitive, source_identity))
+        principal = Principal(kind="Federated", arns=identity.principal_names, account=None)
+        admitted = _federated_trust(
+            role,
+            identity.action,
+            principal=principal,
+            context=context,
+            tags=tags,
+            source_identity=source_identity,
+        )
+        duration = _federated_duration(params.get("DurationSeconds"), admitted, identity, info.now)
+        return admitted, duration, tags, transitive, source_identity
 
     def _federated_context(self, info: RequestInfo, provider_arn: str) -> dict[str, ContextValue]:
         """Global keys for a federated request (no caller session yet)."""
@@ -632,13 +696,15 @@ def _federated_trust(
     return role
 
 
-def _saml_duration(requested: int | None, role: Role, identity: SamlIdentity, now: float) -> int:
-    """AWS: min(DurationSeconds or 3600, SessionDuration attribute, SessionNotOnOrAfter)."""
+def _federated_duration(
+    requested: int | None, role: Role, identity: FederatedIdentity, now: float
+) -> int:
+    """AWS: min(DurationSeconds or 3600, SAML SessionDuration, SAML SessionNotOnOrAfter)."""
     duration = _role_duration(requested, role, chained=False)
-    if identity.session_duration is not None:
-        duration = min(duration, identity.session_duration)
-    if identity.session_not_on_or_after is not None:
-        duration = min(duration, int(identity.session_not_on_or_after - now))
+    if identity.max_duration is not None:
+        duration = min(duration, identity.max_duration)
+    if identity.not_after is not None:
+        duration = min(duration, int(identity.not_after - now))
     if duration <= 0:
         raise StsError(
             "ExpiredTokenException",
