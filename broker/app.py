@@ -19,6 +19,7 @@ from broker.authz import AuthorizationMessages, AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
 from broker.config import BrokerConfig
 from broker.console import ConsoleFederation
+from broker.demo import demo_middleware
 from broker.directory import Directory
 from broker.identity import SamlVerifier, WebIdentityVerifier
 from broker.issuer import WebIdentityIssuer
@@ -29,7 +30,13 @@ from broker.sts.engine import StsEngine
 from broker.sts.model import StsModel
 from broker.sts.tokens import TokenSealer
 from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
+from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
+from broker.web.cli_routes import CliRoutes
+from broker.web.oidc_login import OidcLoginRoutes
 from broker.web.pages import STATIC_DIR
+from broker.web.people import PeopleRoutes, is_signin_query
+from broker.web.redirects import RETURN_PREFIXES
+from broker.web.signin import RoleChooser
 
 log = logging.getLogger("broker")
 
@@ -39,6 +46,8 @@ CSRF_EXEMPT = {
     "/authz/check": "JSON API authenticated by SigV4 or a presigned proof, no cookie",
     "/authz/decode": "JSON API authenticated by SigV4, no cookie",
     "/saml/acs": "cross-site POST from the IdP; bound to the browser by LoginBinding instead",
+    "/cli/token": "OAuth token endpoint for the CLI: proof is the code/verifier or refresh token",
+    "/cli/device": "device-code start for the CLI (RFC 8628): no cookie, answers JSON only",
 }
 """Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
 
@@ -56,6 +65,16 @@ def token_keys(config: BrokerConfig) -> list[tuple[str, bytes]]:
         )
         keys = [("ephemeral", os.urandom(32))]
     return keys
+
+
+def role_descriptions(config: BrokerConfig) -> dict[str, str]:
+    """Role ARN -> its config ``description``, for the role picker."""
+    return {
+        f"arn:aws:iam::{account_id}:role{role.path}{name}": role.description
+        for account_id, account in config.accounts.items()
+        for name, role in account.roles.items()
+        if role.description
+    }
 
 
 def create_app(
@@ -117,12 +136,19 @@ def create_app(
         *authz.routes(),
     ]
     middleware: list[Middleware] = []
-    if saml.provider_arns():
+    people: PeopleRoutes | None = None
+    oidc_login: OidcLoginRoutes | None = None
+    if saml.provider_arns() or config.login.providers:
         # Browser sign-in exists only where a login provider does: building the sessions
         # refuses an http public_url off loopback, which an API-only broker may have.
         sessions = BrowserSessions.from_config(config, state, clock)
-        login = LoginBinding(
-            state, clock, sessions.cookies, return_prefixes=saml_routes.RETURN_PREFIXES
+        login = LoginBinding(state, clock, sessions.cookies, return_prefixes=RETURN_PREFIXES)
+        chooser = RoleChooser(
+            engine=engine,
+            directory=directory,
+            clock=clock,
+            secure=sessions.cookies.secure,
+            descriptions=role_descriptions(config),
         )
         browser = saml_routes.SamlBrowserRoutes(
             verifier=saml,
@@ -130,14 +156,33 @@ def create_app(
             login=login,
             store=state,
             clock=clock,
-            directory=directory,
+            logins=config.login.providers,
             max_body_bytes=config.saml.max_response_bytes * 2,
         )
+        people = PeopleRoutes(config=config, sessions=sessions, chooser=chooser, console=console)
         routes += [*browser.routes(), Mount("/static", StaticFiles(directory=STATIC_DIR))]
-        middleware = web_middleware(config, sessions, csrf_exempt=CSRF_EXEMPT)
+        routes += people.routes()
+        routes += CliRoutes(
+            chooser=chooser,
+            sessions=sessions,
+            store=state,
+            clock=clock,
+            public_url=config.public_url,
+        ).routes()
+        if any(p.oidc is not None for p in config.login.providers.values()):
+            oidc_login = OidcLoginRoutes(
+                config=config, web=web, sessions=sessions, login=login, clock=clock
+            )
+            routes += oidc_login.routes()
+        middleware = web_middleware(
+            config, sessions, csrf_exempt=CSRF_EXEMPT, form_targets=(CLI_FORM_TARGET,)
+        )
 
     async def root(request: Request) -> Response:
-        # GET / with no query is for people (the sign-in page, later); anything else is STS.
+        # GET / with no query (or only the sign-in page's return_to, never an STS
+        # parameter) is for people; anything else is an STS call.
+        if people is not None and request.method == "GET" and is_signin_query(request):
+            return await people.signin_page(request)
         if request.method == "GET" and not request.url.query:
             return PlainTextResponse(
                 f"sts-broker {__version__}: AWS STS Query API at {config.public_url}/\n"
@@ -149,10 +194,12 @@ def create_app(
         yield
         await web.aclose()
         await saml.aclose()
+        if oidc_login is not None:
+            await oidc_login.aclose()
         await state.close()
 
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
-        middleware=middleware,
+        middleware=[*demo_middleware(config, sp=saml, clock=clock), *middleware],
         lifespan=lifespan,
     )

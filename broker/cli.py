@@ -1,7 +1,11 @@
-"""The ``sts-broker`` command: serve, check-config, config-schema, keygen.
+"""The ``sts-broker`` command: serve, check-config, config-schema, keygen, and the client
+commands login, credential-process and console (:mod:`broker.cli_login`).
 
 Config mistakes are printed one per line as ``file:line: key.path: reason`` and exit with
 status 2 before anything listens, so a bad deploy fails loudly at start-up.
+
+The server's modules are imported inside the commands that need them: the AWS CLI runs
+``credential-process`` on every call, and it should not pay for loading the broker.
 """
 
 from __future__ import annotations
@@ -16,14 +20,7 @@ import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-import uvicorn
-
-from broker import __version__
-from broker.app import create_app
-from broker.config import ConfigError, config_json_schema, load_config
-from broker.directory import Directory
-from broker.errors import StsError
-from broker.simulate import parse_context, render, simulate
+from broker import __version__, cli_login
 
 EXIT_CONFIG = 2
 
@@ -71,11 +68,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config-schema", help="print the config file's JSON Schema")
     sub.add_parser("keygen", help="print a new random token key (base64, 32 bytes)")
+    cli_login.add_commands(sub)
     return parser
 
 
 def _check(path: str) -> int:
     """Load and fully validate (IAM grammar included); list every problem."""
+    from broker.config import ConfigError, load_config  # noqa: PLC0415 - see module doc
+    from broker.directory import Directory  # noqa: PLC0415
+
     try:
         Directory.build(load_config(path))
     except ConfigError as exc:
@@ -86,6 +87,11 @@ def _check(path: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - see module doc
+
+    from broker.app import create_app  # noqa: PLC0415
+    from broker.config import ConfigError, load_config  # noqa: PLC0415
+
     path = args.config_file or args.config
     if not path:
         print("sts-broker serve: give a config file (or set STS_BROKER_CONFIG)", file=sys.stderr)
@@ -108,6 +114,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     """Exit 0 when allowed, 1 when denied, 2 for config or argument mistakes."""
+    from broker.config import ConfigError, load_config  # noqa: PLC0415 - see module doc
+    from broker.directory import Directory  # noqa: PLC0415
+    from broker.errors import StsError  # noqa: PLC0415
+    from broker.simulate import parse_context, render, simulate  # noqa: PLC0415
+
     try:
         config = load_config(args.config)
         directory = Directory.build(config)
@@ -157,8 +168,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "config-schema":
+        from broker.config import config_json_schema  # noqa: PLC0415 - see module doc
+
         print(json.dumps(config_json_schema(), indent=2))
         return 0
+    if args.command == "login":
+        return cli_login.run_login(args)
+    if args.command == "credential-process":
+        return cli_login.run_credential_process(args)
+    if args.command == "console":
+        return cli_login.run_console(args)
     if args.command == "keygen":
         print(base64.b64encode(os.urandom(32)).decode())
         return 0

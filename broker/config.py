@@ -921,6 +921,37 @@ class LoginSettings(_Model):
     providers: dict[LoginProviderName, LoginProviderConfig] = Field(default_factory=dict)
 
 
+_SAML_ROLE_PAIR = (
+    r"arn:aws:iam::[0-9]{12}:role/[\x21-\x2b\x2d-\x7e]{1,512}"
+    r",arn:aws:iam::[0-9]{12}:saml-provider/[\w.-]{1,128}"
+)
+
+
+class DemoUser(_Model):
+    """Someone the demo IdPs sign in: a button on both fixture login pages.
+
+    The SAML IdP asserts ``saml_roles`` as AWS's ``Role`` attribute (the IdP, not the
+    broker, decides SAML roles, as Okta or Entra ID would); the OIDC provider only vouches
+    for the name and verified email, and the trust policies decide what Google users get.
+    """
+
+    name: Annotated[str, _text(r"[^\x00-\x1f\x7f]{1,64}", "names are 1-64 characters")]
+    email: Annotated[
+        str, _text(r"[^\s@]{1,64}@[^\s@]{1,190}", "must be an email address like a@example.com")
+    ]
+    saml_roles: list[
+        Annotated[
+            str,
+            _text(_SAML_ROLE_PAIR, "must be 'ROLE_ARN,SAML_PROVIDER_ARN' (AWS's Role attribute)"),
+        ]
+    ] = Field(default_factory=list)
+
+
+DemoUserName = Annotated[
+    str, _text(r"[a-z0-9][a-z0-9._-]{0,31}", "demo user names are 1-32 of a-z, 0-9, . _ and -")
+]
+
+
 class DemoSettings(_Model):
     """Fixture IdPs mounted inside the broker for the demo (``config/demo.yaml``).
 
@@ -929,9 +960,18 @@ class DemoSettings(_Model):
     """
 
     saml_idp: bool = False
-    """The idp_fixtures SAML IdP under ``/_demo/saml``."""
+    """The idp_fixtures SAML IdP under ``/_demo/saml`` (metadata: ``/_demo/saml/metadata``)."""
     oidc_provider: bool = False
-    """The idp_fixtures OIDC provider under ``/_demo/oidc``."""
+    """The idp_fixtures OIDC provider under ``/_demo/oidc``: one issuer per configured
+    provider URL below it (``{public_url}/_demo/oidc/NAME``)."""
+    users: dict[DemoUserName, DemoUser] = Field(default_factory=dict)
+    """Who the demo IdPs offer on their login pages."""
+
+    @model_validator(mode="after")
+    def _someone_to_sign_in(self) -> DemoSettings:
+        if (self.saml_idp or self.oidc_provider) and not self.users:
+            raise _fail("list under users the people the demo IdPs sign in")
+        return self
 
 
 class BrokerConfig(_Model):

@@ -20,9 +20,10 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -47,6 +48,10 @@ _ONLY_FEDERATION = "Only federation tokens or assume role tokens may be used"
 _MAX_SESSION_PARAM = 12 * 1024
 _NOT_A_KEY = "console"
 """The access key ID of console claims: never a real key (those start AKIA/ASIA)."""
+
+
+class ConsoleSigninError(Exception):
+    """Credentials that cannot open a console session (the protocol's own refusal text)."""
 
 
 class _Refused(Exception):
@@ -111,13 +116,24 @@ class ConsoleFederation:
             if isinstance(session, dict) and not session.get("sessionToken"):
                 raise _Refused(_ONLY_FEDERATION)
             raise _Refused("Missing or invalid Session parameter")
+        return self._mint_signin(
+            session["sessionId"],
+            session["sessionKey"],
+            session["sessionToken"],
+            request.query_params.get("SessionDuration"),
+        )
+
+    def _mint_signin(
+        self, access_key_id: str, secret_key: str, session_token: str, duration: str | None
+    ) -> str:
+        """A SigninToken for these credentials; _Refused when they cannot sign in."""
         try:
-            claims, secret = self._sealer.open(session["sessionToken"])
+            claims, secret = self._sealer.open(session_token)
         except TokenInvalidError:
             raise _Refused("The security token included in the request is invalid") from None
         valid_key = hmac.compare_digest(
-            claims.access_key_id.encode(), session["sessionId"].encode()
-        ) and hmac.compare_digest(secret.encode(), session["sessionKey"].encode())
+            claims.access_key_id.encode(), access_key_id.encode()
+        ) and hmac.compare_digest(secret.encode(), secret_key.encode())
         if not claims.access_key_id or not valid_key:
             raise _Refused("The security token included in the request is invalid")
         now = self._clock.time()
@@ -125,7 +141,7 @@ class ConsoleFederation:
             raise _Refused("The security token included in the request is expired")
         if claims.kind not in _FEDERATION_KINDS:
             raise _Refused(_ONLY_FEDERATION)
-        ends = self._console_end(claims, request.query_params.get("SessionDuration"), int(now))
+        ends = self._console_end(claims, duration, int(now))
         signin = dataclasses.replace(
             claims,
             kind=_KIND_SIGNIN,
@@ -136,6 +152,37 @@ class ConsoleFederation:
         )
         token, _ = self._sealer.seal(signin)
         return token
+
+    def login_url(self, credentials: Mapping[str, Any]) -> str:
+        """The ``/federation?Action=login`` URL for credentials the broker just minted.
+
+        What a custom identity broker builds after ``getSigninToken``, made here directly:
+        the broker holds the sealer, so an HTTP round trip to itself would add nothing. The
+        console session lasts as long as the credentials do (bounded to 900-43200 s, as
+        ``SessionDuration`` is). The URL is a bearer secret for SIGNIN_TOKEN_SECONDS.
+        Raises ConsoleSigninError for credentials that cannot sign in (expired, not a role
+        session).
+        """
+        remaining = int(float(credentials["Expiration"]) - self._clock.time())
+        duration = min(max(remaining, MIN_SESSION_DURATION), MAX_SESSION_DURATION)
+        try:
+            token = self._mint_signin(
+                str(credentials["AccessKeyId"]),
+                str(credentials["SecretAccessKey"]),
+                str(credentials["SessionToken"]),
+                str(duration),
+            )
+        except _Refused as refused:
+            raise ConsoleSigninError(refused.message) from None
+        query = urlencode(
+            {
+                "Action": "login",
+                "Issuer": self._public_url,
+                "Destination": f"{self._public_url}{CONSOLE_PATH}",
+                "SigninToken": token,
+            }
+        )
+        return f"{self._public_url}/federation?{query}"
 
     @staticmethod
     def _console_end(claims: SessionClaims, duration: str | None, now: int) -> int:

@@ -1,17 +1,21 @@
 """The broker's browser cookies: their names, their flags and the key they are signed with.
 
-Two cookies exist and nothing else is ever stored in the browser:
+Sign-in uses three cookies (the console landing page has its own sealed one, see
+:mod:`broker.console`), and nothing else is ever stored in the browser:
 
 - the **session cookie** holds an opaque random ID plus a MAC (see
   :mod:`broker.web.sessions`); ``SameSite=Lax``, so a cross-site form post never carries it;
 - the **login cookie** holds a random secret that ties an outgoing SAML AuthnRequest or OIDC
   authorization request to the browser that started it (see :mod:`broker.web.login`). It
   must reach the SAML ACS, which the IdP reaches by a cross-site POST, so on https it is
-  ``SameSite=None; Secure``.
+  ``SameSite=None; Secure``;
+- the **last-login cookie** (``SESSION_NAME-last-login``) names the sign-in button used last
+  (see :mod:`broker.web.people`), so the sign-in page can put it first. It is no secret and
+  grants nothing.
 
-On https both names carry the ``__Host-`` prefix: browsers then accept them only with
-``Secure``, ``Path=/`` and no ``Domain``, so a sibling subdomain cannot plant or overwrite
-them (cookie tossing would otherwise fix a session or a login binding). On plain http,
+On https the session and login cookies carry the ``__Host-`` prefix: browsers then accept
+them only with ``Secure``, ``Path=/`` and no ``Domain``, so a sibling subdomain cannot plant
+or overwrite them (cookie tossing would otherwise fix a session or a login binding). On http,
 accepted only for loopback hosts, the cookies are not ``Secure`` (browsers would drop them)
 and lose the prefix: local development works, and nothing on a network path ever sees them.
 """

@@ -4,10 +4,10 @@ Without it, an attacker can sign in at the IdP as themselves and make the victim
 deliver the result (login CSRF: the victim then works, unknowingly, in the attacker's
 account), or answer a request the broker never made (unsolicited ``InResponseTo``).
 
-:meth:`LoginBinding.begin` stores ``{kind, request_id, return_to, hash of the login cookie}``
-under a random single-use **handle** that travels as SAML ``RelayState`` or OIDC ``state``,
-and sets the login cookie. :meth:`LoginBinding.finish` consumes the handle and checks the
-browser. The rule, exactly:
+:meth:`LoginBinding.begin` stores ``{kind, request_id, return_to, extra, hash of the login
+cookie}`` under a random single-use **handle** that travels as SAML ``RelayState`` or OIDC
+``state``, and sets the login cookie. :meth:`LoginBinding.finish` consumes the handle and
+checks the browser. The rule, exactly:
 
 1. The handle must be well formed, and is consumed on first presentation, whatever happens
    next (``Store.claim``, atomic across workers and nodes): a second presentation is
@@ -24,7 +24,10 @@ browser. The rule, exactly:
    https the cookie is ``SameSite=None; Secure`` and reaches the ACS; OIDC callbacks are
    top-level GET redirects, which carry even a ``Lax`` cookie.
 
-The Store holds only SHA-256 hashes of handles and cookies, never the values.
+The Store holds only SHA-256 hashes of handles and cookies, never the values. ``extra``
+is what a protocol must remember between the two legs and never sends to the browser
+(OIDC: the PKCE ``code_verifier`` and the provider name); it lives only server-side, for
+at most twice ``ttl_seconds``, and is gone once the handle is consumed.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ import json
 import math
 import re
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 from starlette.requests import HTTPConnection
@@ -56,6 +60,9 @@ _KINDS: dict[str, LoginKind] = {"saml": "saml", "oidc": "oidc"}
 _SECRET = re.compile(r"[A-Za-z0-9_-]{43}", re.ASCII)
 """Handles and login cookies: 32 random bytes, base64url without padding."""
 _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,256}", re.ASCII)
+_EXTRA_KEY = re.compile(r"[a-z_]{1,32}", re.ASCII)
+_EXTRA_VALUE = re.compile(r"[\x21-\x7e]{0,256}", re.ASCII)
+_MAX_EXTRA = 8
 
 
 class LoginBindingError(Exception):
@@ -84,6 +91,8 @@ class PendingLogin:
     return_to: str
     """Already passed through :func:`safe_return_to`; safe to redirect to."""
     started_at: float
+    extra: Mapping[str, str] = field(default_factory=dict)
+    """What :meth:`LoginBinding.begin` was given as ``extra`` (empty when nothing)."""
 
 
 def _hash(value: str) -> str:
@@ -123,16 +132,22 @@ class LoginBinding:
         kind: LoginKind,
         request_id: str,
         return_to: str,
+        extra: Mapping[str, str] | None = None,
     ) -> str:
         """Record the login, set the login cookie, return the handle for RelayState/state.
 
         The browser's login cookie is reused when it has one, so two tabs signing in at once
-        both succeed. ``return_to`` is reduced to an allow-listed path here, once.
+        both succeed. ``return_to`` is reduced to an allow-listed path here, once. ``extra``
+        (at most 8 entries, keys ``[a-z_]``, values printable ASCII up to 256 characters)
+        comes back in :attr:`PendingLogin.extra`.
         """
         if kind not in _KINDS:
             raise ValueError("kind must be 'saml' or 'oidc'")
         if not _REQUEST_ID.fullmatch(request_id):
             raise ValueError("request_id must be 1-256 printable ASCII characters")
+        extra = dict(extra or {})
+        if not _valid_extra(extra):
+            raise ValueError("extra must map up to 8 [a-z_] keys to printable ASCII values")
         current = cookie_value(request.headers, self._cookies.login_name)
         browser = (
             current
@@ -146,6 +161,7 @@ class LoginBinding:
             "return_to": safe_return_to(return_to, self._return_prefixes),
             "browser": _hash(browser),
             "started": self._clock.time(),
+            "extra": extra,
         }
         # Kept twice as long as it is valid, so a late arrival reads "expired", not "unknown".
         await self._store.put(
@@ -202,7 +218,13 @@ class LoginBinding:
             raise LoginBindingError(
                 "LoginBrowserMismatch", "this sign-in was started in another browser; start again"
             )
-        return PendingLogin(record.kind, record.request_id, record.return_to, record.started_at)
+        return PendingLogin(
+            record.kind,
+            record.request_id,
+            record.return_to,
+            record.started_at,
+            MappingProxyType(dict(record.extra)),
+        )
 
 
 @dataclass(frozen=True)
@@ -212,6 +234,21 @@ class _Record:
     return_to: str
     browser: str
     started_at: float
+    extra: Mapping[str, str]
+
+
+def _valid_extra(extra: object) -> bool:
+    return (
+        isinstance(extra, dict)
+        and len(extra) <= _MAX_EXTRA
+        and all(
+            isinstance(k, str)
+            and isinstance(v, str)
+            and _EXTRA_KEY.fullmatch(k) is not None
+            and _EXTRA_VALUE.fullmatch(v) is not None
+            for k, v in extra.items()
+        )
+    )
 
 
 def _parse(raw: bytes | None) -> _Record | None:
@@ -235,4 +272,8 @@ def _parse(raw: bytes | None) -> _Record | None:
         return None
     if not isinstance(started, int | float) or not math.isfinite(started):
         return None
-    return _Record(checked_kind, request_id, return_to, browser, float(started))
+    # Records written before ``extra`` existed have none: that reads as empty.
+    extra = value.get("extra", {})
+    if not _valid_extra(extra):
+        return None
+    return _Record(checked_kind, request_id, return_to, browser, float(started), dict(extra))

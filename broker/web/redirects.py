@@ -28,6 +28,11 @@ _QUERY = re.compile(r"[A-Za-z0-9\-._~+=,@/&%]*", re.ASCII)
 _ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _FALLBACK = "/"
 
+RETURN_PREFIXES = ("/roles", "/cli")
+"""Where a login (SAML, OIDC) may send the browser afterwards: the role picker and the CLI
+hand-off pages. The credentials page is not here: it is only ever the answer to a POST."""
+DEFAULT_RETURN = "/roles"
+
 
 def safe_return_to(value: object, allowed_prefixes: Sequence[str]) -> str:
     """``value`` when it is one of the broker's own allow-listed paths, else ``"/"``."""
@@ -55,3 +60,9 @@ def _below(path: str, prefix: str) -> bool:
     if prefix.endswith("/"):
         return path.startswith(prefix) or path == prefix.rstrip("/")
     return path == prefix or path.startswith(prefix + "/")
+
+
+def after_login(value: object) -> str:
+    """Where a finished login lands: an allow-listed ``return_to``, else the role picker."""
+    safe = safe_return_to(value, RETURN_PREFIXES)
+    return safe if safe != _FALLBACK else DEFAULT_RETURN

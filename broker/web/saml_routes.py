@@ -5,29 +5,30 @@ The ACS verifies with the same :class:`~broker.identity.saml.SamlVerifier` as th
 browser: the AuthnRequest ID travels in the Store under a single-use RelayState handle
 tied to this browser's login cookie (:class:`~broker.web.login.LoginBinding`), the
 Response must answer exactly that request, and the assertion ID is consumed once here;
-the browser session carries the identity from then on.
+the browser session carries the identity from then on, as a
+:class:`~broker.web.signin.SignedIn` that the role picker (:mod:`broker.web.people`) reads.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from broker.clock import Clock
-from broker.directory import Directory
+from broker.config import LoginProviderConfig
 from broker.errors import StsError
 from broker.identity import SamlIdentity, SamlVerifier
 from broker.store import Store
 from broker.sts.engine import REPLAY_MARGIN_SECONDS
+from broker.sts.federated import FederatedIdentity
+from broker.web.forms import read_form
 from broker.web.login import LoginBinding, LoginBindingError
-from broker.web.pages import error_page, page
-from broker.web.redirects import safe_return_to
+from broker.web.pages import error_page
+from broker.web.redirects import DEFAULT_RETURN, after_login
 from broker.web.saml_sp import (
     HTTP_REDIRECT,
     authn_request,
@@ -36,38 +37,51 @@ from broker.web.saml_sp import (
     sp_metadata,
 )
 from broker.web.sessions import BrowserSessions
+from broker.web.signin import SignedIn
 
 log = logging.getLogger("broker.web.saml")
 
-RETURN_PREFIXES = ("/roles", "/credentials")
-"""Where a login may send the browser afterwards (everything else becomes ``/roles``)."""
-DEFAULT_RETURN = "/roles"
+_NO_SESSION_NAME = (
+    "The identity provider's response has no RoleSessionName attribute "
+    "(https://aws.amazon.com/SAML/Attributes/RoleSessionName). AWS requires one, and so "
+    "does this broker: ask your identity provider administrator to add it to the AWS app."
+)
 
 
-def session_data(identity: SamlIdentity) -> dict[str, Any]:
-    """What the browser session keeps of a verified SAML identity (JSON-ready).
+def signed_in(identity: SamlIdentity, logins: Mapping[str, LoginProviderConfig]) -> SignedIn:
+    """What the browser session keeps of a verified SAML identity.
 
-    Enough to pick any of its roles later without a new IdP login while the session lives.
+    One :class:`FederatedIdentity` per provider the assertion pairs a role with (an IdP
+    registered in several accounts), each seen through its own provider, so every account's
+    trust policies see exactly what ``AssumeRoleWithSAML`` through that provider would.
+    The login is the first ``login.providers`` entry naming one of those providers; its
+    ``roles`` patterns narrow what the picker offers.
     """
-    return {
-        "kind": "saml",
-        "issuer": identity.issuer,
-        "subject": identity.subject,
-        "subject_type": identity.subject_type,
-        "audience": identity.audience,
-        "roles": [[r.role_arn, r.provider_arn] for r in identity.roles],
-        "session_name": identity.session_name,
-        "session_duration": identity.session_duration,
-        "session_not_on_or_after": identity.session_not_on_or_after,
-        "source_identity": identity.source_identity,
-        "session_tags": dict(identity.session_tags),
-        "transitive_tag_keys": list(identity.transitive_tag_keys),
-        "context": {k: list(v) if isinstance(v, tuple) else v for k, v in identity.context.items()},
-    }
+    if identity.session_name is None:
+        raise ValueError("a browser session needs the assertion's RoleSessionName")
+    providers = list(dict.fromkeys(role.provider_arn for role in identity.roles))
+    login = ""
+    patterns: tuple[str, ...] = ()
+    for name, provider in logins.items():
+        if provider.saml is not None and provider.saml.arn() in providers:
+            login, patterns = name, tuple(provider.roles)
+            break
+    return SignedIn(
+        protocol="saml",
+        login=login,
+        issuer=identity.issuer,
+        subject=identity.subject,
+        display_name=identity.subject,
+        session_name=identity.session_name,
+        identities=tuple(
+            FederatedIdentity.from_saml(identity.for_provider(arn)) for arn in providers
+        ),
+        role_patterns=patterns,
+    )
 
 
 class SamlBrowserRoutes:
-    """Endpoints under ``/saml`` plus the roles page a SAML login lands on."""
+    """Endpoints under ``/saml``: SP metadata, SP-initiated login and the ACS."""
 
     def __init__(
         self,
@@ -77,7 +91,7 @@ class SamlBrowserRoutes:
         login: LoginBinding,
         store: Store,
         clock: Clock,
-        directory: Directory,
+        logins: Mapping[str, LoginProviderConfig],
         max_body_bytes: int,
     ) -> None:
         self._verifier = verifier
@@ -85,7 +99,7 @@ class SamlBrowserRoutes:
         self._login = login
         self._store = store
         self._clock = clock
-        self._directory = directory
+        self._logins = logins
         self._max_body = max_body_bytes
 
     def routes(self) -> list[Route]:
@@ -93,7 +107,6 @@ class SamlBrowserRoutes:
             Route("/saml/metadata", self.metadata, methods=["GET"]),
             Route("/saml/login", self.start_login, methods=["GET"]),
             Route("/saml/acs", self.acs, methods=["POST"]),
-            Route("/roles", self.roles, methods=["GET"]),
         ]
 
     async def metadata(self, request: Request) -> Response:
@@ -134,7 +147,7 @@ class SamlBrowserRoutes:
             response,
             kind="saml",
             request_id=request_id,
-            return_to=_return_to(request.query_params.get("return_to", DEFAULT_RETURN)),
+            return_to=after_login(request.query_params.get("return_to")),
         )
         response.headers["location"] = redirect_url(
             endpoint.location, xml, handle, self._verifier.sp_credentials
@@ -143,7 +156,7 @@ class SamlBrowserRoutes:
 
     async def acs(self, request: Request) -> Response:
         """The IdP's POST. Every refusal is a page and leaves no session behind."""
-        form = await self._form(request)
+        form = await read_form(request, self._max_body)
         if form is None:
             return error_page(
                 400, "Sign-in failed", "The sign-in response is missing or malformed."
@@ -166,6 +179,11 @@ class SamlBrowserRoutes:
             return error_page(
                 403 if exc.status == 403 else 400, "Sign-in refused", exc.message, exc.code
             )
+        if identity.session_name is None:
+            # Every role session is named after it, and the API refuses such an assertion
+            # too: signing the person in would only lead to a picker whose every role fails.
+            log.info("SAML ACS refused: no RoleSessionName from %s", identity.issuer)
+            return error_page(400, "Sign-in refused", _NO_SESSION_NAME, "InvalidIdentityToken")
         ttl = max(1.0, identity.not_on_or_after - self._clock.time()) + REPLAY_MARGIN_SECONDS
         if not await self._store.claim(
             "saml-acs", f"{identity.issuer}#{identity.assertion_id}", ttl
@@ -176,8 +194,10 @@ class SamlBrowserRoutes:
                 "This sign-in response was already used.",
                 "AssertionReplayed",
             )
-        response = RedirectResponse(_return_to(return_to), status_code=303)
-        await self._sessions.create(request, response, session_data(identity))
+        response = RedirectResponse(after_login(return_to), status_code=303)
+        await self._sessions.create(
+            request, response, signed_in(identity, self._logins).to_session()
+        )
         log.info(
             "SAML login %s via %s (%d roles)",
             identity.subject,
@@ -185,54 +205,3 @@ class SamlBrowserRoutes:
             len(identity.roles),
         )
         return response
-
-    async def roles(self, request: Request) -> Response:
-        """The roles this sign-in may use, grouped by account."""
-        session = await self._sessions.load(request)
-        if session is None:
-            return RedirectResponse("/", status_code=303)
-        grouped: dict[str, list[dict[str, str]]] = {}
-        for role_arn, _provider in session.data.get("roles", []):
-            account = role_arn.split(":")[4]
-            grouped.setdefault(account, []).append(
-                {"arn": role_arn, "name": role_arn.rsplit("/", 1)[-1]}
-            )
-        accounts = [
-            {"label": _account_label(account, self._directory.aliases), "roles": roles}
-            for account, roles in sorted(grouped.items())
-        ]
-        return page(
-            "roles.html",
-            subject=session.data.get("subject", ""),
-            issuer=session.data.get("issuer", ""),
-            accounts=accounts,
-        )
-
-    async def _form(self, request: Request) -> Mapping[str, str] | None:
-        """The urlencoded form, each field exactly once, within the size limit."""
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self._max_body:
-                return None
-        try:
-            pairs = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=False)
-        except UnicodeDecodeError:
-            return None
-        form: dict[str, str] = {}
-        for key, value in pairs:
-            if key in form:
-                return None
-            form[key] = value
-        return form
-
-
-def _return_to(value: str) -> str:
-    """An allow-listed path to land on after login; anything else lands on the roles page."""
-    safe = safe_return_to(value, RETURN_PREFIXES)
-    return safe if safe != "/" else DEFAULT_RETURN
-
-
-def _account_label(account: str, aliases: Mapping[str, str]) -> str:
-    alias = aliases.get(account)
-    return f"{alias} ({account})" if alias else account

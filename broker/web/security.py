@@ -4,7 +4,7 @@ Both are middleware rather than per-route helpers so a page added later is prote
 default: a route is exempt from CSRF only by being named, with a reason, in the app factory.
 
 **Headers.** Every ``text/html`` response gets a strict Content-Security-Policy, ``nosniff``,
-``no-referrer``, frame denial, ``Cross-Origin-Opener-Policy``, ``Cache-Control: no-store``
+``same-origin`` referrers, frame denial, ``Cross-Origin-Opener-Policy``, ``Cache-Control: no-store``
 and, on https, HSTS. Everything else (the STS XML API, JSON) is left byte-for-byte as the
 app wrote it, except that ``Cache-Control: no-store`` is added when the app set no
 ``Cache-Control``: those answers carry credentials, and no proxy or browser may keep them.
@@ -46,7 +46,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_FIELD = "csrf_token"
 
 _HSTS = b"max-age=31536000"
-_ORIGIN = re.compile(r"https?://[a-z0-9.\-\[\]:]+", re.ASCII)
+_ORIGIN = re.compile(r"https?://[a-z0-9.\-\[\]:]+?(?::\*)?", re.ASCII)
+"""An origin, optionally with CSP's any-port wildcard (``http://127.0.0.1:*``)."""
 _MAX_FORM_FIELDS = 1000
 
 
@@ -56,7 +57,8 @@ def content_security_policy(form_targets: Sequence[str] = ()) -> str:
     The broker's pages post to themselves. Extend it only for a form that posts to, or
     whose answer redirects to, another origin (Chrome applies ``form-action`` to the
     redirect after a form post too, so a "sign in with X" form answered by a redirect to
-    the IdP needs the IdP's origin here).
+    the IdP needs the IdP's origin here). A port may be ``*``: the CLI hand-off's approval
+    form is answered by a redirect to the CLI's loopback listener, on a port chosen per login.
     """
     for target in form_targets:
         if not _ORIGIN.fullmatch(target):
@@ -76,7 +78,10 @@ class SecurityHeadersMiddleware:
         headers = [
             (b"content-security-policy", content_security_policy(form_targets).encode("ascii")),
             (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
+            # Not no-referrer: under it Chromium sends "Origin: null" on the pages' own form
+            # posts, which the CSRF origin check must refuse. same-origin still sends no
+            # Referer (and a null Origin) to or from any other site.
+            (b"referrer-policy", b"same-origin"),
             (b"x-frame-options", b"DENY"),
             (b"cache-control", b"no-store"),
             (b"cross-origin-opener-policy", b"same-origin"),

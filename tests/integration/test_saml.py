@@ -375,3 +375,20 @@ def test_unknown_provider_login_is_a_404_page(saml: Setup) -> None:
         f"{saml.url}/saml/login", params={"provider": "arn:aws:iam::1:saml-provider/x"}
     )
     assert response.status_code == 404
+
+
+def test_signin_page_lists_every_account_saml_provider_without_login_providers(
+    saml: Setup,
+) -> None:
+    """No ``login.providers``: each account's SAML provider is a button, labelled with the
+    provider and the account alias, going through ``/login/NAME`` to the SAML login."""
+    page = httpx.get(f"{saml.url}/")
+    assert page.status_code == 200
+    assert re.findall(r'href="(/login/[^"]+)"', page.text) == [f"/login/saml-{DEV}-corp"]
+    assert "Corp (dev)" in page.text
+    start = httpx.get(f"{saml.url}/login/saml-{DEV}-corp", params={"return_to": "/roles"})
+    assert start.status_code == 303
+    assert parse_qs(urlsplit(start.headers["location"]).query) == {
+        "provider": [PROVIDER],
+        "return_to": ["/roles"],
+    }

@@ -1,0 +1,184 @@
+"""Writing the AWS CLI's shared files (``~/.aws/config``, ``~/.aws/credentials``) for a login.
+
+``sts-broker login --profile NAME`` writes two profiles, because one profile cannot be both
+(for the same name, botocore reads the credentials file *before* ``credential_process``,
+so static keys there would hide the refreshing process for good):
+
+- ``NAME`` in the config file: ``credential_process = <python> -m broker
+  credential-process --profile NAME``. The AWS CLI and SDKs ask for credentials whenever
+  they need them, and get fresh ones (see :mod:`broker.cli_cache`). Use this one.
+- ``NAME-static`` in the credentials file: the keys themselves, for tools that cannot run
+  a ``credential_process``. They expire with the session and are not refreshed.
+
+Both also get ``services = sts-broker-NAME``, a ``[services sts-broker-NAME]`` section that
+points STS (only STS) at the broker, so ``aws sts ... --profile NAME`` needs no
+``--endpoint-url`` on botocore versions that read it.
+
+The files are edited, not regenerated: only the keys we own in the sections we own change;
+other profiles, other keys of our profiles, comments and blank lines are kept byte for byte
+(``configparser`` would drop every comment). Writes are atomic (temporary file, rename),
+keep the file's mode (minus group/other access for the credentials file), and create
+new files ``0600``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from broker.web.snippets import ini_value
+
+STATIC_SUFFIX = "-static"
+_HEADER = re.compile(r"\s*\[([^\]]*)\]\s*(?:[#;].*)?")
+_KEY = re.compile(r"([^\s=:#;\[][^=:]*?)\s*[=:]")
+
+
+def credentials_path() -> Path:
+    """``AWS_SHARED_CREDENTIALS_FILE``, else ``~/.aws/credentials``, as botocore does."""
+    return Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials").expanduser()
+
+
+def config_path() -> Path:
+    """``AWS_CONFIG_FILE``, else ``~/.aws/config``, as botocore does."""
+    return Path(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config").expanduser()
+
+
+def _section_name(line: str) -> str | None:
+    match = _HEADER.fullmatch(line.rstrip("\r\n"))
+    return " ".join(match.group(1).split()) if match else None
+
+
+def set_section(text: str, section: str, values: Mapping[str, str]) -> str:
+    """``text`` with ``[section]`` holding ``values`` (a value may span indented lines).
+
+    Existing keys of the section are replaced in place (with their continuation lines),
+    missing ones are added at the end of the section, a missing section at the end of the
+    file. Every other line is kept as it was.
+    """
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    start = next((i for i, line in enumerate(lines) if _section_name(line) == section), None)
+    if start is None:
+        block = [f"[{section}]\n", *(_entry(k, v) for k, v in values.items())]
+        separator = ["\n"] if lines and lines[-1].strip() else []
+        return "".join([*lines, *separator, *block])
+    end = next(
+        (i for i in range(start + 1, len(lines)) if _section_name(lines[i]) is not None),
+        len(lines),
+    )
+    body = lines[start + 1 : end]
+    pending = dict(values)
+    out: list[str] = []
+    skipping = False
+    for line in body:
+        key_match = _KEY.match(line)
+        if key_match and not line[:1].isspace():
+            key = key_match.group(1).strip().lower()
+            skipping = key in pending
+            if skipping:
+                out.append(_entry(key, pending.pop(key)))
+                continue
+        elif skipping and line[:1].isspace() and line.strip():
+            continue  # a continuation line of a value we replaced
+        else:
+            skipping = False
+        out.append(line)
+    if pending:
+        last = len(out)
+        while last > 0 and not out[last - 1].strip():
+            last -= 1
+        out[last:last] = [_entry(k, v) for k, v in pending.items()]
+    return "".join([*lines[: start + 1], *out, *lines[end:]])
+
+
+def has_section(text: str, section: str) -> bool:
+    return any(_section_name(line) == section for line in text.splitlines())
+
+
+def _entry(key: str, value: str) -> str:
+    """``key = value`` lines; a value starting with a newline is a nested block."""
+    if value.startswith("\n"):
+        nested = [ini_value(part) for part in value[1:].split("\n")]
+        return f"{key} =\n" + "".join(f"  {part}\n" for part in nested)
+    return f"{key} = {ini_value(value)}\n"
+
+
+def _write(path: Path, text: str, *, private: bool = False) -> None:
+    """Replace ``path`` atomically, keeping its mode (new files: 0600, in a 0700 dir).
+
+    ``private`` (the credentials file, which now holds our keys) also takes away any
+    group/other access the file had: secrets are not written into a readable file.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o600
+    if private:
+        mode &= 0o700
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+
+
+def process_command(profile: str) -> str:
+    """The ``credential_process`` line: this Python, so it works without sts-broker on PATH."""
+    return shlex.join([sys.executable, "-m", "broker", "credential-process", "--profile", profile])
+
+
+def _profile_section(profile: str) -> str:
+    return "default" if profile == "default" else f"profile {profile}"
+
+
+def write_profiles(profile: str, broker: str, credentials: Mapping[str, str]) -> list[str]:
+    """Write both profiles (see module doc); returns warnings to show the user."""
+    services = f"sts-broker-{profile}"
+    static = f"{profile}{STATIC_SUFFIX}"
+    config = _read(config_path())
+    config = set_section(
+        config,
+        _profile_section(profile),
+        {"credential_process": process_command(profile), "services": services},
+    )
+    config = set_section(config, _profile_section(static), {"services": services})
+    config = set_section(config, f"services {services}", {"sts": f"\nendpoint_url = {broker}"})
+    _write(config_path(), config)
+    creds_text = set_section(
+        _read(credentials_path()),
+        static,
+        {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        },
+    )
+    _write(credentials_path(), creds_text, private=True)
+    warnings = []
+    if has_section(creds_text, profile):
+        warnings.append(
+            f"{credentials_path()} has a [{profile}] section: the AWS CLI reads it before "
+            f"credential_process, so profile {profile!r} will use those keys. Remove that "
+            "section to get refreshing credentials."
+        )
+    return warnings

@@ -1,0 +1,555 @@
+"""The CLI hand-off: ``sts-broker login`` turns a browser sign-in into role credentials in
+the terminal, and keeps them fresh (the client is :mod:`broker.cli_login`).
+
+**Loopback flow** (RFC 8252 native-app redirect with PKCE, RFC 7636 S256). The CLI listens
+on ``127.0.0.1:PORT`` and opens ``GET /cli/authorize?port&code_challenge&state[&provider]
+[&role][&duration]``. Without a session the browser signs in first and comes back here;
+with one, a confirmation page names the role, the duration and the port, and its form
+(CSRF-protected like every form) ``POST /cli/authorize`` answers with a 303 to
+``http://127.0.0.1:PORT/callback?code&state``. Nothing reaches the CLI without that click:
+a page that opens this URL in someone's browser gets a question, not credentials.
+
+**Device flow** (RFC 8628 shapes), for a terminal with no browser: ``POST /cli/device``
+gives the CLI a secret ``device_code`` and a short ``user_code``; the person opens
+``/cli/device``, types the code, approves (``POST /cli/device/approve``), and the CLI,
+polling ``/cli/token``, gets the credentials.
+
+**Token endpoint** ``POST /cli/token`` (RFC 6749 form in, JSON out, errors as
+``{"error", "error_description"}`` with status 400): ``authorization_code``,
+``urn:ietf:params:oauth:grant-type:device_code`` and ``refresh_token``. Credentials are
+minted here, per redemption, by :meth:`RoleChooser.assume` from the stored
+:class:`~broker.web.cli_grants.Grant`; the answer is the ``credential_process`` JSON plus
+``RoleArn`` and a rotating ``refresh_token`` that lives as long as the browser sign-in
+would. Only the holder of the ``code_verifier`` can redeem a code or a device code (see
+:mod:`broker.web.cli_grants`), so another local process that catches the redirect, or
+reads the device code, gets nothing.
+
+``/cli/token`` and ``POST /cli/device`` take no cookie (the proof is in the body) and are
+exempt from the CSRF middleware for that reason; the two approval forms are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from broker.clock import Clock
+from broker.errors import StsError
+from broker.store import Store
+from broker.web.cli_grants import (
+    CliGrants,
+    Grant,
+    GrantError,
+    display_user_code,
+    valid_challenge,
+)
+from broker.web.forms import read_form
+from broker.web.pages import error_page, page
+from broker.web.sessions import BrowserSessions, Session
+from broker.web.signin import RoleChoice, RoleChooser, SignedIn
+
+log = logging.getLogger("broker.web.cli")
+
+CALLBACK_HOST = "127.0.0.1"
+FORM_TARGET = f"http://{CALLBACK_HOST}:*"
+"""CSP ``form-action`` source for the approval form: Chrome checks the redirect it answers
+with (to the CLI's loopback port) against ``form-action`` too."""
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+MIN_DURATION = 900
+MAX_DURATION = 43200
+DEFAULT_DURATION = 3600
+DURATION_CHOICES = (900, 1800, 3600, 7200, 14400, 28800, 43200)
+MAX_USER_CODE_MISSES = 5
+"""Wrong user codes one browser session may type (per 15 min) before it is refused: a
+guessed code would approve a stranger's terminal with this person's roles (RFC 8628 5.1)."""
+_MISS_SECONDS = 900
+_MISSES = "cli-device-misses"
+_MAX_FORM_BYTES = 8192
+
+_PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
+_STATE = re.compile(r"[A-Za-z0-9_-]{16,128}", re.ASCII)
+_PROVIDER = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}", re.ASCII)
+_ROLE = re.compile(r"arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}", re.ASCII)
+_DURATION = re.compile(r"[0-9]{1,6}", re.ASCII)
+_DEVICE_KEY = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_TYPED_USER_CODE = re.compile(r"[A-Za-z -]{1,16}", re.ASCII)
+"""What a person may type; :func:`normalize_user_code` then decides."""
+
+
+class _BadRequest(Exception):
+    """A parameter the CLI (or someone posing as it) got wrong: a 400, never a redirect."""
+
+
+@dataclass(frozen=True)
+class LoopbackRequest:
+    """A validated ``/cli/authorize`` request."""
+
+    port: int
+    challenge: str
+    state: str
+    provider: str
+    role: str
+    """"" lets the person choose on the confirmation page."""
+    duration: int
+
+    def query(self) -> str:
+        """The canonical query string: only characters ``safe_return_to`` accepts."""
+        params = {"port": str(self.port), "code_challenge": self.challenge, "state": self.state}
+        if self.provider:
+            params["provider"] = self.provider
+        if self.role:
+            params["role"] = self.role
+        params["duration"] = str(self.duration)
+        return urlencode(params)
+
+    def callback(self, **params: str) -> str:
+        return f"http://{CALLBACK_HOST}:{self.port}/callback?" + urlencode(
+            {**params, "state": self.state}
+        )
+
+
+def _one(params: Mapping[str, list[str]], name: str, pattern: re.Pattern[str] | None) -> str:
+    """The single value of ``name`` ("" when absent); _BadRequest when repeated or malformed."""
+    values = params.get(name, [])
+    if len(values) > 1:
+        raise _BadRequest(f"{name} is given more than once")
+    value = values[0] if values else ""
+    if value and pattern is not None and not pattern.fullmatch(value):
+        raise _BadRequest(f"{name} is malformed")
+    return value
+
+
+def _duration(value: str) -> int:
+    if not value:
+        return DEFAULT_DURATION
+    if not _DURATION.fullmatch(value) or not MIN_DURATION <= int(value) <= MAX_DURATION:
+        raise _BadRequest(f"duration must be {MIN_DURATION}-{MAX_DURATION} seconds")
+    return int(value)
+
+
+def parse_loopback(params: Mapping[str, list[str]]) -> LoopbackRequest:
+    """The ``/cli/authorize`` parameters, all checked; _BadRequest names the first bad one."""
+    port = _one(params, "port", _PORT)
+    if not port or not 1024 <= int(port) <= 65535:
+        raise _BadRequest("port must be a number from 1024 to 65535")
+    challenge = _one(params, "code_challenge", None)
+    if not valid_challenge(challenge):
+        raise _BadRequest("code_challenge must be base64url(SHA-256(code_verifier))")
+    if _one(params, "code_challenge_method", None) not in ("", "S256"):
+        raise _BadRequest("code_challenge_method must be S256")
+    state = _one(params, "state", _STATE)
+    if not state:
+        raise _BadRequest("state is missing")
+    return LoopbackRequest(
+        port=int(port),
+        challenge=challenge,
+        state=state,
+        provider=_one(params, "provider", _PROVIDER),
+        role=_one(params, "role", _ROLE),
+        duration=_duration(_one(params, "duration", _DURATION)),
+    )
+
+
+def _multi(request: Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def _form_params(form: Mapping[str, str]) -> dict[str, list[str]]:
+    return {key: [value] for key, value in form.items()}
+
+
+def iso8601(ts: float) -> str:
+    """``2026-11-29T09:42:01Z``: what ``credential_process`` and the SDKs parse."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
+    """An RFC 6749 5.2 error body."""
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+class CliRoutes:
+    """``/cli/authorize``, ``/cli/device``, ``/cli/device/approve`` and ``/cli/token``."""
+
+    def __init__(
+        self,
+        *,
+        chooser: RoleChooser,
+        sessions: BrowserSessions,
+        store: Store,
+        clock: Clock,
+        public_url: str,
+    ) -> None:
+        self._chooser = chooser
+        self._sessions = sessions
+        self._store = store
+        self._clock = clock
+        self._grants = CliGrants(store, clock)
+        self._public_url = public_url.rstrip("/")
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/cli/authorize", self.authorize, methods=["GET"]),
+            Route("/cli/authorize", self.approve, methods=["POST"]),
+            Route("/cli/device", self.device_page, methods=["GET"]),
+            Route("/cli/device", self.device_start, methods=["POST"]),
+            Route("/cli/device/approve", self.device_decide, methods=["POST"]),
+            Route("/cli/token", self.token, methods=["POST"]),
+        ]
+
+    # ------------------------------------------------------------------ browser pages
+
+    async def _signed_in(self, request: Request) -> tuple[Session, SignedIn] | None:
+        session = await self._sessions.load(request)
+        if session is None:
+            return None
+        signed_in = SignedIn.from_session(session.data)
+        return None if signed_in is None else (session, signed_in)
+
+    @staticmethod
+    def _to_login(provider: str, return_to: str) -> Response:
+        where = f"/login/{provider}" if provider else "/"
+        return RedirectResponse(f"{where}?{urlencode({'return_to': return_to})}", 303)
+
+    def _chrome(self, session: Session, signed_in: SignedIn) -> dict[str, Any]:
+        """What the page header needs: who is signed in, and the Sign out form's token."""
+        return {"user": signed_in.display_name, "csrf_token": self._sessions.csrf_token(session)}
+
+    def _ends_at(self, session: Session) -> float:
+        return session.created_at + self._sessions.absolute_seconds
+
+    async def authorize(self, request: Request) -> Response:
+        """The confirmation page (after a sign-in when the browser has no session)."""
+        try:
+            wanted = parse_loopback(_multi(request))
+        except _BadRequest as exc:
+            return error_page(400, "Invalid CLI sign-in request", str(exc), "invalid_request")
+        current = await self._signed_in(request)
+        if current is None:
+            return self._to_login(wanted.provider, f"/cli/authorize?{wanted.query()}")
+        session, signed_in = current
+        roles = self._offer(signed_in, request, wanted.role)
+        if isinstance(roles, Response):
+            return roles
+        return page(
+            "cli_confirm.html",
+            action="/cli/authorize",
+            **self._chrome(session, signed_in),
+            roles=roles,
+            durations=_durations(roles, wanted.duration),
+            port=wanted.port,
+            user_code="",
+            hidden={
+                "csrf_token": self._sessions.csrf_token(session),
+                "port": str(wanted.port),
+                "code_challenge": wanted.challenge,
+                "state": wanted.state,
+            },
+        )
+
+    async def approve(self, request: Request) -> Response:
+        """The confirmation form: a 303 to the CLI's loopback port with a code (or a denial)."""
+        form = await read_form(request, _MAX_FORM_BYTES)
+        if form is None:
+            return error_page(400, "Invalid CLI sign-in request", "The form is malformed.")
+        try:
+            wanted = parse_loopback(_form_params({k: v for k, v in form.items() if k in _LOOP}))
+        except _BadRequest as exc:
+            return error_page(400, "Invalid CLI sign-in request", str(exc), "invalid_request")
+        current = await self._signed_in(request)
+        if current is None:
+            return _signed_out()
+        session, signed_in = current
+        if form.get("decision") == "deny":
+            return RedirectResponse(wanted.callback(error="access_denied"), 303)
+        chosen = self._chosen(signed_in, request, form)
+        if isinstance(chosen, Response):
+            return chosen
+        role, duration = chosen
+        code = await self._grants.issue_code(
+            wanted.challenge, Grant(signed_in, role.arn, duration, self._ends_at(session))
+        )
+        log.info("CLI login approved for %s as %s", signed_in.display_name, role.arn)
+        return RedirectResponse(wanted.callback(code=code), 303)
+
+    async def device_page(self, request: Request) -> Response:
+        """Where the person types the user code, then confirms like the loopback flow."""
+        params = _multi(request)
+        try:
+            typed = _one(params, "user_code", _TYPED_USER_CODE)
+            provider = _one(params, "provider", _PROVIDER)
+        except _BadRequest as exc:
+            return error_page(400, "Invalid device code", str(exc), "invalid_request")
+        current = await self._signed_in(request)
+        if current is None:
+            back = "/cli/device" + (f"?{urlencode({'user_code': typed})}" if typed else "")
+            return self._to_login(provider, back)
+        session, signed_in = current
+        if not typed:
+            return page("cli_device.html", **self._chrome(session, signed_in), message="")
+        misses_key = hashlib.sha256(session.id.encode("ascii")).hexdigest()
+        misses = await self._misses(misses_key)
+        if misses >= MAX_USER_CODE_MISSES:
+            return error_page(
+                429,
+                "Too many wrong codes",
+                "Too many codes that match no request were typed in this session. "
+                "Wait 15 minutes, or start again from your terminal.",
+                "slow_down",
+            )
+        pending = await self._grants.find_device(typed)
+        if pending is None:
+            await self._store.put(
+                _MISSES, misses_key, str(misses + 1).encode("ascii"), _MISS_SECONDS
+            )
+            return page(
+                "cli_device.html",
+                status=400,
+                **self._chrome(session, signed_in),
+                message="No waiting terminal has this code (or it expired). Check the code "
+                "your terminal shows and try again.",
+            )
+        roles = self._offer(signed_in, request, pending.role_arn)
+        if isinstance(roles, Response):
+            return roles
+        return page(
+            "cli_confirm.html",
+            action="/cli/device/approve",
+            **self._chrome(session, signed_in),
+            roles=roles,
+            durations=_durations(roles, pending.duration),
+            port=None,
+            user_code=display_user_code(pending.user_code),
+            hidden={"csrf_token": self._sessions.csrf_token(session), "device": pending.key},
+        )
+
+    async def _misses(self, key: str) -> int:
+        raw = await self._store.get(_MISSES, key)
+        try:
+            return int(raw or b"0")
+        except ValueError:
+            return MAX_USER_CODE_MISSES
+
+    async def device_decide(self, request: Request) -> Response:
+        form = await read_form(request, _MAX_FORM_BYTES)
+        device = form.get("device", "") if form is not None else ""
+        if form is None or not _DEVICE_KEY.fullmatch(device):
+            return error_page(400, "Invalid device approval", "The form is malformed.")
+        current = await self._signed_in(request)
+        if current is None:
+            return _signed_out()
+        session, signed_in = current
+        grant: Grant | None = None
+        if form.get("decision") != "deny":
+            chosen = self._chosen(signed_in, request, form)
+            if isinstance(chosen, Response):
+                return chosen
+            role, duration = chosen
+            grant = Grant(signed_in, role.arn, duration, self._ends_at(session))
+        if not await self._grants.decide_device(device, grant):
+            return error_page(
+                409,
+                "Nothing to approve",
+                "This request was already approved or denied, or it expired.",
+                "already_decided",
+            )
+        return page(
+            "cli_done.html",
+            approved=grant is not None,
+            role=grant.role_arn if grant else "",
+            **self._chrome(session, signed_in),
+        )
+
+    def _offer(
+        self, signed_in: SignedIn, request: Request, wanted: str
+    ) -> list[RoleChoice] | Response:
+        """The roles the page offers: ``wanted`` alone, or all of this sign-in's roles."""
+        roles = self._chooser.roles(signed_in, self._chooser.request_info(request))
+        if wanted:
+            roles = [r for r in roles if r.arn == wanted]
+            if not roles:
+                return error_page(
+                    403,
+                    "Role not available",
+                    f"This sign-in may not use {wanted}. Sign in as someone who may, or run "
+                    "sts-broker login without --role to choose.",
+                    "AccessDenied",
+                )
+        if not roles:
+            return error_page(
+                403,
+                "No roles",
+                "This sign-in may use no role in this broker: the identity provider granted "
+                "none, or no trust policy admits it.",
+                "AccessDenied",
+            )
+        usable = [r for r in roles if r.max_duration >= MIN_DURATION]
+        if not usable:
+            return error_page(
+                403,
+                "Sign-in ends too soon",
+                "Your sign-in ends in less than 15 minutes. Sign in again first.",
+                "ExpiredToken",
+            )
+        return usable
+
+    def _chosen(
+        self, signed_in: SignedIn, request: Request, form: Mapping[str, str]
+    ) -> tuple[RoleChoice, int] | Response:
+        """The role and duration an approval form names, both re-checked here."""
+        arn, raw = form.get("role", ""), form.get("duration", "")
+        roles = self._offer(signed_in, request, arn) if arn else None
+        if not arn or isinstance(roles, Response) or roles is None:
+            return roles if isinstance(roles, Response) else _bad_form("Choose a role.")
+        if not _DURATION.fullmatch(raw):
+            return _bad_form("Choose a session duration.")
+        role = roles[0]
+        # The page only offers durations the role allows; a bigger one is capped, not refused.
+        return role, max(MIN_DURATION, min(int(raw), role.max_duration))
+
+    # ------------------------------------------------------------------ CLI endpoints
+
+    async def device_start(self, request: Request) -> Response:
+        """RFC 8628 3.1-3.2: a device code for the CLI, a user code for the person."""
+        form = await read_form(request, _MAX_FORM_BYTES)
+        if form is None:
+            return oauth_error("invalid_request", "send a urlencoded form, each field once")
+        try:
+            params = _form_params(form)
+            challenge = _one(params, "code_challenge", None)
+            if not valid_challenge(challenge):
+                raise _BadRequest("code_challenge must be base64url(SHA-256(code_verifier))")
+            if _one(params, "code_challenge_method", None) not in ("", "S256"):
+                raise _BadRequest("code_challenge_method must be S256")
+            role = _one(params, "role", _ROLE)
+            duration = _duration(_one(params, "duration", _DURATION))
+            provider = _one(params, "provider", _PROVIDER)
+        except _BadRequest as exc:
+            return oauth_error("invalid_request", str(exc))
+        started = await self._grants.start_device(challenge, role, duration)
+        user_code = display_user_code(started.user_code)
+        complete = {"user_code": user_code, **({"provider": provider} if provider else {})}
+        return JSONResponse(
+            {
+                "device_code": started.device_code,
+                "user_code": user_code,
+                "verification_uri": f"{self._public_url}/cli/device",
+                "verification_uri_complete": f"{self._public_url}/cli/device?"
+                + urlencode(complete),
+                "expires_in": started.expires_in,
+                "interval": started.interval,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def token(self, request: Request) -> Response:
+        """RFC 6749 token endpoint for the three grants (see module doc)."""
+        form = await read_form(request, _MAX_FORM_BYTES)
+        if form is None:
+            return oauth_error("invalid_request", "send a urlencoded form, each field once")
+        grant_type = form.get("grant_type", "")
+        family: str | None = None
+        try:
+            if grant_type == "authorization_code":
+                grant = await self._grants.redeem_code(
+                    form.get("code", ""), form.get("code_verifier", "")
+                )
+            elif grant_type == DEVICE_GRANT:
+                grant = await self._grants.poll_device(
+                    form.get("device_code", ""), form.get("code_verifier", "")
+                )
+            elif grant_type == "refresh_token":
+                grant, family = await self._grants.redeem_refresh(form.get("refresh_token", ""))
+            elif not grant_type:
+                return oauth_error("invalid_request", "grant_type is missing")
+            else:
+                return oauth_error("unsupported_grant_type", "this grant type is not supported")
+        except GrantError as exc:
+            return oauth_error(exc.error, exc.description)
+        return await self._mint(request, grant, family)
+
+    async def _mint(self, request: Request, grant: Grant, family: str | None) -> Response:
+        info = self._chooser.request_info(request)
+        try:
+            result = await self._chooser.assume(
+                grant.signed_in, grant.role_arn, grant.duration, info
+            )
+        except StsError as exc:
+            # The trust policy, the role or the sign-in's bounds changed since approval.
+            return oauth_error("invalid_grant", f"{exc.code}: {exc.message}")
+        refresh = await self._grants.issue_refresh(grant, family)
+        return JSONResponse(
+            credentials_body(result, grant, refresh),
+            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
+
+
+_LOOP = ("port", "code_challenge", "code_challenge_method", "state", "role", "duration")
+"""The form fields of the loopback approval that repeat the ``/cli/authorize`` query."""
+
+
+def credentials_body(
+    result: Mapping[str, Any], grant: Grant, refresh: str | None
+) -> dict[str, Any]:
+    """The token endpoint's answer: ``credential_process`` JSON plus what the CLI caches."""
+    creds = result["Credentials"]
+    body: dict[str, Any] = {
+        "Version": 1,
+        "AccessKeyId": creds["AccessKeyId"],
+        "SecretAccessKey": creds["SecretAccessKey"],
+        "SessionToken": creds["SessionToken"],
+        "Expiration": iso8601(float(creds["Expiration"])),
+        "RoleArn": grant.role_arn,
+        "AssumedRoleArn": result["AssumedRoleUser"]["Arn"],
+    }
+    if refresh is not None:
+        body["refresh_token"] = refresh
+        body["refresh_expires_at"] = iso8601(grant.ends_at)
+    return body
+
+
+def _durations(roles: list[RoleChoice], wanted: int) -> list[dict[str, Any]]:
+    """The duration choices (those the longest offered role allows); ``wanted`` preselected."""
+    longest = max(r.max_duration for r in roles)
+    selected = max(MIN_DURATION, min(wanted, longest))
+    choices = sorted({d for d in DURATION_CHOICES if d <= longest} | {selected})
+    return [{"seconds": d, "label": _label(d), "selected": d == selected} for d in choices]
+
+
+def _label(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{hours} hour" + ("s" if hours != 1 else "")
+    if seconds % 60 == 0:
+        return f"{seconds // 60} minutes"
+    return f"{seconds} seconds"
+
+
+def _signed_out() -> Response:
+    return error_page(
+        401,
+        "Signed out",
+        "Your sign-in ended before you approved. Run sts-broker login again.",
+        "login_required",
+    )
+
+
+def _bad_form(message: str) -> Response:
+    return error_page(400, "Invalid CLI sign-in request", message, "invalid_request")

@@ -1,0 +1,349 @@
+"""The pages people use: sign-in, the role picker, the credentials page, and logout.
+
+Everything a person may do here goes through :class:`~broker.web.signin.RoleChooser`, i.e.
+through the STS engine with the identity verified at login, so the pages can never grant
+what ``AssumeRoleWithSAML`` / ``AssumeRoleWithWebIdentity`` would refuse that identity.
+
+Secrets never rest in the browser session: credentials are minted on ``POST /assume`` and
+rendered into that one response (every page is ``Cache-Control: no-store``), or traded at
+once for a console sign-in URL. The session holds only the verified identity, so "switch
+role" is another ``POST /assume``, not another IdP login.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import groupby
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from broker.config import BrokerConfig
+from broker.console import ConsoleFederation, ConsoleSigninError
+from broker.errors import StsError, access_denied, validation_error
+from broker.web.cookies import cookie_value
+from broker.web.forms import read_form
+from broker.web.pages import error_page, page
+from broker.web.redirects import DEFAULT_RETURN, RETURN_PREFIXES, safe_return_to
+from broker.web.sessions import BrowserSessions, Session
+from broker.web.signin import LoginProtocol, RoleChoice, RoleChooser, SignedIn
+from broker.web.snippets import credential_snippets
+
+LAST_LOGIN_SECONDS = 365 * 24 * 3600
+DURATIONS = (
+    (900, "15 min"),
+    (1800, "30 min"),
+    (3600, "1 h"),
+    (7200, "2 h"),
+    (14400, "4 h"),
+    (28800, "8 h"),
+    (43200, "12 h"),
+)
+DEFAULT_DURATION = 3600
+MIN_DURATION, MAX_DURATION = DURATIONS[0][0], DURATIONS[-1][0]
+SEARCH_THRESHOLD = 5
+"""The role picker shows its filter box above this many roles."""
+_MAX_FORM_BYTES = 4096
+_UNSAFE_NAME = re.compile(r"[^a-z0-9_-]+", re.ASCII)
+
+
+@dataclass(frozen=True)
+class LoginChoice:
+    """One way to sign in: a ``login.providers`` entry or an account's SAML provider."""
+
+    name: str
+    """The ``/login/{name}`` segment and the value of the last-used cookie."""
+    label: str
+    protocol: LoginProtocol
+    provider: str
+    """SAML: the provider ARN; OIDC: the login provider name (its callback path)."""
+    listed: bool
+    """Shown on the sign-in page (derived SAML names are hidden once providers are set)."""
+
+    def start_url(self, return_to: str) -> str:
+        """Where the protocol's own login starts; ``return_to`` is already safe (or "/")."""
+        query: dict[str, str] = {"provider": self.provider} if self.protocol == "saml" else {}
+        if return_to != "/":
+            query["return_to"] = return_to
+        base = "/saml/login" if self.protocol == "saml" else f"/oidc/login/{self.provider}"
+        return f"{base}?{urlencode(query)}" if query else base
+
+
+def login_choices(config: BrokerConfig) -> dict[str, LoginChoice]:
+    """Every sign-in choice by name, in the order the sign-in page lists them.
+
+    The configured ``login.providers`` first. Every account SAML provider that none of
+    them names also gets a stable derived name (``saml-ACCOUNT-PROVIDER``, lowercased), so
+    a link to ``/login/NAME`` keeps working when providers are added later; those are
+    listed only when ``login.providers`` is empty.
+    """
+    choices: dict[str, LoginChoice] = {}
+    covered: set[str] = set()
+    for name, provider in config.login.providers.items():
+        if provider.saml is not None:
+            arn = provider.saml.arn()
+            covered.add(arn)
+            choices[name] = LoginChoice(name, provider.label, "saml", arn, listed=True)
+        else:
+            choices[name] = LoginChoice(name, provider.label, "oidc", name, listed=True)
+    listed = not config.login.providers
+    for account_id, account in sorted(config.accounts.items()):
+        for provider_name in sorted(account.saml_providers):
+            arn = f"arn:aws:iam::{account_id}:saml-provider/{provider_name}"
+            if arn in covered:
+                continue
+            base = _UNSAFE_NAME.sub("-", f"saml-{account_id}-{provider_name}".lower())
+            name, n = base, 1
+            while name in choices:
+                n += 1
+                name = f"{base}-{n}"
+            label = f"{provider_name} ({account.alias or account_id})"
+            choices[name] = LoginChoice(name, label, "saml", arn, listed=listed)
+    return choices
+
+
+def is_signin_query(request: Request) -> bool:
+    """``GET /`` for the sign-in page: no query, or only ``return_to`` (pages that need a
+    sign-in send the browser to ``/?return_to=...``). STS calls always carry ``Action``."""
+    return all(key == "return_to" for key in request.query_params)
+
+
+def duration_options(max_duration: int) -> list[dict[str, Any]]:
+    """The duration ``<select>`` of one role: the usual steps up to its maximum.
+
+    Default 1 h, or the longest allowed when that is less. When even 15 min is more than
+    is left (a SAML ``SessionNotOnOrAfter`` close by), the one choice is the API's minimum,
+    which the engine cuts to the end of the sign-in, labelled with what will really be
+    granted.
+    """
+    allowed = [(seconds, label) for seconds, label in DURATIONS if seconds <= max_duration]
+    if not allowed:
+        minutes = max(1, max_duration // 60)
+        allowed = [(MIN_DURATION, f"{minutes} min (until your sign-in ends)")]
+    default = min(DEFAULT_DURATION, allowed[-1][0])
+    return [{"seconds": s, "label": label, "selected": s == default} for s, label in allowed]
+
+
+class PeopleRoutes:
+    """``GET /`` (via :meth:`signin_page`), ``/login/{name}``, ``/roles``, ``/assume``,
+    ``/logout``."""
+
+    def __init__(
+        self,
+        *,
+        config: BrokerConfig,
+        sessions: BrowserSessions,
+        chooser: RoleChooser,
+        console: ConsoleFederation,
+    ) -> None:
+        self._sessions = sessions
+        self._chooser = chooser
+        self._console = console
+        self._public_url = config.public_url.rstrip("/")
+        self._choices = login_choices(config)
+        self._labels = {name: p.label for name, p in config.login.providers.items()}
+        cookies = sessions.cookies
+        # Not a secret and not the session: just which button to put first.
+        self._last_cookie = f"{cookies.session_name}-last-login"
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/login/{name}", self.login, methods=["GET"]),
+            Route("/roles", self.roles, methods=["GET"]),
+            Route("/assume", self.assume, methods=["POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+        ]
+
+    # ------------------------------------------------------------------ sign-in
+
+    async def signin_page(self, request: Request) -> Response:
+        """``GET /``: one button per way to sign in, the last one used first."""
+        session, signed_in = await self._signed_in(request)
+        last = cookie_value(request.headers, self._last_cookie)
+        listed = [c for c in self._choices.values() if c.listed]
+        listed.sort(key=lambda c: c.name != last)  # stable: config order otherwise
+        return_to = safe_return_to(request.query_params.get("return_to"), RETURN_PREFIXES)
+        # "Continue" goes where the page that sent the browser here wanted to go.
+        proceed = return_to if return_to != "/" else DEFAULT_RETURN
+        buttons = [
+            {
+                "label": c.label,
+                "href": _with_return_to(f"/login/{c.name}", return_to),
+                "last": c.name == last,
+            }
+            for c in listed
+        ]
+        return page(
+            "signin.html",
+            buttons=buttons,
+            proceed=proceed,
+            **self._header(session, signed_in),
+        )
+
+    async def login(self, request: Request) -> Response:
+        """``/login/{name}``: remember the choice, then start that protocol's login."""
+        choice = self._choices.get(request.path_params["name"])
+        if choice is None:
+            return error_page(404, "Unknown sign-in provider", "No such sign-in option here.")
+        return_to = safe_return_to(request.query_params.get("return_to"), RETURN_PREFIXES)
+        response = RedirectResponse(choice.start_url(return_to), status_code=303)
+        self._sessions.cookies.set(
+            response,
+            self._last_cookie,
+            choice.name,
+            same_site="lax",
+            max_age=LAST_LOGIN_SECONDS,
+        )
+        return response
+
+    # ------------------------------------------------------------------ roles
+
+    async def roles(self, request: Request) -> Response:
+        """The role picker."""
+        session, signed_in = await self._signed_in(request)
+        if session is None or signed_in is None:
+            return RedirectResponse("/", status_code=303)
+        return self._picker(request, session, signed_in)
+
+    async def assume(self, request: Request) -> Response:
+        """One role, one duration: the credentials page, or straight into the console."""
+        session, signed_in = await self._signed_in(request)
+        if session is None or signed_in is None:
+            return RedirectResponse("/", status_code=303)
+        info = self._chooser.request_info(request)
+        form = await read_form(request, _MAX_FORM_BYTES)
+        try:
+            if form is None:
+                raise validation_error("The form is malformed: send each field once.")
+            role_arn, duration, target = _assume_fields(form)
+            choice = next(
+                (c for c in self._chooser.roles(signed_in, info) if c.arn == role_arn), None
+            )
+            if choice is None:
+                raise access_denied(f"Not authorized: this sign-in may not use {role_arn}")
+            result = await self._chooser.assume(signed_in, role_arn, duration, info)
+        except StsError as exc:
+            status = 400 if exc.code == "ValidationError" else 403
+            return self._picker(request, session, signed_in, status=status, error=exc)
+        try:
+            console_url: str | None = self._console.login_url(result["Credentials"])
+        except ConsoleSigninError as exc:
+            # Not expected for credentials minted a moment ago; the keys still work.
+            if target == "console":
+                return error_page(403, "Console sign-in refused", str(exc), "ConsoleSignin")
+            console_url = None
+        if target == "console" and console_url is not None:
+            return RedirectResponse(console_url, status_code=303)
+        return self._credentials(session, signed_in, choice, result, console_url)
+
+    async def logout(self, request: Request) -> Response:
+        """End the session on the server (the CSRF middleware checked the form)."""
+        response = RedirectResponse("/", status_code=303)
+        await self._sessions.destroy(request, response)
+        return response
+
+    # ------------------------------------------------------------------ rendering
+
+    def _picker(
+        self,
+        request: Request,
+        session: Session,
+        signed_in: SignedIn,
+        *,
+        status: int = 200,
+        error: StsError | None = None,
+    ) -> Response:
+        choices = self._chooser.roles(signed_in, self._chooser.request_info(request))
+        views = [_role_view(c, f"duration-{n}") for n, c in enumerate(choices)]
+        accounts = [
+            {"label": label, "roles": [view for _, view in group]}
+            for label, group in groupby(
+                zip(choices, views, strict=True), key=lambda pair: pair[0].account_label
+            )
+        ]
+        return page(
+            "roles.html",
+            status,
+            accounts=accounts,
+            role_count=len(choices),
+            searchable=len(choices) > SEARCH_THRESHOLD,
+            via=self._labels.get(signed_in.login) or signed_in.issuer,
+            error=error,
+            **self._header(session, signed_in),
+        )
+
+    def _credentials(
+        self,
+        session: Session,
+        signed_in: SignedIn,
+        choice: RoleChoice,
+        result: Mapping[str, Any],
+        console_url: str | None,
+    ) -> Response:
+        credentials = result["Credentials"]
+        expires = datetime.fromtimestamp(float(credentials["Expiration"]), UTC)
+        profile = choice.name.lower()
+        return page(
+            "credentials.html",
+            role=choice,
+            session_arn=result["AssumedRoleUser"]["Arn"],
+            expires_iso=expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            expires_utc=expires.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            console_url=console_url,
+            snippets=credential_snippets(
+                credentials, public_url=self._public_url, profile=profile, role_arn=choice.arn
+            ),
+            **self._header(session, signed_in),
+        )
+
+    def _header(self, session: Session | None, signed_in: SignedIn | None) -> dict[str, Any]:
+        """What ``base.html`` needs to show who is signed in and a Sign out button."""
+        if session is None or signed_in is None:
+            return {"user": None, "csrf_token": ""}
+        return {"user": signed_in.display_name, "csrf_token": self._sessions.csrf_token(session)}
+
+    async def _signed_in(self, request: Request) -> tuple[Session | None, SignedIn | None]:
+        session = await self._sessions.load(request)
+        if session is None:
+            return None, None
+        return session, SignedIn.from_session(session.data)
+
+
+def _assume_fields(form: Mapping[str, str]) -> tuple[str, int, str]:
+    """(role ARN, duration, target) from the picker's form; ValidationError otherwise."""
+    role_arn = form.get("role", "")
+    raw = form.get("duration", "")
+    target = form.get("target", "")
+    if not role_arn:
+        raise validation_error("Choose a role.")
+    if target not in ("console", "credentials"):
+        raise validation_error("Choose Console or Credentials.")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
+        raise validation_error("The session duration must be a number of seconds.")
+    duration = int(raw)
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        # AssumeRole's own DurationSeconds bounds (the API's model checks them there).
+        raise validation_error(
+            f"The session duration must be {MIN_DURATION} to {MAX_DURATION} seconds."
+        )
+    return role_arn, duration, target
+
+
+def _role_view(choice: RoleChoice, element_id: str) -> dict[str, Any]:
+    return {
+        "id": element_id,
+        "arn": choice.arn,
+        "name": choice.name,
+        "description": choice.description,
+        "durations": duration_options(choice.max_duration),
+    }
+
+
+def _with_return_to(path: str, return_to: str) -> str:
+    return f"{path}?{urlencode({'return_to': return_to})}" if return_to != "/" else path
