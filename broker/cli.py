@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - see module doc
 
     from broker.app import create_app  # noqa: PLC0415
-    from broker.config import ConfigError, load_config  # noqa: PLC0415
+    from broker.config import ConfigError, is_loopback_host, load_config  # noqa: PLC0415
 
     path = args.config_file or args.config
     if not path:
@@ -108,6 +108,25 @@ def _serve(args: argparse.Namespace) -> int:
     url = urlsplit(config.public_url)
     host = args.host or url.hostname or "127.0.0.1"
     port = args.port or url.port or (443 if url.scheme == "https" else 80)
+    public_port = url.port or (443 if url.scheme == "https" else 80)
+    demo_idps = config.demo.saml_idp or config.demo.oidc_provider
+    if demo_idps and port != public_port:
+        # The broker fetches the demo IdPs' metadata and keys from public_url: on another
+        # port every sign-in would fail with a 502, so refuse now and say how to fix it.
+        print(
+            f"sts-broker serve: the demo IdPs live at public_url ({config.public_url}), but "
+            f"--port is {port}; set STS_BROKER_PUBLIC_URL=http://127.0.0.1:{port} instead",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    if demo_idps and not is_loopback_host(host):
+        logging.getLogger("broker").warning(
+            "serving the demo IdPs on %s: they sign in whoever clicks; publish this port on "
+            "loopback only (docker run -p 127.0.0.1:%d:%d ...)",
+            host,
+            port,
+            port,
+        )
     uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
     return 0
 

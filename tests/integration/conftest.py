@@ -337,9 +337,12 @@ def serve_process(command: list[str], *, cwd: Path | None = None) -> Iterator[Se
     stops the process and keeps its combined output so callers can check what it logged.
     """
     port = free_port()
+    # Configs that derive URLs from it (config/demo.yaml) then match the port served on.
+    env = {**os.environ, "STS_BROKER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     proc = subprocess.Popen(
         [*command, "--port", str(port)],
         cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

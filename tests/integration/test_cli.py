@@ -101,6 +101,14 @@ def test_serve_with_a_bad_config_exits_before_listening(tmp_path: Path) -> None:
     assert f"{bad}:2: region:" in result.stderr
 
 
+def test_serve_demo_on_another_port_says_how_to_move_it() -> None:
+    # The demo IdPs are fetched at public_url: serving elsewhere would 502 every sign-in.
+    port = free_port()
+    result = _cli("serve", str(DEMO), "--port", str(port))
+    assert result.returncode == 2
+    assert f"set STS_BROKER_PUBLIC_URL=http://127.0.0.1:{port} instead" in result.stderr
+
+
 def test_config_schema_is_json_schema() -> None:
     result = _cli("config-schema")
     assert result.returncode == 0
