@@ -1,6 +1,7 @@
 # sts-broker: slim image, non-root, health-checked.
 #   docker build -t sts-broker .
-#   docker run -p 8080:8080 -v $PWD/config:/config sts-broker serve --config /config/broker.yaml --host 0.0.0.0
+#   docker run -p 127.0.0.1:8080:8080 sts-broker       (the demo: loopback only, its IdPs sign in anyone)
+#   docker run -p 8080:8080 -v $PWD/config:/config sts-broker serve /config/broker.yaml --host 0.0.0.0
 FROM python:3.12-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
