@@ -22,7 +22,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from broker import cli_client
+from broker.files import replace_atomically
 
 PROFILE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 """Profile names: safe as a file name and as an INI section name."""
@@ -160,17 +160,7 @@ class CredentialCache:
         target = self.path(profile)
         self._ensure_dir()
         data = json.dumps(login.to_json(), indent=2).encode("utf-8")
-        fd, temp = tempfile.mkstemp(dir=self.directory, prefix=f".{profile}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        replace_atomically(target, data, 0o600)
         return target
 
     def load(self, profile: str) -> CachedLogin:

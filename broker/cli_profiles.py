@@ -27,10 +27,10 @@ import os
 import re
 import shlex
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from broker.files import replace_atomically
 from broker.web.snippets import ini_value
 
 STATIC_SUFFIX = "-static"
@@ -122,17 +122,7 @@ def _write(path: Path, text: str, *, private: bool = False) -> None:
         mode = 0o600
     if private:
         mode &= 0o700
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    replace_atomically(path, text.encode("utf-8"), mode)
 
 
 def _read(path: Path) -> str:
