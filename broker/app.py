@@ -48,6 +48,7 @@ CSRF_EXEMPT = {
     "/saml/acs": "cross-site POST from the IdP; bound to the browser by LoginBinding instead",
     "/cli/token": "OAuth token endpoint for the CLI: proof is the code/verifier or refresh token",
     "/cli/device": "device-code start for the CLI (RFC 8628): no cookie, answers JSON only",
+    "/console/logout": "console may have no browser session: checks Origin and its own token",
 }
 """Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
 
@@ -134,6 +135,8 @@ def create_app(
         Route("/healthz", health, methods=["GET"]),
         *issuer_routes(issuer),
         *authz.routes(),
+        # Always: the console landing page is served by API-only brokers too.
+        Mount("/static", StaticFiles(directory=STATIC_DIR)),
     ]
     middleware: list[Middleware] = []
     people: PeopleRoutes | None = None
@@ -160,7 +163,7 @@ def create_app(
             max_body_bytes=config.saml.max_response_bytes * 2,
         )
         people = PeopleRoutes(config=config, sessions=sessions, chooser=chooser, console=console)
-        routes += [*browser.routes(), Mount("/static", StaticFiles(directory=STATIC_DIR))]
+        routes += browser.routes()
         routes += people.routes()
         routes += CliRoutes(
             chooser=chooser,

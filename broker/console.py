@@ -3,7 +3,8 @@
 ``GET /federation?Action=getSigninToken`` trades AssumeRole* or GetFederationToken
 credentials for a SigninToken; ``GET /federation?Action=login`` trades that token for a
 console session cookie and redirects to ``/console``, a landing page that shows who the
-session is and what it may do.
+session is and what it may do, with a way back to the role picker and ``POST
+/console/logout`` to end the console session.
 
 Both the SigninToken and the console cookie are sealed with the broker's
 :class:`~broker.sts.tokens.TokenSealer` (AES-GCM, authenticated), as claims of their own
@@ -17,7 +18,9 @@ login URL during that window can sign in, so it must travel only over HTTPS.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import hmac
 import json
 from collections.abc import Mapping
@@ -33,13 +36,17 @@ from broker.clock import Clock
 from broker.directory import Directory
 from broker.iam import Policy
 from broker.sts.tokens import SessionClaims, TokenInvalidError, TokenSealer
+from broker.web.forms import read_form
 from broker.web.pages import error_page, page
+from broker.web.security import CSRF_FIELD, origin_of
 
 SIGNIN_TOKEN_SECONDS = 15 * 60
 MIN_SESSION_DURATION = 900
 MAX_SESSION_DURATION = 43200
 CHAINED_MAX_SESSION_DURATION = 3600
 CONSOLE_PATH = "/console"
+CONSOLE_LOGOUT_PATH = "/console/logout"
+"""Exempt from the CSRF middleware (``broker.app.CSRF_EXEMPT``): it checks its own token."""
 
 _KIND_SIGNIN = "console-signin"
 _KIND_CONSOLE = "console-session"
@@ -48,6 +55,8 @@ _ONLY_FEDERATION = "Only federation tokens or assume role tokens may be used"
 _MAX_SESSION_PARAM = 12 * 1024
 _NOT_A_KEY = "console"
 """The access key ID of console claims: never a real key (those start AKIA/ASIA)."""
+_SIGNOUT_CONTEXT = b"sts-broker console sign-out v1\0"
+_MAX_SIGNOUT_FORM = 1024
 
 
 class ConsoleSigninError(Exception):
@@ -79,12 +88,22 @@ class ConsoleFederation:
         self._secure = parts.scheme == "https"
         # __Host- pins the cookie to this host on https (no Domain, Path=/, Secure).
         self._cookie = "__Host-sts-broker-console" if self._secure else "sts-broker-console"
+        self._roles_url: str | None = None
 
     def routes(self) -> list[Route]:
         return [
             Route("/federation", self.federation, methods=["GET"]),
             Route(CONSOLE_PATH, self.console, methods=["GET"]),
+            Route(CONSOLE_LOGOUT_PATH, self.logout, methods=["POST"]),
         ]
+
+    def link_role_picker(self, url: str) -> None:
+        """Offer "Switch role" (to ``url``) on the landing page.
+
+        Called by the people pages when they exist: an API-only broker serves the console
+        to custom identity brokers but has no role picker to go back to.
+        """
+        self._roles_url = url
 
     # -- /federation -------------------------------------------------------------------
 
@@ -273,16 +292,63 @@ class ConsoleFederation:
     # -- /console ----------------------------------------------------------------------
 
     async def console(self, request: Request) -> Response:
-        claims = self._open(request.cookies.get(self._cookie, ""), _KIND_CONSOLE)
+        cookie = request.cookies.get(self._cookie, "")
+        claims = self._open(cookie, _KIND_CONSOLE)
         view = self._view(claims) if claims is not None else None
         if view is None:
             response = RedirectResponse("/", status_code=302)
             if self._cookie in request.cookies:
-                response.delete_cookie(self._cookie, path="/", secure=self._secure, httponly=True)
+                self._clear(response)
             return response
-        landing = page("console.html", **view)
+        landing = page(
+            "console.html",
+            **view,
+            roles_url=self._roles_url,
+            signout_token=_signout_token(cookie),
+        )
         landing.headers["Cache-Control"] = "no-store"
         return landing
+
+    async def logout(self, request: Request) -> Response:
+        """``POST /console/logout``: end the console session (its cookie), nothing else.
+
+        The browser sign-in, if any, stays: "Sign out of console" is not "sign out".
+
+        CSRF: the middleware's token belongs to the browser session, and a console opened
+        by ``sts-broker console`` has none, so this route is exempt from it and checks the
+        same two things itself: the Origin (or Referer) is ours when the browser names one,
+        and the form's token is the one the landing page rendered, a hash of the HttpOnly
+        console cookie that another site can neither read nor compute. A forced sign-out
+        would only be a nuisance, but "refused" is simpler to reason about than "harmless".
+        Without a console cookie there is nothing to end and nothing to check.
+        """
+        if not self._same_origin(request):
+            return _refused(403, "CrossOriginRequest", _CROSS_ORIGIN)
+        cookie = request.cookies.get(self._cookie, "")
+        response = RedirectResponse("/", status_code=303)
+        if not cookie:
+            return response
+        form = await read_form(request, _MAX_SIGNOUT_FORM)
+        token = (form or {}).get(CSRF_FIELD, "")
+        if not token:
+            return _refused(403, "CsrfTokenMissing", _STALE_FORM)
+        expected = _signout_token(cookie)
+        if not hmac.compare_digest(expected.encode(), token.encode("utf-8", "surrogateescape")):
+            return _refused(403, "CsrfTokenInvalid", _STALE_FORM)
+        self._clear(response)
+        return response
+
+    def _clear(self, response: Response) -> None:
+        response.delete_cookie(self._cookie, path="/", secure=self._secure, httponly=True)
+
+    def _same_origin(self, request: Request) -> bool:
+        """The CSRF middleware's Origin rule: ours, or none named (Referer as a fallback)."""
+        ours = origin_of(self._public_url)
+        origins = request.headers.getlist("origin")
+        if origins:
+            return len(origins) == 1 and origins[0] == ours
+        referers = request.headers.getlist("referer")
+        return not referers or (len(referers) == 1 and origin_of(referers[0]) == ours)
 
     def _view(self, claims: SessionClaims) -> dict[str, Any] | None:
         """What the landing page shows; None when the principal no longer exists."""
@@ -302,6 +368,8 @@ class ConsoleFederation:
         limited = kind == "federated-user" or bool(claims.session_policy or claims.policy_arns)
         return {
             "arn": claims.arn,
+            # The header's "who": the role session name, or the federated user's name.
+            "who": claims.arn.rsplit("/", 1)[-1],
             "kind": kind,
             "principal": principal,
             "principal_name": claims.principal_name,
@@ -313,6 +381,22 @@ class ConsoleFederation:
             "session_policy_arns": list(claims.policy_arns),
             "inline_session_policy": bool(claims.session_policy),
         }
+
+
+_CROSS_ORIGIN = "This form was sent from another site. Open the broker directly and try again."
+_STALE_FORM = (
+    "This form has expired or was not sent by this browser. Reload the page and try again."
+)
+
+
+def _refused(status: int, code: str, message: str) -> Response:
+    return error_page(status, "Request refused", message, code)
+
+
+def _signout_token(cookie: str) -> str:
+    """The sign-out form's CSRF token: bound to this console cookie, useless without it."""
+    digest = hashlib.sha256(_SIGNOUT_CONTEXT + cookie.encode("ascii", "replace")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _render(policy: Policy) -> dict[str, Any]:

@@ -145,6 +145,7 @@ class PeopleRoutes:
         self._sessions = sessions
         self._chooser = chooser
         self._console = console
+        console.link_role_picker("/roles")
         self._public_url = config.public_url.rstrip("/")
         self._choices = login_choices(config)
         self._labels = {name: p.label for name, p in config.login.providers.items()}

@@ -21,15 +21,17 @@ path that is not exempt must
 A refusal is a small HTML page, status 403, naming the code. The body is read once (bounded
 by ``max_body_bytes``, else 413 ``RequestTooLarge``) and replayed to the route unchanged.
 
-Exempt paths skip both checks and are passed through untouched. Two kinds belong there,
+Exempt paths skip both checks and are passed through untouched. Three kinds belong there,
 and nothing else: requests not authenticated by a cookie (the STS Query API: SigV4 or the
-assertion/token in the body), and the SAML ACS, a legitimate cross-site POST from the IdP
-that :class:`broker.web.login.LoginBinding` binds to the browser instead.
+assertion/token in the body; the CLI token endpoints: a PKCE verifier), the SAML ACS, a
+legitimate cross-site POST from the IdP that :class:`broker.web.login.LoginBinding` binds to
+the browser instead, and a route that makes the same two checks itself against a cookie of
+its own (``/console/logout``: a console opened by ``sts-broker console`` has no browser
+session, so the session's token cannot protect it).
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
@@ -40,6 +42,7 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker.config import BrokerConfig
+from broker.web.pages import error_page
 from broker.web.sessions import BrowserSessions
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -272,9 +275,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _refusal(status: int, code: str, message: str) -> HTMLResponse:
-    page = (
-        "<!doctype html><html lang=en><meta charset=utf-8><title>Request refused</title>"
-        f"<h1>Request refused</h1><p>{html.escape(message)}</p>"
-        f"<p>Code: <code>{html.escape(code)}</code></p></html>"
-    )
-    return HTMLResponse(page, status_code=status)
+    """The broker's own error page (its template and stylesheet), naming the code.
+
+    A person meets this after a stale tab or a hostile site's post, so it looks like the
+    rest of the broker and says what to do; the code is what support and tests look for.
+    """
+    return error_page(status, "Request refused", message, code)

@@ -65,12 +65,26 @@ class Snippet:
 def credential_snippets(
     credentials: Mapping[str, Any], *, public_url: str, profile: str, role_arn: str
 ) -> list[Snippet]:
-    """Every block of the credentials page for these AssumeRole-shaped ``Credentials``."""
+    """Every block of the credentials page for these AssumeRole-shaped ``Credentials``.
+
+    The two AWS files get exactly the layout ``sts-broker login --profile NAME`` writes
+    (:mod:`broker.cli_profiles`, ``docs/cli.md``), so pasting them and running the login
+    command later agree instead of fighting: the keys go to ``[NAME-static]`` (a
+    ``[NAME]`` in the credentials file would hide the refreshing ``credential_process``
+    profile for good), and STS is pointed at the broker by a ``[services ...]`` section,
+    not a profile-wide ``endpoint_url`` that would send every other service there too.
+    Only ``credential_process`` differs: the CLI writes the Python that ran it, which this
+    page cannot know, so it names ``sts-broker`` on ``PATH``.
+    """
     env = [(name, str(credentials[key])) for name, key in ENV_NAMES]
     env.append(("AWS_ENDPOINT_URL_STS", public_url))
     login = ["sts-broker", "login", "--broker", public_url, "--role", role_arn]
     login += ["--profile", profile]
     ini = {key: ini_value(str(credentials[key])) for _, key in ENV_NAMES}
+    # The names broker.cli_profiles.write_profiles gives its sections.
+    static, services = f"{ini_value(profile)}-static", f"sts-broker-{profile}"
+    section = "default" if profile == "default" else f"profile {profile}"
+    process = shlex.join(["sts-broker", "credential-process", "--profile", profile])
     return [
         Snippet(
             "bash",
@@ -86,24 +100,35 @@ def credential_snippets(
         Snippet(
             "credentials-file",
             "~/.aws/credentials",
-            f"[{ini_value(profile)}]\n"
+            f"[{static}]\n"
             f"aws_access_key_id = {ini['AccessKeyId']}\n"
             f"aws_secret_access_key = {ini['SecretAccessKey']}\n"
             f"aws_session_token = {ini['SessionToken']}",
-            f"Then use --profile {profile}; these keys expire with this session.",
+            f"Use --profile {static} (with the ~/.aws/config block below, which sends "
+            "its STS calls to this broker). These keys expire with this session and are "
+            "not refreshed.",
         ),
         Snippet(
-            "credential-process",
-            "~/.aws/config (refreshes itself)",
-            f"[profile {ini_value(profile)}]\n"
-            f"credential_process = sts-broker credential-process --profile {profile}\n"
-            f"endpoint_url = {ini_value(public_url)}",
-            "The AWS CLI and SDKs then ask sts-broker for fresh credentials whenever needed.",
+            "config-file",
+            "~/.aws/config",
+            f"[{section}]\n"
+            f"credential_process = {ini_value(process)}\n"
+            f"services = {services}\n"
+            "\n"
+            f"[profile {static}]\n"
+            f"services = {services}\n"
+            "\n"
+            f"[services {services}]\n"
+            "sts =\n"
+            f"  endpoint_url = {ini_value(public_url)}",
+            f"--profile {profile} refreshes itself: the AWS CLI and SDKs ask sts-broker for "
+            "fresh credentials whenever needed, once the command below has set it up.",
         ),
         Snippet(
             "login-command",
-            "Once, to set that profile up",
+            f"Once, to set up the refreshing profile {profile}",
             shlex.join(login),
-            "Signs in through this broker in your browser and caches the credentials locally.",
+            "Signs in through this broker in your browser, caches the credentials locally "
+            "and writes both files above for you.",
         ),
     ]

@@ -11,22 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
+from idp_fixtures.oidc.pages import document, heading
 from idp_fixtures.saml.directory import SamlUser
-
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem}"
-    "button{display:block;width:100%;margin:.4rem 0;padding:.6rem;font-size:1rem}"
-    "[role=alert]{border:2px solid #b00;padding:.5rem}"
-)
-
-
-def _document(title: str, body: str) -> str:
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><main>{body}</main></body></html>\n"
-    )
 
 
 def login_page(
@@ -47,12 +33,13 @@ def login_page(
     )
     notice = f'<p role="alert">{escape(alert)}</p>' if alert else ""
     body = (
-        f"<h1>Sign in to {escape(idp_entity_id)}</h1>"
-        f"<p>Service provider <strong>{escape(sp_entity_id)}</strong> asks who you are.</p>"
-        f'{notice}<form method="post" action="login"><fieldset><legend>Configured users</legend>'
+        f"{heading('Sign in', idp_entity_id)}"
+        f'<p class="lead">Service provider <strong class="sp">{escape(sp_entity_id)}</strong>'
+        f" asks who you are.</p>{notice}"
+        '<form method="post" action="login"><fieldset><legend>Configured users</legend>'
         f'<input type="hidden" name="handle" value="{escape(handle)}">{buttons}</fieldset></form>'
     )
-    return _document(f"Sign in - {idp_entity_id}", body)
+    return document("Sign in · Demo identity provider", body)
 
 
 def post_form_page(*, acs_url: str, saml_response: str, relay_state: str | None, nonce: str) -> str:
@@ -66,13 +53,13 @@ def post_form_page(*, acs_url: str, saml_response: str, relay_state: str | None,
         "<h1>Signing you in</h1>"
         f'<form method="post" action="{escape(acs_url)}" id="saml-post">'
         f'<input type="hidden" name="SAMLResponse" value="{escape(saml_response)}">{relay}'
-        '<button type="submit">Continue</button></form>'
+        '<button type="submit" class="primary">Continue</button></form>'
         f'<script nonce="{escape(nonce)}">document.getElementById("saml-post").submit()</script>'
     )
-    return _document("Signing you in", body)
+    return document("Signing you in · Demo identity provider", body)
 
 
 def error_page(message: str) -> str:
     """Shown when a request cannot be answered (unknown SP, unregistered ACS, bad XML)."""
     body = f'<h1>Sign-in request refused</h1><p role="alert">{escape(message)}</p>'
-    return _document("Sign-in request refused", body)
+    return document("Sign-in request refused · Demo identity provider", body)

@@ -50,3 +50,21 @@ def sign_in(page: Page, demo: Demo, shot: Screenshots, label: str, who: str) -> 
 def role_form(page: Page, arn: str) -> Locator:
     """The role picker's form for one role."""
     return page.locator("form").filter(has=page.locator(f'input[name="role"][value="{arn}"]'))
+
+
+def text_lines(element: Locator) -> int:
+    """How many lines the element's text is laid out on (1: it did not wrap)."""
+    return int(
+        element.evaluate(
+            """(el) => {
+                const range = document.createRange();
+                range.selectNodeContents(el);
+                const rects = [...range.getClientRects()].filter((r) => r.width > 0);
+                return new Set(rects.map((r) => Math.round(r.bottom))).size;
+            }"""
+        )
+    )
+
+
+def font_size(element: Locator) -> str:
+    return str(element.evaluate("(el) => getComputedStyle(el).fontSize"))

@@ -20,11 +20,13 @@ from tests.browser.flows import (
     BOB,
     DEV,
     PROD,
+    font_size,
     pick_user,
     provider_button,
     role_arn,
     role_form,
     sign_in,
+    text_lines,
 )
 
 
@@ -49,7 +51,16 @@ def test_saml_corp_sso_to_the_console_landing_page(
         page.get_by_text(f"arn:aws:sts::{DEV}:assumed-role/Dev/alice@example.com")
     ).to_be_visible()
     expect(page.get_by_text(role_arn(DEV, "Dev"), exact=True)).to_be_visible()
+    # The header says who this console session is, and is no dead end.
+    expect(page.locator("header")).to_contain_text("alice@example.com · Dev")
+    expect(page.get_by_role("link", name="Switch role")).to_be_visible()
     shot(page, "console")
+
+    page.get_by_role("button", name="Sign out of console").click()
+    page.wait_for_url(demo.at("/"))
+    expect(page.get_by_text("Continue as")).to_be_visible()  # the broker sign-in stays
+    page.goto(demo.at("/console"))
+    page.wait_for_url(demo.at("/"))  # the console session does not
 
 
 def test_google_oidc_to_credentials_that_work_with_boto3(
@@ -62,7 +73,14 @@ def test_google_oidc_to_credentials_that_work_with_boto3(
 
     role_form(page, role_arn(DEV, "ReadOnly")).get_by_role("button", name="Credentials").click()
 
-    expect(page.get_by_role("heading", name=re.compile("Credentials for"))).to_be_visible()
+    heading = page.get_by_role("heading", name=re.compile("Credentials for"))
+    expect(heading).to_be_visible()
+    page.wait_for_load_state()  # the stylesheet too: the layout is measured next
+    assert text_lines(heading) == 1, "the title breaks before the role name"
+    assert font_size(page.locator(".role-arn")) == font_size(page.locator(".session-arn"))
+    # The copy blocks wrap instead of hiding the end of the session token off to the side.
+    for block in page.locator("pre").all():
+        assert block.evaluate("(el) => el.scrollWidth <= el.clientWidth")
     expiry = page.locator("dd").filter(has=page.locator("time"))
     # Two changes in a row: the script filled the countdown in (or it ticked), then it ticks.
     for _ in range(2):
@@ -131,8 +149,9 @@ def test_switch_role_without_a_new_idp_login_then_sign_out(
     role_form(page, role_arn(DEV, "ReadOnly")).get_by_role("button", name="Console").click()
     expect(page.get_by_text(f"arn:aws:sts::{DEV}:assumed-role/ReadOnly/")).to_be_visible()
 
-    page.goto(demo.at("/roles"))
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("link", name="Switch role").click()  # the console's header
+    page.wait_for_url(demo.at("/roles"))
+    page.get_by_role("button", name="Sign out", exact=True).click()
     page.wait_for_url(demo.at("/"))
     expect(page.get_by_text("Continue as")).to_have_count(0)
     shot(page, "signed-out")
@@ -145,10 +164,35 @@ def test_pages_fit_a_phone_screen(page: Page, demo: Demo, shot: Screenshots) -> 
     def fits() -> bool:
         return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
-    sign_in(page, demo, shot, "Corp SSO", ALICE)
+    def header_fits() -> None:
+        brand = page.locator("header .brand")
+        assert text_lines(brand) == 1, "the brand wraps in the header"
+        for name in ("Sign out", "Switch role", "Sign out of console"):
+            control = page.locator("header").get_by_text(name, exact=True)
+            if control.count():
+                assert text_lines(control) == 1, f"{name!r} wraps in the header"
+
+    page.goto(demo.at("/"))
+    assert fits(), "the sign-in page scrolls sideways at 375 px"
+    shot(page, "signin")
+    provider_button(page, "Corp SSO").click()
+    expect(page.get_by_role("button", name=f"Sign in as {ALICE}")).to_be_visible()
+    page.wait_for_load_state()
+    assert fits(), "the demo IdP's page scrolls sideways at 375 px"
+    pick_user(page, shot, ALICE, "idp-login")
+    page.wait_for_url(demo.at("/roles"))
     assert fits(), "the role picker scrolls sideways at 375 px"
+    header_fits()
     shot(page, "roles")
     role_form(page, role_arn(DEV, "Dev")).get_by_role("button", name="Credentials").click()
     expect(page.get_by_role("heading", name=re.compile("Credentials for"))).to_be_visible()
+    page.wait_for_load_state()
     assert fits(), "the credentials page scrolls sideways at 375 px"
+    header_fits()
     shot(page, "credentials")
+    page.get_by_role("link", name="Open console").click()
+    expect(page.get_by_role("button", name="Sign out of console")).to_be_visible()
+    page.wait_for_load_state()
+    assert fits(), "the console page scrolls sideways at 375 px"
+    header_fits()
+    shot(page, "console")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -241,3 +243,75 @@ def test_signin_token_is_not_a_console_cookie(console: Broker) -> None:
     token = _get_token(console, _session(creds)).json()["SigninToken"]
     response = httpx.get(f"{console.url}/console", cookies={"sts-broker-console": token})
     assert response.status_code == 302
+
+
+# ---------------------------------------------------------------------- landing page header
+
+
+@contextmanager
+def _console_browser(broker: Broker, name: str = "console") -> Iterator[httpx.Client]:
+    """A browser (cookie jar) signed in to the console with role credentials."""
+    token = _get_token(broker, _session(_role_credentials(broker, name))).json()["SigninToken"]
+    login = _login(broker, token)
+    assert login.status_code == 302
+    with httpx.Client(base_url=broker.url, cookies=login.cookies) as client:
+        yield client
+
+
+def _signout_token(page: str) -> str:
+    found = re.search(
+        r'<form method="post" action="/console/logout">\s*'
+        r'<input type="hidden" name="csrf_token" value="([^"]+)">',
+        page,
+    )
+    assert found is not None, page
+    return found.group(1)
+
+
+def test_landing_page_header_names_the_session_and_signs_out(console: Broker) -> None:
+    with _console_browser(console) as client:
+        landing = client.get("/console")
+        arn = f"arn:aws:sts::{DEV}:assumed-role/Dev/console"
+        assert f'<span class="user" title="{arn}">console · Dev</span>' in landing.text
+        # This broker has no people pages (no login provider): no role picker to go back to.
+        assert client.get("/roles").status_code == 404
+        assert "Switch role" not in landing.text
+        assert "Sign out of console</button>" in landing.text
+        # ... but its stylesheet is served, so the landing page is not bare HTML.
+        style = client.get("/static/style.css")
+        assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
+
+        bye = client.post("/console/logout", data={"csrf_token": _signout_token(landing.text)})
+        assert bye.status_code == 303 and bye.headers["location"] == "/"
+        assert 'sts-broker-console="";' in bye.headers["set-cookie"]
+        assert "Max-Age=0" in bye.headers["set-cookie"]
+        assert client.get("/console").status_code == 302
+        # Signed out already: nothing to end, nothing to check.
+        assert client.post("/console/logout").status_code == 303
+
+
+@pytest.mark.parametrize(
+    ("form", "headers", "code"),
+    [
+        ({}, {}, "CsrfTokenMissing"),
+        ({"csrf_token": ""}, {}, "CsrfTokenMissing"),
+        ({"csrf_token": "A" * 43}, {}, "CsrfTokenInvalid"),
+        ({"csrf_token": "OTHER"}, {}, "CsrfTokenInvalid"),
+        ({"csrf_token": "OURS"}, {"origin": "https://evil.example"}, "CrossOriginRequest"),
+        ({"csrf_token": "OURS"}, {"origin": "null"}, "CrossOriginRequest"),
+        ({"csrf_token": "OURS"}, {"referer": "https://evil.example/x"}, "CrossOriginRequest"),
+    ],
+)
+def test_console_sign_out_refuses_forged_forms(
+    console: Broker, form: dict[str, str], headers: dict[str, str], code: str
+) -> None:
+    with _console_browser(console, "victim") as victim, _console_browser(console) as other:
+        ours = _signout_token(victim.get("/console").text)
+        # Another console session's token is a real one, but not for this cookie.
+        theirs = _signout_token(other.get("/console").text)
+        data = {k: {"OURS": ours, "OTHER": theirs}.get(v, v) for k, v in form.items()}
+        refused = victim.post("/console/logout", data=data, headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert f"<code>{code}</code>" in refused.text
+        assert "set-cookie" not in refused.headers
+        assert victim.get("/console").status_code == 200  # still signed in

@@ -27,6 +27,7 @@ import yaml
 from markupsafe import escape
 
 from broker.app import create_app
+from broker.cli_profiles import process_command, write_profiles
 from broker.config import load_config
 from idp_fixtures import SamlUser
 from idp_fixtures.oidc.server import OidcServer
@@ -514,16 +515,18 @@ def test_credentials_page_blocks_work_in_bash_boto3_and_the_aws_cli(
     assert f"set -gx AWS_SESSION_TOKEN '{token}'" in _block(text, "fish")
     assert f"$Env:AWS_SECRET_ACCESS_KEY = '{secret}'" in _block(text, "powershell")
 
-    # ~/.aws/credentials: the AWS CLI reads the block from a real shared credentials file.
-    (tmp_path / ".aws").mkdir()
-    (tmp_path / ".aws" / "credentials").write_text(_block(text, "credentials-file") + "\n")
+    # The two AWS files, pasted as they are: the AWS CLI uses the static keys profile with
+    # no endpoint flag or variable (the [services] section sends STS to the broker).
+    aws = tmp_path / ".aws"
+    aws.mkdir()
+    (aws / "credentials").write_text(_block(text, "credentials-file") + "\n")
+    (aws / "config").write_text(_block(text, "config-file") + "\n")
     cli = subprocess.run(
-        [_aws_cli(), "sts", "get-caller-identity", "--profile", "samlreader", "--output", "json"],
+        [_aws_cli(), "sts", "get-caller-identity", "--profile", "samlreader-static"],
         env={
             "PATH": os.environ["PATH"],
             "HOME": str(tmp_path),
             "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL_STS": people.url,
         },
         capture_output=True,
         text=True,
@@ -533,11 +536,18 @@ def test_credentials_page_blocks_work_in_bash_boto3_and_the_aws_cli(
     assert cli.returncode == 0, cli.stderr
     assert f'"Arn": "{session_arn}"' in cli.stdout
 
-    assert _block(text, "credential-process") == (
-        "[profile samlreader]\n"
-        "credential_process = sts-broker credential-process --profile samlreader\n"
-        f"endpoint_url = {people.url}"
-    )
+    # Byte for byte what `sts-broker login --profile samlreader` writes into empty files
+    # (but for credential_process, which names sts-broker instead of the CLI's Python).
+    written = tmp_path / "written"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_CONFIG_FILE", str(written / "config"))
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(written / "credentials"))
+        keys = {"AccessKeyId": key_id, "SecretAccessKey": secret, "SessionToken": token}
+        assert write_profiles("samlreader", people.url, keys) == []
+    command = "sts-broker credential-process --profile samlreader"
+    config = (written / "config").read_text().replace(process_command("samlreader"), command)
+    assert _block(text, "config-file") + "\n" == config
+    assert _block(text, "credentials-file") + "\n" == (written / "credentials").read_text()
     assert _block(text, "login-command") == (
         f"sts-broker login --broker {people.url} --role {READER} --profile samlreader"
     )
@@ -558,6 +568,31 @@ def test_console_target_lands_on_the_console_page(people: People) -> None:
         assert console.status_code == 200
         assert f"arn:aws:sts::{PROD}:assumed-role/ProdDeploy/alice@x.io" in console.text
         assert f'<code class="principal-arn">{DEPLOY}</code>' in console.text
+
+
+def test_console_header_switches_role_and_signs_out_of_the_console_only(people: People) -> None:
+    with people.signed_in() as client:
+        landing = client.get(_assume(client, READER, target="console").headers["location"])
+        landing = client.get(landing.headers["location"])
+        assert landing.status_code == 200
+        arn = f"arn:aws:sts::{DEV}:assumed-role/SamlReader/alice@x.io"
+        assert f'<span class="user" title="{arn}">alice@x.io · SamlReader</span>' in landing.text
+        assert '<a class="menu-link" href="/roles">Switch role</a>' in landing.text
+        found = re.search(
+            r'action="/console/logout">\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
+            landing.text,
+        )
+        assert found is not None, landing.text
+        # The browser session's token passes the CSRF middleware but is not the console's.
+        browser_token = _csrf(client.get("/roles").text)
+        wrong = client.post("/console/logout", data={"csrf_token": browser_token})
+        assert wrong.status_code == 403 and "<code>CsrfTokenInvalid</code>" in wrong.text
+
+        bye = client.post("/console/logout", data={"csrf_token": found.group(1)})
+        assert bye.status_code == 303 and bye.headers["location"] == "/"
+        assert client.get("/console").status_code == 302  # the console session is over
+        assert client.get("/roles").status_code == 200  # the sign-in is not
+        assert "Continue as" in client.get("/").text
 
 
 def test_open_console_link_on_the_credentials_page_works(people: People) -> None:
