@@ -130,6 +130,25 @@ class LoadResult:
         return self.server_cpu_s / self.requests * 1e6 if self.requests else float("nan")
 
 
+def merge_results(results: Sequence[LoadResult]) -> LoadResult:
+    """Several windows of one workload as one: counts, times and CPU summed, latencies pooled.
+
+    For alternating rounds (``run.py --rounds``): interleaving two workloads' windows
+    exposes both to the same background load, so their ratio survives a shared machine.
+    """
+    if not results:
+        raise ValueError("no windows to merge")
+    return LoadResult(
+        requests=sum(r.requests for r in results),
+        errors=sum(r.errors for r in results),
+        seconds=sum(r.seconds for r in results),
+        latencies_ns=[ns for r in results for ns in r.latencies_ns],
+        server_cpu_s=sum(r.server_cpu_s for r in results),
+        client_cpu_s=sum(r.client_cpu_s for r in results),
+        first_error=next((r.first_error for r in results if r.first_error), None),
+    )
+
+
 class _Tally:
     """Counts and latencies shared by the tasks of one window (one event loop, no locks)."""
 

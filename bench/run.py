@@ -45,7 +45,7 @@ for entry in (str(ROOT), str(HERE)):  # repo for `broker`, bench/ for the siblin
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from loadgen import FORM_CT, LoadResult, Prepared, run_load, sign_pool  # noqa: E402
+from loadgen import FORM_CT, LoadResult, Prepared, merge_results, run_load, sign_pool  # noqa: E402
 from micro import (  # noqa: E402
     ALICE_KEY,
     GCI_BODY,
@@ -212,6 +212,15 @@ def _load(
     )
 
 
+def _round_args(args: argparse.Namespace, round_: int) -> argparse.Namespace:
+    """One alternating round's window: ``seconds / rounds`` long; only the first round gets
+    the full warm-up (later ones only reopen their connections)."""
+    warmup = args.warmup if round_ == 0 else min(args.warmup, 0.5)
+    return argparse.Namespace(
+        **{**vars(args), "seconds": args.seconds / args.rounds, "warmup": warmup}
+    )
+
+
 def run_http(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     """The sections asked for, in order: baseline and the three signed broker workloads,
     bare-form and web identity, bare-form-saml and AssumeRoleWithSAML."""
@@ -338,11 +347,22 @@ def run_web_identity(args: argparse.Namespace) -> tuple[list[Scenario], dict[str
                     raise RuntimeError(
                         f"bare-form answered {probe.status_code}: {probe.text[:300]}"
                     )
-                print(f"[bench] bare-form on {bare.url} ...", file=sys.stderr, flush=True)
-                bare_result = _load(bare, bare_pool, WEB_EXPECT, args)
-
-            print(f"[bench] broker (web identity) on {broker.url} ...", file=sys.stderr, flush=True)
-            web_result = _load(broker, pool, WEB_EXPECT, args)
+                # With --rounds N both servers run throughout and their windows alternate
+                # (N of seconds/N each), so background load hits both alike.
+                bare_windows: list[LoadResult] = []
+                web_windows: list[LoadResult] = []
+                for round_ in range(args.rounds):
+                    window = _round_args(args, round_)
+                    print(f"[bench] bare-form on {bare.url} ...", file=sys.stderr, flush=True)
+                    bare_windows.append(_load(bare, bare_pool, WEB_EXPECT, window))
+                    print(
+                        f"[bench] broker (web identity) on {broker.url} ...",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    web_windows.append(_load(broker, pool, WEB_EXPECT, window))
+                bare_result = merge_results(bare_windows)
+                web_result = merge_results(web_windows)
     return [
         Scenario(
             "bare-form",
@@ -463,6 +483,11 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"\nHTTP, one uvicorn worker, loopback, {args.concurrency} concurrent keep-alive "
         f"connections ({args.client} client), {args.seconds:g}s per workload after "
         f"{args.warmup:g}s warm-up"
+        + (
+            f"; web section in {args.rounds} alternating rounds"
+            if args.rounds > 1 and "web" in args.only
+            else ""
+        )
     )
     header = (
         f"{'workload':<14} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
@@ -569,6 +594,12 @@ def main(argv: list[str] | None = None) -> int:
         default="raw",
         help="load generator: minimal asyncio HTTP/1.1 (default) or httpx.AsyncClient",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="web section: alternate N bare-form/web-identity windows of seconds/N each",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--no-micro", action="store_true", help="skip the in-process section")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP section")
@@ -589,6 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.concurrency < 1 or args.pool < 1 or args.warmup < 0:
         parser.error("--seconds and --pool must be positive, --concurrency at least 1")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if not 1 <= args.saml_baseline_ops <= 1000:
         parser.error("--saml-baseline-ops must be 1..1000")
     args.only = tuple(args.only or SECTIONS)
@@ -645,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info,
             "settings": {
                 "seconds": args.seconds,
+                "rounds": args.rounds,
                 "concurrency": args.concurrency,
                 "warmup": args.warmup,
                 "pool": args.pool,

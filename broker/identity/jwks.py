@@ -74,6 +74,12 @@ class VerificationKey:
     public: RSAPublicKey | EllipticCurvePublicKey = field(repr=False, compare=False)
     """The same key as a ``cryptography`` object, taken out once when the set is parsed:
     the hot path verifies with it directly instead of going through joserfc per token."""
+    rsa: bool = field(init=False, repr=False, compare=False)
+    """Whether ``public`` is an RSA key (else EC), decided here once: the ABC
+    ``isinstance`` check costs more than a dict lookup on every verification."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rsa", isinstance(self.public, RSAPublicKey))
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,11 @@ class KeySet:
     """Until then the set is used without asking the issuer again."""
     usable_until: float
     """Past freshness, the set still serves (issuer down) until then; after it, fail closed."""
+    selected: dict[tuple[str | None, str], tuple[VerificationKey, ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """``(kid, alg)`` -> its keys, for selections that found keys only: bounded by the keys
+    the issuer publishes times the algorithms, whatever ``kid`` values tokens make up."""
 
 
 @dataclass(frozen=True)
@@ -291,6 +302,21 @@ class KeySource:
         self._timeout = httpx.Timeout(float(settings.http_timeout_seconds))
         self._states: dict[tuple[str, str | None, str | None], _IssuerState] = {}
 
+    def cached(
+        self, provider: OidcProviderConfig, *, kid: str | None, alg: str
+    ) -> tuple[VerificationKey, ...] | None:
+        """The keys :meth:`candidates` would answer, if its answer needs no I/O and was found
+        before with the same key set; else None (then call :meth:`candidates`).
+
+        The hot path: a token from a known issuer whose keys are fresh costs two dict
+        lookups and no coroutine. Refusals are never cached here: they go the full way.
+        """
+        state = self._states.get((provider.url, provider.jwks_uri, provider.jwks_file))
+        keys = state.keys if state is not None else None
+        if keys is None or self._clock.time() >= keys.fresh_until:
+            return None
+        return keys.selected.get((kid, alg))
+
     async def candidates(
         self, provider: OidcProviderConfig, *, kid: str | None, alg: str
     ) -> tuple[VerificationKey, ...]:
@@ -306,6 +332,7 @@ class KeySource:
             keys = self._usable(provider, state)
         found = _select(keys, kid, alg)
         if found.keys:
+            keys.selected[(kid, alg)] = found.keys
             return found.keys
         if found.unknown:
             await self._refresh(provider, state)

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import httpx
 from cryptography.exceptions import InvalidSignature
@@ -62,6 +63,8 @@ from broker.identity.oidc_conventions import (
 MIN_TOKEN_CHARS = 4
 """AWS's model minimum for ``WebIdentityToken`` (the maximum is ``oidc.max_token_bytes``)."""
 _MAX_HEADER_BYTES = 512
+_HEADER_CACHE = 256
+"""Distinct token headers remembered (a few per issuer key are normal)."""
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 _HEADER_NAMES = frozenset({"alg", "kid", "typ", "x5t", "x5t#S256"})
 """``x5t`` is only a certificate thumbprint (GitHub and Entra ID send it); it is ignored."""
@@ -117,14 +120,18 @@ class _Provider:
     """Spellings a ``ProviderId`` may use for this provider."""
 
 
-@dataclass(frozen=True)
-class _Header:
+class _Header(NamedTuple):
+    """The two header members the verifier uses, once :func:`_check_header` passed them.
+
+    Named tuples (here and :class:`_Compact`) rather than frozen dataclasses: they are as
+    immutable, and every token builds one of each, so their cheaper construction counts.
+    """
+
     alg: str
     kid: str | None
 
 
-@dataclass(frozen=True)
-class _Compact:
+class _Compact(NamedTuple):
     """A compact JWS as read by :meth:`WebIdentityVerifier._read`, before any key is used."""
 
     header: _Header
@@ -185,7 +192,9 @@ class WebIdentityVerifier:
                 f"ProviderId {_short(provider_id)} does not name the provider that issued this "
                 f"token ({provider.config.arn_path}); omit ProviderId for OpenID Connect ID tokens."
             )
-        keys = await self._keys.candidates(provider.config, kid=header.kid, alg=header.alg)
+        keys = self._keys.cached(provider.config, kid=header.kid, alg=header.alg)
+        if keys is None:  # not cached, or stale: the full path (may fetch, may refuse)
+            keys = await self._keys.candidates(provider.config, kid=header.kid, alg=header.alg)
         _check_signature(header.alg, parsed.signing_input, parsed.signature, keys)
         expires_at = self._check_times(claims, provider.config)
         subject = claims.get("sub")
@@ -248,10 +257,7 @@ class WebIdentityVerifier:
             raise invalid_token(
                 "The web identity token is not a JWT (three base64url parts joined by dots)."
             )
-        header_bytes = _b64decode(segments[0], "header")
-        if len(header_bytes) > _MAX_HEADER_BYTES:
-            raise invalid_token(f"The token header is larger than {_MAX_HEADER_BYTES} bytes.")
-        header = _check_header(_json_object(header_bytes, "header"))
+        header = _parse_header(segments[0])
         if not segments[2]:
             raise invalid_token("The web identity token is not signed.")
         payload = _b64decode(segments[1], "payload")
@@ -305,6 +311,21 @@ class WebIdentityVerifier:
         return expires_at
 
 
+@functools.lru_cache(maxsize=_HEADER_CACHE)
+def _parse_header(segment: str) -> _Header:
+    """The checked header of a token whose first segment is ``segment``.
+
+    A pure function of the segment's text (no key, no clock), memoised: every token an
+    issuer signs with one key has the same header, so decoding and checking it once per
+    distinct header saves that work on almost every request. Refusals raise and are not
+    cached; the bound keeps made-up headers from growing the cache.
+    """
+    header_bytes = _b64decode(segment, "header")
+    if len(header_bytes) > _MAX_HEADER_BYTES:
+        raise invalid_token(f"The token header is larger than {_MAX_HEADER_BYTES} bytes.")
+    return _check_header(_json_object(header_bytes, "header"))
+
+
 def _check_header(header: Mapping[str, Any]) -> _Header:
     names = set(header)
     if names & _KEY_BEARING:
@@ -352,25 +373,21 @@ def _check_signature(
         raw = b""
     if raw:
         for key in keys:
-            if alg in key.algorithms and _verifies(alg, key.public, signing_input, raw):
+            if alg in key.algorithms and _verifies(alg, key, signing_input, raw):
                 return
     raise invalid_token("The web identity token's signature is not valid.")
 
 
-def _verifies(
-    alg: str,
-    public: RSAPublicKey | EllipticCurvePublicKey,
-    signing_input: bytes,
-    signature: bytes,
-) -> bool:
+def _verifies(alg: str, key: VerificationKey, signing_input: bytes, signature: bytes) -> bool:
     """One RS*/ES* verification (RFC 7518 3.3 and 3.4); False on any mismatch."""
     try:
-        if isinstance(public, RSAPublicKey):
+        if key.rsa:  # the key's type, found once when its set was parsed
             rsa_hash = _RSA_HASHES.get(alg)
             if rsa_hash is None:
                 return False
-            public.verify(signature, signing_input, _PKCS1, rsa_hash)
+            cast(RSAPublicKey, key.public).verify(signature, signing_input, _PKCS1, rsa_hash)
             return True
+        public = cast(EllipticCurvePublicKey, key.public)
         scheme = _EC_SCHEMES.get(alg)
         if scheme is None or public.curve.name != scheme[0]:
             return False

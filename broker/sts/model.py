@@ -17,7 +17,7 @@ import gzip
 import json
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -354,7 +354,9 @@ class _Decoder:
         children = node.children if node is not None else {}
         for m in shape.members:
             path = f"{prefix}.{m.path}" if prefix else m.path
-            value = self.value(m.shape, children.get(m.wire), path, m.sensitive)
+            child = children.get(m.wire)
+            # Most members of an input are absent: no call to find that out.
+            value = None if child is None else self.value(m.shape, child, path, m.sensitive)
             if value is None:
                 if m.name in shape.required:
                     self.violations.append(
@@ -467,11 +469,14 @@ class _Decoder:
     def check(self, shape: _Shape, value: Any, path: str, sensitive: bool) -> None:
         """Apply the model's min/max/pattern/enum traits to a decoded value."""
         kind = shape.type
-        if kind == "string" and shape.regex is None and not shape.enum:
-            # Most strings have only length limits: test them before building any list.
+        if kind == "string":
+            # Most strings pass: test every trait before building any list of broken rules.
             length = len(value)
-            if (shape.min is None or length >= shape.min) and (
-                shape.max is None or length <= shape.max
+            if (
+                (shape.min is None or length >= shape.min)
+                and (shape.max is None or length <= shape.max)
+                and (shape.regex is None or shape.regex.fullmatch(value))
+                and (not shape.enum or value in shape.enum)
             ):
                 return
         rules: list[str] = []
@@ -533,68 +538,121 @@ def xml_escape(text: str) -> str:
     return _XML_SPECIAL.sub(lambda m: _XML_REPLACEMENTS.get(m.group(), "\ufffd"), text)
 
 
-def _render_leaf(shape: _Shape, value: object, path: str) -> str:
-    kind = shape.type
-    if kind == "string" and isinstance(value, str):
-        return xml_escape(value)
-    if kind in _INT_RANGES and isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if kind == "boolean" and isinstance(value, bool):
-        return "true" if value else "false"
-    if kind == "timestamp" and isinstance(value, int | float) and not isinstance(value, bool):
-        return iso8601(value)
-    raise TypeError(f"result member {path} must be a {kind}, got {type(value).__name__}")
+_Emit = Callable[[Any, str, list[str]], None]
+"""Appends one member's XML to ``out``. The ``str`` is the path prefix the emitter adds its
+own suffix to, used only in the ``TypeError`` a wrongly typed result raises."""
 
 
-def _render(
-    shape: _Shape, name: str, value: object, path: str, *, indent: str, out: list[str]
-) -> None:
+def _leaf_text(kind: str) -> Callable[[object], str | None]:
+    """The text of a leaf value of model type ``kind``; None when the value has the wrong type."""
+    if kind == "string":
+        return lambda value: xml_escape(value) if isinstance(value, str) else None
+    if kind in _INT_RANGES:
+        return lambda value: (
+            str(value) if isinstance(value, int) and not isinstance(value, bool) else None
+        )
+    if kind == "boolean":
+        return lambda value: ("true" if value else "false") if isinstance(value, bool) else None
+    return lambda value: (  # timestamp
+        iso8601(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    )
+
+
+def _emitter(shape: _Shape, wire: str, indent: str, suffix: str) -> _Emit:
+    """Compile the renderer of one element ``<wire>`` of ``shape`` at ``indent``.
+
+    Rendering runs on every answer, so the tags, indentation and type dispatch are worked
+    out here once per operation (see :meth:`StsModel.__init__`); the per-answer work is the
+    values themselves. Paths for error messages are built only when a type is wrong.
+    """
     kind = shape.type
     if kind not in ("structure", "list", "map"):
-        out.append(f"{indent}<{name}>{_render_leaf(shape, value, path)}</{name}>\n")
-        return
-    inner: list[str] = []
+        text_of = _leaf_text(kind)
+        head, tail = f"{indent}<{wire}>", f"</{wire}>\n"
+
+        def leaf(value: Any, prefix: str, out: list[str]) -> None:
+            text = text_of(value)
+            if text is None:
+                raise TypeError(
+                    f"result member {prefix}{suffix} must be a {kind}, got {type(value).__name__}"
+                )
+            out.append(head + text + tail)
+
+        def string(value: Any, prefix: str, out: list[str]) -> None:
+            # Most leaves are strings: no extra call to find their text.
+            if isinstance(value, str):
+                out.append(head + xml_escape(value) + tail)
+            else:
+                leaf(value, prefix, out)
+
+        return string if kind == "string" else leaf
+
     deeper = indent + "  "
+    opening, closing, empty = f"{indent}<{wire}>\n", f"{indent}</{wire}>\n", f"{indent}<{wire}/>\n"
     if kind == "structure":
-        if not isinstance(value, Mapping):
-            raise TypeError(f"result member {path} must be a mapping")
-        _render_members(shape, value, deeper, path, inner)
+        members = _members_emitter(shape, deeper)
+
+        def body(value: Any, path: str, out: list[str]) -> None:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"result member {path} must be a mapping")
+            members(value, path, out)
+
     elif kind == "list":
-        if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-            raise TypeError(f"result member {path} must be a sequence")
         assert shape.item is not None
-        for i, item in enumerate(value, 1):
-            _render(shape.item, shape.item_wire, item, f"{path}.{i}", indent=deeper, out=inner)
+        item = _emitter(shape.item, shape.item_wire, deeper, "")
+
+        def body(value: Any, path: str, out: list[str]) -> None:
+            if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+                raise TypeError(f"result member {path} must be a sequence")
+            for i, element in enumerate(value, 1):
+                item(element, f"{path}.{i}", out)
+
     else:
-        if not isinstance(value, Mapping):
-            raise TypeError(f"result member {path} must be a mapping")
         assert shape.key is not None and shape.item is not None
-        for key, item in value.items():
-            inner.append(f"{deeper}<entry>\n")
-            _render(shape.key, shape.key_wire, key, f"{path}.key", indent=deeper + "  ", out=inner)
-            _render(
-                shape.item, shape.item_wire, item, f"{path}.{key}", indent=deeper + "  ", out=inner
-            )
-            inner.append(f"{deeper}</entry>\n")
-    if inner:
-        out.append(f"{indent}<{name}>\n")
-        out.extend(inner)
-        out.append(f"{indent}</{name}>\n")
-    else:
-        out.append(f"{indent}<{name}/>\n")
+        entry_open, entry_close = f"{deeper}<entry>\n", f"{deeper}</entry>\n"
+        key_of = _emitter(shape.key, shape.key_wire, deeper + "  ", ".key")
+        value_of = _emitter(shape.item, shape.item_wire, deeper + "  ", "")
+
+        def body(value: Any, path: str, out: list[str]) -> None:
+            if not isinstance(value, Mapping):
+                raise TypeError(f"result member {path} must be a mapping")
+            for key, element in value.items():
+                out.append(entry_open)
+                key_of(key, path, out)
+                value_of(element, f"{path}.{key}", out)
+                out.append(entry_close)
+
+    def container(value: Any, prefix: str, out: list[str]) -> None:
+        out.append(opening)
+        mark = len(out)
+        body(value, prefix + suffix, out)
+        if len(out) == mark:
+            out[mark - 1] = empty
+        else:
+            out.append(closing)
+
+    return container
 
 
-def _render_members(
-    shape: _Shape, value: Mapping[str, Any], indent: str, path: str, out: list[str]
-) -> None:
+def _members_emitter(
+    shape: _Shape, indent: str
+) -> Callable[[Mapping[str, Any], str, list[str]], None]:
+    """The members of a structure in model order; ``None`` members are left out."""
     names = shape.member_names
-    if not names.issuperset(value):
-        unknown = [k for k in value if k not in names]
-        raise ValueError(f"result for {path} has members not in the model: {sorted(unknown)}")
-    for m in shape.members:
-        member_value = value.get(m.name)
-        if member_value is not None:
-            _render(m.shape, m.wire, member_value, f"{path}.{m.name}", indent=indent, out=out)
+    members = tuple(
+        (m.name, _emitter(m.shape, m.wire, indent, f".{m.name}")) for m in shape.members
+    )
+
+    def emit(value: Mapping[str, Any], path: str, out: list[str]) -> None:
+        if not names.issuperset(value):
+            unknown = [k for k in value if k not in names]
+            raise ValueError(f"result for {path} has members not in the model: {sorted(unknown)}")
+        for name, member in members:
+            member_value = value.get(name)
+            if member_value is not None:
+                member(member_value, path, out)
+
+    return emit
 
 
 def render_error(error: StsError, request_id: str) -> bytes:
@@ -642,6 +700,9 @@ class StsModel:
             )
         self._ops: Final = ops
         self._actions: Final = frozenset(ops)
+        self._renderers: Final = {
+            name: _members_emitter(op.output, "    ") for name, op in ops.items() if op.output
+        }
 
     @classmethod
     @functools.cache
@@ -693,8 +754,9 @@ class StsModel:
         if op is None:
             raise ValueError(f"unknown action {action!r}")
         out = [f'<{action}Response xmlns="{XML_NAMESPACE}">\n', f"  <{op.result_wrapper}>\n"]
-        if op.output is not None:
-            _render_members(op.output, result, "    ", action, out)
+        members = self._renderers.get(action)
+        if members is not None:
+            members(result, action, out)
         elif result:
             raise ValueError(f"{action} has no output members")
         out.append(

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote, unquote_to_bytes
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from broker.errors import StsError, validation_error
 from broker.request import HttpRequestParts
@@ -65,6 +66,8 @@ def _decode_pairs(raw: str, where: str) -> dict[str, str]:
     Raw (unencoded) non-ASCII is refused: every AWS SDK percent-encodes, and accepting raw
     bytes would leave their meaning to a guess about the client's charset.
     """
+    if not raw:
+        return {}  # a POST's usual empty query string
     if not raw.isascii():
         raise validation_error(f"The {where} must be percent-encoded ASCII")
     out: dict[str, str] = {}
@@ -167,7 +170,9 @@ async def read_query_request(request: Request, *, max_body_bytes: int) -> QueryR
 
     A declared ``Content-Length`` over the limit is refused before reading anything; the
     streamed body is counted as it arrives, so a lying or absent length cannot push more
-    than one chunk past the limit into memory.
+    than one chunk past the limit into memory. Every request goes through here, so it
+    reads the ASGI scope and ``receive`` directly: what ``Request.stream()``,
+    ``request.headers`` and ``request.client`` would give, without building them.
     """
     scope = request.scope
     raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
@@ -176,21 +181,39 @@ async def read_query_request(request: Request, *, max_body_bytes: int) -> QueryR
     declared = next((v.decode("latin-1") for k, v in raw_headers if k == b"content-length"), "")
     if declared.isdigit() and int(declared) > max_body_bytes:
         raise _too_large(max_body_bytes)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body_bytes:
-            raise _too_large(max_body_bytes)
-        chunks.append(chunk)
+    body = await _read_body(request.receive, max_body_bytes)
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else quote(request.url.path)
+    client = scope.get("client")
     parts = HttpRequestParts(
-        method=request.method,
+        method=scope["method"],
         path=path,
         query_string=bytes(scope.get("query_string", b"")).decode("latin-1"),
         headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers],
-        body=b"".join(chunks),
-        client_ip=request.client.host if request.client else "",
+        body=body,
+        client_ip=client[0] if client else "",
     )
     return parse_query_request(parts)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body, as ``Request.stream()`` delivers it, refused past ``limit`` bytes.
+
+    A disconnect before the end raises Starlette's ``ClientDisconnect``, as ``stream()``
+    does (uvicorn then drops the answer).
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()

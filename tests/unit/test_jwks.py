@@ -259,6 +259,30 @@ def test_rotated_key_is_picked_up_by_an_unknown_kid_refresh(issuer: Issuer) -> N
     assert issuer.hits["jwks"] == 2
 
 
+def test_a_withdrawn_key_stops_verifying_once_the_set_is_refetched(issuer: Issuer) -> None:
+    """The hot path remembers which keys fit a (kid, alg), but only for one fetched set.
+
+    Tokens signed with ``old`` verify from the cached selection while the set is fresh; the
+    issuer then withdraws ``old``, and once the TTL passes the refetched set must refuse
+    them, whatever the previous set's selection said.
+    """
+    old = issuer.add_rsa("old")
+    config = make_config(provider(issuer), **settings(jwks_ttl_seconds=600))
+    clock = FrozenClock(NOW)
+    tokens = [sign(old, claims_for(issuer.url, sub=f"u{i}"), kid="old") for i in range(3)]
+
+    def withdraw(index: int) -> None:
+        if index == 2:
+            issuer.jwks = [public_jwk(rsa_key(fresh=True), "new")]
+            clock.advance(601)
+
+    results = verify_with(config, tokens, clock=clock, between=withdraw)
+    assert [isinstance(result, WebIdentity) for result in results] == [True, True, False]
+    assert isinstance(results[2], StsError)
+    assert_refused(results[2], "InvalidIdentityToken", 400, "no key with kid 'old'")
+    assert issuer.hits["jwks"] == 2
+
+
 def test_discovery_must_name_the_configured_issuer(issuer: Issuer) -> None:
     key = issuer.add_rsa("k1")
     issuer.discovery_extra = {"issuer": issuer.url + "/"}

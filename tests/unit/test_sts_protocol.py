@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from broker.errors import StsError
 from broker.request import HttpRequestParts
@@ -303,3 +303,19 @@ def test_body_exactly_at_the_limit_is_accepted() -> None:
     receiver = _Receiver([body])
     headers = [(b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", b"24")]
     assert _read(_request(receiver, headers), len(body)).action == "GetCallerIdentity"
+
+
+def test_client_gone_before_the_body_ends_is_a_disconnect_not_a_request() -> None:
+    """A half-sent body is never decoded: the read stops as Starlette's stream() would."""
+
+    async def receive() -> dict[str, object]:
+        calls.append(1)
+        if len(calls) == 1:
+            return {"type": "http.request", "body": b"Action=Get", "more_body": True}
+        return {"type": "http.disconnect"}
+
+    calls: list[int] = []
+    request = Request(_request(_Receiver([]), []).scope, receive)
+    with pytest.raises(ClientDisconnect):
+        _read(request, 1000)
+    assert len(calls) == 2
