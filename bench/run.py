@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -74,6 +75,23 @@ from broker.config import load_config  # noqa: E402
 from broker.directory import Directory  # noqa: E402
 
 DEMO = ROOT / "config" / "demo.yaml"
+
+
+def deployment_config(demo: Path, folder: Path) -> Path:
+    """``demo.yaml`` without its ``demo:`` block, written to ``folder``.
+
+    The fixture IdPs it mounts are for people clicking through the demo, never part of a
+    deployment, and their routing middleware would sit in front of every request measured.
+    Everything else stays, the browser sign-in middlewares (headers, CSRF) included, as in
+    a deployment that offers sign-in.
+    """
+    data = yaml.safe_load(demo.read_text())
+    data.pop("demo", None)
+    path = folder / "broker.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 ALICE_ARN = "arn:aws:iam::111111111111:user/alice"
 STARTUP_TIMEOUT_S = 20.0
 WEB_TARGET = 0.5
@@ -236,7 +254,7 @@ def run_http(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
 
 def run_sts(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     """Baseline first, then the three signed broker workloads."""
-    directory = Directory.build(load_config(DEMO))
+    directory = Directory.build(load_config(args.config))
     alice = directory.keys[ALICE_KEY]
     extra: dict[str, Any] = {}
     scenarios: list[Scenario] = []
@@ -259,7 +277,7 @@ def run_sts(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
             )
         )
 
-    with serve("broker", "--config", str(DEMO)) as broker:
+    with serve("broker", "--config", str(args.config)) as broker:
         gci_pool = pool_for(broker.url, GCI_BODY, **alice_creds)
         first = _post(broker.url, gci_pool[0])
         if first.status_code != 200 or expect_alice not in first.content:
@@ -328,7 +346,7 @@ def run_web_identity(args: argparse.Namespace) -> tuple[list[Scenario], dict[str
     extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        config = write_config(DEMO, folder, issuer)
+        config = write_config(args.config, folder, issuer)
         bodies = [request_body(token) for token in issuer.tokens(args.pool)]
         extra["web_identity_request_bytes"] = len(bodies[0])
         with serve("broker", "--config", str(config)) as broker:
@@ -391,7 +409,7 @@ def run_saml(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
-        config = write_saml_config(DEMO, folder, bench_idp)
+        config = write_saml_config(args.config, folder, bench_idp)
         print(f"[bench] signing {args.pool} SAML responses ...", file=sys.stderr, flush=True)
         bodies = [saml_request_body(r) for r in bench_idp.responses(args.pool)]
         extra["saml_request_bytes"] = len(bodies[0])
@@ -625,7 +643,13 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.saml_baseline_ops <= 1000:
         parser.error("--saml-baseline-ops must be 1..1000")
     args.only = tuple(args.only or SECTIONS)
+    with tempfile.TemporaryDirectory(prefix="sts-bench-") as folder:
+        args.config = deployment_config(DEMO, Path(folder))
+        return run_all(args)
 
+
+def run_all(args: argparse.Namespace) -> int:
+    """Every section asked for, printed as it completes; 1 if anything failed."""
     info = machine()
     versions = info["versions"]
     print(
@@ -656,11 +680,11 @@ def main(argv: list[str] | None = None) -> int:
         timings: list[Timing] = []
         if "sts" in args.only or "web" in args.only:
             with quiet_startup():  # the demo's ephemeral-key warnings stay out of the table
-                report = run_micro(DEMO)
+                report = run_micro(args.config)
             timings += report.timings
         if "saml" in args.only:
             print("[bench] in-process SAML, pysaml2 ...", file=sys.stderr, flush=True)
-            saml = run_saml_micro(DEMO, baseline_ops=args.saml_baseline_ops)
+            saml = run_saml_micro(args.config, baseline_ops=args.saml_baseline_ops)
             timings += saml.timings
         print_micro(timings)
     if saml is not None:
