@@ -17,7 +17,8 @@ Rules, the same for all three secrets:
 - codes are bound to a PKCE ``code_challenge`` (RFC 7636, S256 only): only the process
   holding the ``code_verifier`` can redeem them, not another local process that caught the
   loopback redirect or read the device code off a screen;
-- refresh tokens rotate on every use and live no longer than the browser sign-in would.
+- refresh tokens rotate on every use and live no longer than the browser sign-in would,
+  nor past a sign-out in that browser (checked at the token endpoint).
   Presenting a rotated one again means two parties hold the chain: the whole chain (its
   ``family``) is revoked, so the thief's copy dies with the owner's (OAuth 2.0 Security BCP,
   refresh token rotation).
@@ -122,6 +123,9 @@ class Grant:
     duration: int
     ends_at: float
     """When the browser sign-in this came from ends (its absolute timeout): no refresh after."""
+    browser: str
+    """That browser session's key (:meth:`BrowserSessions.key_of`): signing out there ends
+    the grant too."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,6 +133,7 @@ class Grant:
             "role": self.role_arn,
             "duration": self.duration,
             "ends_at": self.ends_at,
+            "browser": self.browser,
         }
 
     @classmethod
@@ -136,13 +141,13 @@ class Grant:
         """The grant :meth:`to_json` wrote; None for anything else (fail closed)."""
         if not isinstance(value, dict):
             return None
-        raw_signed_in, role, duration, ends_at = (
-            value.get(k) for k in ("signed_in", "role", "duration", "ends_at")
+        raw_signed_in, role, duration, ends_at, browser = (
+            value.get(k) for k in ("signed_in", "role", "duration", "ends_at", "browser")
         )
         signed_in = (
             SignedIn.from_session(raw_signed_in) if isinstance(raw_signed_in, dict) else None
         )
-        if signed_in is None or not isinstance(role, str):
+        if signed_in is None or not isinstance(role, str) or not isinstance(browser, str):
             return None
         if isinstance(duration, bool) or not isinstance(duration, int):
             return None
@@ -150,7 +155,7 @@ class Grant:
             return None
         if not math.isfinite(ends_at):
             return None
-        return cls(signed_in, role, duration, float(ends_at))
+        return cls(signed_in, role, duration, float(ends_at), browser)
 
 
 @dataclass(frozen=True)

@@ -284,7 +284,14 @@ class CliRoutes:
             return chosen
         role, duration = chosen
         code = await self._grants.issue_code(
-            wanted.challenge, Grant(signed_in, role.arn, duration, self._ends_at(session))
+            wanted.challenge,
+            Grant(
+                signed_in,
+                role.arn,
+                duration,
+                self._ends_at(session),
+                self._sessions.key_of(session),
+            ),
         )
         log.info("CLI login approved for %s as %s", signed_in.display_name, role.arn)
         return RedirectResponse(wanted.callback(code=code), 303)
@@ -362,7 +369,13 @@ class CliRoutes:
             if isinstance(chosen, Response):
                 return chosen
             role, duration = chosen
-            grant = Grant(signed_in, role.arn, duration, self._ends_at(session))
+            grant = Grant(
+                signed_in,
+                role.arn,
+                duration,
+                self._ends_at(session),
+                self._sessions.key_of(session),
+            )
         if not await self._grants.decide_device(device, grant):
             return error_page(
                 409,
@@ -483,6 +496,12 @@ class CliRoutes:
                 return oauth_error("unsupported_grant_type", "this grant type is not supported")
         except GrantError as exc:
             return oauth_error(exc.error, exc.description)
+        if await self._sessions.signed_out(grant.browser):
+            return oauth_error(
+                "invalid_grant",
+                "you signed out of the broker in the browser this login came from; "
+                "run sts-broker login again",
+            )
         return await self._mint(request, grant, family)
 
     async def _mint(self, request: Request, grant: Grant, family: str | None) -> Response:

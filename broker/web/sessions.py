@@ -42,6 +42,7 @@ from broker.store import Store
 from broker.web.cookies import CookiePolicy, cookie_key, cookie_value, derive_key
 
 NAMESPACE = "web-session"
+_SIGNED_OUT = "web-session-signed-out"
 
 _ID_BYTES = 32
 _MAC_BYTES = 16
@@ -211,11 +212,31 @@ class BrowserSessions:
         return Session(session.id, MappingProxyType(dict(data)), session.created_at, now)
 
     async def destroy(self, request: HTTPConnection, response: Response) -> None:
-        """Log out: the server-side records go first, then the cookie is cleared."""
+        """Log out: the server-side records go first, then the cookie is cleared.
+
+        A sign-out marker outlives the session (until its absolute timeout), so whatever was
+        handed out from it to last longer (the CLI's refresh tokens) can see it was ended on
+        purpose: see :meth:`signed_out`. An idle timeout leaves no marker.
+        """
         session_id = self._verified_id(request.headers)
         if session_id is not None:
-            await self._forget(_store_key(session_id))
+            key = _store_key(session_id)
+            record = _parse_record(await self._store.get(NAMESPACE, key))
+            await self._forget(key)
+            if record is not None:
+                remaining = record[0] + self.absolute_seconds - self._clock.time()
+                if remaining > 0:
+                    await self._store.put(_SIGNED_OUT, key, b"1", remaining)
         self.cookies.clear(response, self.cookies.session_name, same_site="lax")
+
+    @staticmethod
+    def key_of(session: Session) -> str:
+        """A stable name for ``session`` that is not its bearer secret (the ID's SHA-256)."""
+        return _store_key(session.id)
+
+    async def signed_out(self, key: str) -> bool:
+        """Whether the session named ``key`` (:meth:`key_of`) was ended by logging out."""
+        return await self._store.get(_SIGNED_OUT, key) is not None
 
     async def _touch(self, key: str, created: float, now: float) -> None:
         ttl = min(float(self.idle_seconds), created + self.absolute_seconds - now)

@@ -4,6 +4,7 @@ where the CLI is the target), each refused with its exact status and code."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -242,6 +243,45 @@ def test_a_rotated_refresh_token_presented_again_revokes_the_login(cli: CliBroke
     # ... and the chain is dead for whoever holds the newest token too.
     newest = cli.token(grant_type="refresh_token", refresh_token=rotated["refresh_token"])
     assert _error(newest) == (400, "invalid_grant")
+
+
+def _sign_out(browser: httpx.Client) -> None:
+    roles = browser.get("/roles")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', roles.text)
+    assert token is not None, roles.text
+    out = browser.post("/logout", data={"csrf_token": token.group(1)})
+    assert out.status_code == 303
+    assert browser.get("/roles").status_code == 303  # the browser session is gone
+
+
+def test_signing_out_in_the_browser_ends_the_cli_login(cli: CliBroker) -> None:
+    with cli.signed_in() as browser:
+        first = cli.redeem(browser)
+        code_verifier = new_verifier()
+        pending_code = cli.code_for(browser, code_verifier)
+        _sign_out(browser)
+    refresh = cli.token(grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert _error(refresh) == (400, "invalid_grant")
+    assert "signed out of the broker" in refresh.json()["error_description"]
+    # A code approved before the sign-out is not redeemable after it either.
+    late = cli.token(
+        grant_type="authorization_code", code=pending_code, code_verifier=code_verifier
+    )
+    assert _error(late) == (400, "invalid_grant")
+
+
+def test_an_idle_browser_session_does_not_end_the_cli_login(cli: CliBroker) -> None:
+    # The CLI refreshes for hours while the browser tab sits idle: only a sign-out (or the
+    # sign-in's absolute timeout) ends it.
+    with cli.signed_in() as browser:
+        first = cli.redeem(browser)
+        cli.clock.offset += 20 * 60  # past the 15-minute idle timeout
+        try:
+            assert browser.get("/roles").status_code == 303
+            again = cli.token(grant_type="refresh_token", refresh_token=first["refresh_token"])
+            assert again.status_code == 200, again.text
+        finally:
+            cli.clock.offset -= 20 * 60
 
 
 def test_device_codes_redeem_once(cli: CliBroker) -> None:
