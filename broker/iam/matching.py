@@ -51,6 +51,17 @@ class ContextView:
     @classmethod
     def of(cls, context: Mapping[str, ContextValue]) -> ContextView:
         """Fold keys to lower case; two spellings of one key are a caller bug, so refuse."""
+        # Fast path (every request builds one): str keys with str values, no key repeated
+        # in another case (then no key was lost to folding). Anything else takes the
+        # checking loop below, which says what is wrong.
+        fast: dict[str, tuple[str, ...]] = {}
+        for key, value in context.items():
+            if type(value) is not str or type(key) is not str:
+                break
+            fast[key.lower()] = (value,)
+        else:
+            if len(fast) == len(context):
+                return cls(fast)
         folded: dict[str, tuple[str, ...]] = {}
         for key, value in context.items():
             if not isinstance(key, str):

@@ -109,6 +109,29 @@ class StsApi:
                 code,
                 (time.perf_counter() - started) * 1000,
             )
-        return Response(
-            body, status_code=status, media_type="text/xml", headers={"x-amzn-RequestId": rid}
-        )
+        return QueryAnswer(body, status, rid)
+
+
+class QueryAnswer(Response):
+    """An STS answer: AWS's XML, its request ID header and ``Cache-Control: no-store``.
+
+    The API says ``no-store`` itself: its answers carry credentials, and no proxy or browser
+    may keep them, whether or not the browser sign-in's page middleware wraps it (that one
+    leaves a ``Cache-Control`` the app set alone). The header list is written out directly,
+    in the order Starlette's ``Response`` plus that middleware produced (request ID, length,
+    type, cache control), without ``Response.__init__``'s generic header pass: every API
+    request pays for this object.
+    """
+
+    media_type = "text/xml"
+
+    def __init__(self, body: bytes, status_code: int, request_id: str) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"x-amzn-requestid", request_id.encode("latin-1")),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", b"text/xml; charset=utf-8"),
+            (b"cache-control", b"no-store"),
+        ]

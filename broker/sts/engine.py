@@ -9,6 +9,7 @@ presenter renders.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -357,9 +358,13 @@ class StsEngine:
             info,
             before_mint=replay_check,
         )
-        log.info(
-            "AssumeRoleWithWebIdentity %s/%s -> %s", identity.issuer, identity.subject, claims.arn
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "AssumeRoleWithWebIdentity %s/%s -> %s",
+                identity.issuer,
+                identity.subject,
+                claims.arn,
+            )
         result = self._role_result(claims, packed)
         result.update(
             SubjectFromWebIdentityToken=identity.subject,
@@ -486,8 +491,10 @@ class StsEngine:
             identity, role, session_name, params, info
         )
         policy_text, policy_arns = self._session_policies(params)
-        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
-        packed = _packed_size(policy_text, policy_arns, claimed_tags)
+        # The validated tags are the claimed ones (same keys, values and order).
+        packed = _packed_size(
+            policy_text, policy_arns, [{"Key": k, "Value": v} for k, v in tags.items()]
+        )
         if before_mint is not None:
             await before_mint()
         claims = _role_claims(
@@ -517,12 +524,14 @@ class StsEngine:
     ) -> tuple[Role, int, dict[str, str], list[str], str | None]:
         """(role, duration, tags, transitive keys, source identity) if the trust policy admits."""
         claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
-        tags, transitive = _validated_tags(claimed_tags, list(identity.transitive_tag_keys))
+        tags, transitive = _validated_tags(claimed_tags, identity.transitive_tag_keys)
         source_identity = _source_identity(identity.source_identity, None)
         context = self._federated_context(info, identity.provider_arn)
         context.update(identity.context)
-        context.update(_request_keys(session_name, tags, transitive, source_identity))
-        principal = Principal(kind="Federated", arns=identity.principal_names, account=None)
+        context["sts:RoleSessionName"] = session_name
+        if source_identity is not None or tags:
+            context.update(_request_keys(session_name, tags, transitive, source_identity))
+        principal = _federated_principal(tuple(identity.principal_names))
         admitted = _federated_trust(
             role,
             identity.action,
@@ -679,9 +688,8 @@ def _federated_trust(
     them; a missing TagSession/SetSourceIdentity grant is named, since the role's trust
     policy already admitted the holder.
     """
-    denied = access_denied(f"Not authorized to perform {action}")
     if role is None:
-        raise denied
+        raise access_denied(f"Not authorized to perform {action}")
     for needed in _assume_actions(action, tags, source_identity):
         request = AuthzRequest(
             action=needed, resource=role.arn, context=context, principal=principal
@@ -692,8 +700,15 @@ def _federated_trust(
                 raise access_denied(
                     f"Not authorized to perform {action}: the trust policy does not allow {needed}"
                 )
-            raise denied
+            raise access_denied(f"Not authorized to perform {action}")
     return role
+
+
+@functools.lru_cache(maxsize=256)
+def _federated_principal(names: tuple[str, ...]) -> Principal:
+    """The ``Federated`` principal a provider's names make (immutable, so shared per name
+    set: every federated request needs one)."""
+    return Principal(kind="Federated", arns=names, account=None)
 
 
 def _federated_duration(

@@ -107,13 +107,26 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
     def _headers_for(self, raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        headers = list(raw)
-        content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-        if content_type.split(b";", 1)[0].strip().lower() == b"text/html":
+        # One pass over the headers (every answer, STS API included, comes through here):
+        # the first Content-Type, and whether any Cache-Control is set.
+        content_type: bytes | None = None
+        cache_control = False
+        for key, value in raw:
+            name = key.lower()
+            if name == b"content-type":
+                if content_type is None:
+                    content_type = value
+            elif name == b"cache-control":
+                cache_control = True
+        if (
+            content_type is not None
+            and content_type.split(b";", 1)[0].strip().lower() == b"text/html"
+        ):
             # Ours replace whatever the route set: a page cannot loosen its own policy.
-            kept = [(k, v) for k, v in headers if k.lower() not in self._managed]
+            kept = [(k, v) for k, v in raw if k.lower() not in self._managed]
             return kept + self._page_headers
-        if not any(k.lower() == b"cache-control" for k, _ in headers):
+        headers = list(raw)
+        if not cache_control:
             headers.append((b"cache-control", b"no-store"))
         return headers
 

@@ -17,6 +17,7 @@ from broker.iam import (
     evaluate_policies,
     parse_policy,
 )
+from broker.iam.matching import ContextView
 
 EVAL = "reference_policies_evaluation-logic.html"
 CROSS = "reference_policies_evaluation-logic-cross-account.html"
@@ -765,3 +766,28 @@ def test_decision_lists_every_matched_statement_in_order() -> None:
 def test_context_with_one_key_spelt_twice_is_a_caller_bug() -> None:
     with pytest.raises(ValueError, match="case-insensitive"):
         _request(context={"aws:username": "a", "AWS:UserName": "b"})
+
+
+def test_context_view_folds_keys_and_keeps_multivalued_keys() -> None:
+    view = ContextView.of({"aws:UserName": "a", "aws:TagKeys": ("x", "y"), "s3:prefix": ()})
+    assert view.get("AWS:USERNAME") == ("a",)
+    assert view.get("aws:tagkeys") == ("x", "y")
+    assert view.get("s3:prefix") is None  # no value: AWS treats it as missing
+    assert ContextView.of({"aws:UserName": "a"}).values == {"aws:username": ("a",)}
+
+
+@pytest.mark.parametrize(
+    ("context", "error"),
+    [
+        ({"aws:username": "a", "AWS:UserName": "b"}, ValueError),
+        ({"aws:UserName": ("a", "b"), "AWS:USERNAME": "c"}, ValueError),
+        ({"aws:username": 1}, TypeError),
+        ({"aws:username": ("a", 1)}, TypeError),
+        ({1: "a"}, TypeError),
+    ],
+)
+def test_context_view_refuses_what_the_caller_got_wrong(
+    context: dict[Any, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        ContextView.of(context)

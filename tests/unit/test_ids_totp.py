@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import re
+import uuid
 
 import pytest
 
-from broker.ids import account_of_key, new_access_key_id, new_secret_access_key, unique_id
+from broker.ids import (
+    account_of_key,
+    new_access_key_id,
+    new_secret_access_key,
+    request_id,
+    unique_id,
+)
 from broker.totp import decode_secret, matching_step, totp_at, totp_now
 
 
@@ -71,3 +80,30 @@ def test_window_accepts_one_step_either_side_only() -> None:
 
 def test_decode_secret_is_lenient_like_authenticator_apps() -> None:
     assert decode_secret("gezd gnbv gy3t qojq") == decode_secret("GEZDGNBVGY3TQOJQ")
+
+
+@pytest.mark.parametrize("account", ["000000000000", "609629065308", "999999999999"])
+def test_key_id_spells_the_documented_bytes_in_base32(
+    account: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table-driven encoding is ``b32encode`` of (account << 7 | 7 random bits) + 4 bytes."""
+    for random in (b"\x00" * 5, b"\xff" * 5, bytes.fromhex("a35c0f9e71")):
+        monkeypatch.setattr(os, "urandom", lambda n, r=random: r[:n])
+        head = (int(account) << 7 | random[0] >> 1).to_bytes(6, "big")
+        expected = "ASIA" + base64.b32encode(head + random[1:]).decode()
+        assert new_access_key_id(account) == expected
+        assert account_of_key(expected) == account
+
+
+def test_request_ids_are_version_4_uuids_with_the_random_bits_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for _ in range(200):
+        value = request_id()
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    for random in (b"\x00" * 16, b"\xff" * 16, bytes(range(16))):
+        monkeypatch.setattr(os, "urandom", lambda n, r=random: r[:n])
+        expected = uuid.UUID(bytes=random, version=4)  # sets exactly the version and variant
+        assert request_id() == str(expected)
