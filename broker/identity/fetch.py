@@ -10,6 +10,7 @@ caller words them in its own vocabulary and error type.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -18,6 +19,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 MAX_REDIRECTS = 3
+MAX_DOCUMENT_BYTES = 256 * 1024
+"""The cap for JSON documents (discovery, JWKS): real ones are a few KiB."""
 
 FailureKind = Literal["off_origin", "status", "too_large", "redirects", "transport"]
 
@@ -105,3 +108,46 @@ def _same_origin(a: str, b: str) -> bool:
         )
     except ValueError:
         return False
+
+
+def describe(failure: FetchFailed, what: str, max_bytes: int) -> str:
+    """``failure`` in words that name the document (``what``: "JWKS", "metadata", ...)."""
+    match failure.kind:
+        case "off_origin":
+            return f"the {what} at {failure.url} redirects to another host"
+        case "status":
+            return f"HTTP {failure.status} for the {what} at {failure.url}"
+        case "too_large":
+            return f"the {what} is larger than {max_bytes} bytes"
+        case "redirects":
+            return f"too many redirects for the {what} at {failure.url}"
+        case "transport":
+            return f"{failure.error} fetching the {what} at {failure.url}"
+
+
+class DocumentUnusable(Exception):
+    """A JSON document that could not be had; the message says why and names it."""
+
+
+async def fetch_json(
+    http: httpx.AsyncClient, url: str, *, what: str, timeout: httpx.Timeout | float
+) -> tuple[object, Fetched]:
+    """GET a small JSON document (:data:`MAX_DOCUMENT_BYTES`) and parse it.
+
+    Raises :class:`DocumentUnusable` for a failed fetch or a body that is not JSON.
+    """
+    try:
+        fetched = await fetch_bounded(
+            http,
+            url,
+            max_bytes=MAX_DOCUMENT_BYTES,
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+            refuse_declared_oversize=True,
+        )
+    except FetchFailed as exc:
+        raise DocumentUnusable(describe(exc, what, MAX_DOCUMENT_BYTES)) from None
+    try:
+        return json.loads(fetched.body), fetched
+    except (UnicodeDecodeError, ValueError):
+        raise DocumentUnusable(f"the {what} at {fetched.url} is not JSON") from None

@@ -44,7 +44,7 @@ from joserfc.jwk import ECKey, RSAKey
 from broker.clock import Clock
 from broker.config import OidcProviderConfig, OidcSettings, oidc_url_problem
 from broker.errors import StsError
-from broker.identity.fetch import FetchFailed, fetch_bounded
+from broker.identity.fetch import MAX_DOCUMENT_BYTES, DocumentUnusable, fetch_json
 
 log = logging.getLogger("broker.oidc")
 
@@ -59,7 +59,6 @@ _MAX_RSA_BITS = 8192
 _MAX_KEYS = 100
 _MAX_KIDLESS_CANDIDATES = 8
 """A token without ``kid`` is tried against at most this many keys of its algorithm."""
-_MAX_DOCUMENT_BYTES = 256 * 1024
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
@@ -435,8 +434,8 @@ class KeySource:
         """Offline keys: read once, never fetched, never stale."""
         try:
             raw = path.read_bytes()
-            if len(raw) > _MAX_DOCUMENT_BYTES:
-                raise ValueError(f"larger than {_MAX_DOCUMENT_BYTES} bytes")
+            if len(raw) > MAX_DOCUMENT_BYTES:
+                raise ValueError(f"larger than {MAX_DOCUMENT_BYTES} bytes")
             keys, rejected = parse_jwks(json.loads(raw))
         except (OSError, ValueError) as exc:
             raise _FetchError(f"can't use the jwks_file {path}: {exc}") from None
@@ -463,32 +462,7 @@ class KeySource:
     async def _get_json(self, url: str, what: str) -> tuple[object, str | None]:
         """GET a small JSON document: bounded in time and size, same-origin redirects only."""
         try:
-            fetched = await fetch_bounded(
-                self._http,
-                url,
-                max_bytes=_MAX_DOCUMENT_BYTES,
-                timeout=self._timeout,
-                headers={"Accept": "application/json"},
-                refuse_declared_oversize=True,
-            )
-        except FetchFailed as exc:
-            raise _FetchError(_fetch_reason(exc, what)) from None
-        try:
-            return json.loads(fetched.body), fetched.headers.get("cache-control")
-        except (UnicodeDecodeError, ValueError):
-            raise _FetchError(f"the {what} at {fetched.url} is not JSON") from None
-
-
-def _fetch_reason(failure: FetchFailed, what: str) -> str:
-    """The failure in this module's words, which name the document (``what``) fetched."""
-    match failure.kind:
-        case "off_origin":
-            return f"the {what} at {failure.url} redirects to another host"
-        case "status":
-            return f"HTTP {failure.status} for the {what} at {failure.url}"
-        case "too_large":
-            return f"the {what} is larger than {_MAX_DOCUMENT_BYTES} bytes"
-        case "redirects":
-            return f"too many redirects for the {what} at {failure.url}"
-        case "transport":
-            return f"{failure.error} fetching the {what} at {failure.url}"
+            document, fetched = await fetch_json(self._http, url, what=what, timeout=self._timeout)
+        except DocumentUnusable as exc:
+            raise _FetchError(str(exc)) from None
+        return document, fetched.headers.get("cache-control")

@@ -36,7 +36,7 @@ from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 
 from broker.clock import Clock
 from broker.errors import StsError
-from broker.identity.fetch import FetchFailed, fetch_bounded
+from broker.identity.fetch import FetchFailed, describe, fetch_bounded
 from broker.identity.saml_xml import XmlRefused, parse_xml
 
 log = logging.getLogger("broker.saml")
@@ -252,20 +252,5 @@ class MetadataSource:
                 self._http, url, max_bytes=MAX_METADATA_BYTES, timeout=_HTTP_TIMEOUT
             )
         except FetchFailed as exc:
-            raise MetadataError(_fetch_reason(exc)) from None
+            raise MetadataError(describe(exc, "metadata", MAX_METADATA_BYTES)) from None
         return fetched.body
-
-
-def _fetch_reason(failure: FetchFailed) -> str:
-    """The failure in this module's words, which log it next to the provider's source."""
-    match failure.kind:
-        case "off_origin":
-            return f"{failure.url} redirects to another host"
-        case "status":
-            return f"HTTP {failure.status} from {failure.url}"
-        case "too_large":
-            return f"the metadata is larger than {MAX_METADATA_BYTES} bytes"
-        case "redirects":
-            return f"too many redirects from {failure.url}"
-        case "transport":
-            return f"{failure.error} fetching {failure.url}"

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import re
 import secrets
@@ -66,7 +65,7 @@ from broker.config import (
 )
 from broker.errors import StsError
 from broker.identity import WebIdentity, WebIdentityVerifier
-from broker.identity.fetch import FetchFailed, fetch_bounded
+from broker.identity.fetch import DocumentUnusable, fetch_json
 from broker.sts.federated import FederatedIdentity
 from broker.web.login import LoginBinding, LoginBindingError, PendingLogin
 from broker.web.pages import error_page
@@ -85,7 +84,6 @@ with warnings.catch_warnings():
 
 log = logging.getLogger("broker.web.oidc")
 
-MAX_DISCOVERY_BYTES = 256 * 1024
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 """An ID token is at most ``oidc.max_token_bytes`` (20000); the rest of the answer is small."""
 _CODE = re.compile(r"[\x21-\x7e]{1,2048}", re.ASCII)
@@ -242,35 +240,12 @@ class ProviderDiscovery:
     async def _fetch(self, issuer: str) -> ProviderMetadata:
         url = issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
-            fetched = await fetch_bounded(
-                self._http,
-                url,
-                max_bytes=MAX_DISCOVERY_BYTES,
-                timeout=self._timeout,
-                headers={"Accept": "application/json"},
-                refuse_declared_oversize=True,
+            document, _ = await fetch_json(
+                self._http, url, what="discovery document", timeout=self._timeout
             )
-        except FetchFailed as exc:
-            raise DiscoveryError(_fetch_reason(exc)) from None
-        try:
-            document = json.loads(fetched.body)
-        except (UnicodeDecodeError, ValueError):
-            raise DiscoveryError(f"the discovery document at {url} is not JSON") from None
+        except DocumentUnusable as exc:
+            raise DiscoveryError(str(exc)) from None
         return parse_discovery(document, issuer, url)
-
-
-def _fetch_reason(failure: FetchFailed) -> str:
-    match failure.kind:
-        case "off_origin":
-            return f"the discovery document at {failure.url} redirects to another host"
-        case "status":
-            return f"HTTP {failure.status} for the discovery document at {failure.url}"
-        case "too_large":
-            return f"the discovery document is larger than {MAX_DISCOVERY_BYTES} bytes"
-        case "redirects":
-            return f"too many redirects for the discovery document at {failure.url}"
-        case "transport":
-            return f"{failure.error} fetching the discovery document at {failure.url}"
 
 
 class ResponseTooLargeError(httpx.TransportError):
