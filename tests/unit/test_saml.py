@@ -538,7 +538,12 @@ def test_metadata_never_loaded_fails_closed() -> None:
             return info.value
 
     error = asyncio.run(run())
-    expect(error, "IDPCommunicationError", 400, "HTTP 500 for the metadata at https://idp.corp.example/md")
+    expect(
+        error,
+        "IDPCommunicationError",
+        400,
+        "HTTP 500 for the metadata at https://idp.corp.example/md",
+    )
 
 
 def test_metadata_redirects_stay_on_the_origin() -> None:
