@@ -23,7 +23,6 @@ When the issuer is down, the last key set fetched stays usable for
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -45,6 +44,7 @@ from broker.clock import Clock
 from broker.config import OidcProviderConfig, OidcSettings, oidc_url_problem
 from broker.errors import StsError
 from broker.identity.fetch import MAX_DOCUMENT_BYTES, DocumentUnusable, fetch_json
+from broker.identity.refresh import RefreshGate
 
 log = logging.getLogger("broker.oidc")
 
@@ -118,9 +118,8 @@ class _IssuerState:
 
     keys: KeySet | None = None
     jwks_uri: str | None = None
-    last_attempt: float = -math.inf
     last_error: str | None = None
-    inflight: asyncio.Future[None] | None = None
+    gate: RefreshGate = field(default_factory=RefreshGate)
 
 
 def communication_error(issuer: str, reason: str) -> StsError:
@@ -346,8 +345,7 @@ class KeySource:
     async def aclose(self) -> None:
         """Stop fetches still in flight (shutdown)."""
         for state in self._states.values():
-            if state.inflight is not None:
-                state.inflight.cancel()
+            state.gate.cancel()
 
     # -- cache ----------------------------------------------------------------------------
 
@@ -366,25 +364,12 @@ class KeySource:
         raise communication_error(provider.url, reason)
 
     async def _refresh(self, provider: OidcProviderConfig, state: _IssuerState) -> None:
-        """Fetch once, unless a fetch is in flight (then wait for it) or one was tried lately.
-
-        The check and the start of the fetch happen with no ``await`` between them, so on
-        one event loop two callers can't both start one.
-        """
-        if state.inflight is not None:
-            await asyncio.shield(state.inflight)
-            return
-        now = self._clock.time()
-        if now - state.last_attempt < self._settings.refresh_interval_seconds:
-            return
-        state.last_attempt = now
-        task = asyncio.ensure_future(self._fetch_into(provider, state))
-        state.inflight = task
-        try:
-            await asyncio.shield(task)
-        finally:
-            if state.inflight is task:
-                state.inflight = None
+        """Fetch once, unless a fetch is in flight or one was tried lately (RefreshGate)."""
+        await state.gate.run(
+            self._clock.time(),
+            self._settings.refresh_interval_seconds,
+            lambda: self._fetch_into(provider, state),
+        )
 
     async def _fetch_into(self, provider: OidcProviderConfig, state: _IssuerState) -> None:
         try:

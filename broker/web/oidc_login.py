@@ -35,14 +35,13 @@ token endpoint is reached with a bounded response size and no redirects.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import re
 import secrets
 import warnings
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Recent authlib releases warn, on import, that plain httpx is deprecated in favour of
@@ -66,6 +65,7 @@ from broker.config import (
 from broker.errors import StsError
 from broker.identity import WebIdentity, WebIdentityVerifier
 from broker.identity.fetch import DocumentUnusable, fetch_json
+from broker.identity.refresh import RefreshGate
 from broker.sts.federated import FederatedIdentity
 from broker.web.login import LoginBinding, LoginBindingError, PendingLogin
 from broker.web.pages import error_page
@@ -180,9 +180,8 @@ class _Cached:
     metadata: ProviderMetadata | None = None
     fresh_until: float = 0.0
     usable_until: float = 0.0
-    last_attempt: float = float("-inf")
     last_error: str | None = None
-    inflight: asyncio.Future[None] | None = None
+    gate: RefreshGate = field(default_factory=RefreshGate)
 
 
 class ProviderDiscovery:
@@ -208,18 +207,9 @@ class ProviderDiscovery:
         now = self._clock.time()
         if entry.metadata is not None and now < entry.fresh_until:
             return entry.metadata
-        if entry.inflight is not None:
-            await asyncio.shield(entry.inflight)
-        elif now - entry.last_attempt >= self._settings.refresh_interval_seconds:
-            # No await between the check and recording the attempt: one fetch at a time.
-            entry.last_attempt = now
-            task = asyncio.ensure_future(self._refresh(issuer, entry))
-            entry.inflight = task
-            try:
-                await asyncio.shield(task)
-            finally:
-                if entry.inflight is task:
-                    entry.inflight = None
+        await entry.gate.run(
+            now, self._settings.refresh_interval_seconds, lambda: self._refresh(issuer, entry)
+        )
         if entry.metadata is not None and self._clock.time() < entry.usable_until:
             return entry.metadata
         raise DiscoveryError(entry.last_error or "the discovery document was not fetched yet")
