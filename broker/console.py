@@ -69,7 +69,8 @@ class _Refused(Exception):
         self.message = message
 
 
-def _utc(ts: float) -> str:
+def utc_text(ts: float) -> str:
+    """``2026-11-29 10:02:27 UTC``: an instant as the pages show it to people."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -375,7 +376,7 @@ class ConsoleFederation:
             "principal_name": claims.principal_name,
             "account": claims.account,
             "alias": self._directory.aliases.get(claims.account, ""),
-            "expires": _utc(claims.expires_at),
+            "expires": utc_text(claims.expires_at),
             "policies": [_render(policy) for policy in policies],
             "session_limited": limited,
             "session_policy_arns": list(claims.policy_arns),

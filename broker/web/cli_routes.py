@@ -30,12 +30,10 @@ exempt from the CSRF middleware for that reason; the two approval forms are not.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from broker.clock import Clock
+from broker.clock import Clock, iso8601
 from broker.errors import StsError
 from broker.store import Store
 from broker.web.cli_grants import (
@@ -53,10 +51,22 @@ from broker.web.cli_grants import (
     display_user_code,
     valid_challenge,
 )
+from broker.web.durations import (
+    DEFAULT_DURATION,
+    MAX_DURATION,
+    MIN_DURATION,
+    duration_options,
+)
 from broker.web.forms import read_form
 from broker.web.pages import error_page, page
 from broker.web.sessions import BrowserSessions, Session
-from broker.web.signin import RoleChoice, RoleChooser, SignedIn
+from broker.web.signin import (
+    RoleChoice,
+    RoleChooser,
+    SignedIn,
+    load_signed_in,
+    page_header,
+)
 
 log = logging.getLogger("broker.web.cli")
 
@@ -65,10 +75,6 @@ FORM_TARGET = f"http://{CALLBACK_HOST}:*"
 """CSP ``form-action`` source for the approval form: Chrome checks the redirect it answers
 with (to the CLI's loopback port) against ``form-action`` too."""
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-MIN_DURATION = 900
-MAX_DURATION = 43200
-DEFAULT_DURATION = 3600
-DURATION_CHOICES = (900, 1800, 3600, 7200, 14400, 28800, 43200)
 MAX_USER_CODE_MISSES = 5
 """Wrong user codes one browser session may type (per 15 min) before it is refused: a
 guessed code would approve a stranger's terminal with this person's roles (RFC 8628 5.1)."""
@@ -171,11 +177,6 @@ def _form_params(form: Mapping[str, str]) -> dict[str, list[str]]:
     return {key: [value] for key, value in form.items()}
 
 
-def iso8601(ts: float) -> str:
-    """``2026-11-29T09:42:01Z``: what ``credential_process`` and the SDKs parse."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
     """An RFC 6749 5.2 error body."""
     return JSONResponse(
@@ -216,24 +217,16 @@ class CliRoutes:
 
     # ------------------------------------------------------------------ browser pages
 
-    async def _signed_in(self, request: Request) -> tuple[Session, SignedIn] | None:
-        session = await self._sessions.load(request)
-        if session is None:
-            return None
-        signed_in = SignedIn.from_session(session.data)
-        return None if signed_in is None else (session, signed_in)
-
     @staticmethod
     def _to_login(provider: str, return_to: str) -> Response:
         where = f"/login/{provider}" if provider else "/"
         return RedirectResponse(f"{where}?{urlencode({'return_to': return_to})}", 303)
 
-    def _chrome(self, session: Session, signed_in: SignedIn) -> dict[str, Any]:
-        """What the page header needs: who is signed in, and the Sign out form's token."""
-        return {"user": signed_in.display_name, "csrf_token": self._sessions.csrf_token(session)}
-
-    def _ends_at(self, session: Session) -> float:
-        return session.created_at + self._sessions.absolute_seconds
+    def _grant(self, session: Session, signed_in: SignedIn, role: str, duration: int) -> Grant:
+        """What the approval hands the CLI: valid until the browser sign-in would end, and
+        tied to that session, so signing out there ends it too."""
+        ends_at = session.created_at + self._sessions.absolute_seconds
+        return Grant(signed_in, role, duration, ends_at, self._sessions.key_of(session))
 
     async def authorize(self, request: Request) -> Response:
         """The confirmation page (after a sign-in when the browser has no session)."""
@@ -241,7 +234,7 @@ class CliRoutes:
             wanted = parse_loopback(_multi(request))
         except _BadRequest as exc:
             return error_page(400, "Invalid CLI sign-in request", str(exc), "invalid_request")
-        current = await self._signed_in(request)
+        current = await load_signed_in(self._sessions, request)
         if current is None:
             return self._to_login(wanted.provider, f"/cli/authorize?{wanted.query()}")
         session, signed_in = current
@@ -251,7 +244,7 @@ class CliRoutes:
         return page(
             "cli_confirm.html",
             action="/cli/authorize",
-            **self._chrome(session, signed_in),
+            **page_header(self._sessions, current),
             roles=roles,
             durations=_durations(roles, wanted.duration),
             port=wanted.port,
@@ -273,7 +266,7 @@ class CliRoutes:
             wanted = parse_loopback(_form_params({k: v for k, v in form.items() if k in _LOOP}))
         except _BadRequest as exc:
             return error_page(400, "Invalid CLI sign-in request", str(exc), "invalid_request")
-        current = await self._signed_in(request)
+        current = await load_signed_in(self._sessions, request)
         if current is None:
             return _signed_out()
         session, signed_in = current
@@ -285,13 +278,7 @@ class CliRoutes:
         role, duration = chosen
         code = await self._grants.issue_code(
             wanted.challenge,
-            Grant(
-                signed_in,
-                role.arn,
-                duration,
-                self._ends_at(session),
-                self._sessions.key_of(session),
-            ),
+            self._grant(session, signed_in, role.arn, duration),
         )
         log.info("CLI login approved for %s as %s", signed_in.display_name, role.arn)
         return RedirectResponse(wanted.callback(code=code), 303)
@@ -304,14 +291,14 @@ class CliRoutes:
             provider = _one(params, "provider", _PROVIDER)
         except _BadRequest as exc:
             return error_page(400, "Invalid device code", str(exc), "invalid_request")
-        current = await self._signed_in(request)
+        current = await load_signed_in(self._sessions, request)
         if current is None:
             back = "/cli/device" + (f"?{urlencode({'user_code': typed})}" if typed else "")
             return self._to_login(provider, back)
         session, signed_in = current
         if not typed:
-            return page("cli_device.html", **self._chrome(session, signed_in), message="")
-        misses_key = hashlib.sha256(session.id.encode("ascii")).hexdigest()
+            return page("cli_device.html", **page_header(self._sessions, current), message="")
+        misses_key = self._sessions.key_of(session)
         misses = await self._misses(misses_key)
         if misses >= MAX_USER_CODE_MISSES:
             return error_page(
@@ -329,7 +316,7 @@ class CliRoutes:
             return page(
                 "cli_device.html",
                 status=400,
-                **self._chrome(session, signed_in),
+                **page_header(self._sessions, current),
                 message="No waiting terminal has this code (or it expired). Check the code "
                 "your terminal shows and try again.",
             )
@@ -339,7 +326,7 @@ class CliRoutes:
         return page(
             "cli_confirm.html",
             action="/cli/device/approve",
-            **self._chrome(session, signed_in),
+            **page_header(self._sessions, current),
             roles=roles,
             durations=_durations(roles, pending.duration),
             port=None,
@@ -359,7 +346,7 @@ class CliRoutes:
         device = form.get("device", "") if form is not None else ""
         if form is None or not _DEVICE_KEY.fullmatch(device):
             return error_page(400, "Invalid device approval", "The form is malformed.")
-        current = await self._signed_in(request)
+        current = await load_signed_in(self._sessions, request)
         if current is None:
             return _signed_out()
         session, signed_in = current
@@ -369,13 +356,7 @@ class CliRoutes:
             if isinstance(chosen, Response):
                 return chosen
             role, duration = chosen
-            grant = Grant(
-                signed_in,
-                role.arn,
-                duration,
-                self._ends_at(session),
-                self._sessions.key_of(session),
-            )
+            grant = self._grant(session, signed_in, role.arn, duration)
         if not await self._grants.decide_device(device, grant):
             return error_page(
                 409,
@@ -387,16 +368,17 @@ class CliRoutes:
             "cli_done.html",
             approved=grant is not None,
             role=grant.role_arn if grant else "",
-            **self._chrome(session, signed_in),
+            **page_header(self._sessions, current),
         )
 
     def _offer(
         self, signed_in: SignedIn, request: Request, wanted: str
     ) -> list[RoleChoice] | Response:
         """The roles the page offers: ``wanted`` alone, or all of this sign-in's roles."""
-        roles = self._chooser.roles(signed_in, self._chooser.request_info(request))
+        info = self._chooser.request_info(request)
         if wanted:
-            roles = [r for r in roles if r.arn == wanted]
+            one = self._chooser.choice(signed_in, wanted, info)
+            roles = [] if one is None else [one]
             if not roles:
                 return error_page(
                     403,
@@ -405,6 +387,8 @@ class CliRoutes:
                     "sts-broker login without --role to choose.",
                     "AccessDenied",
                 )
+        else:
+            roles = self._chooser.roles(signed_in, info)
         if not roles:
             return error_page(
                 403,
@@ -546,19 +530,7 @@ def credentials_body(
 
 def _durations(roles: list[RoleChoice], wanted: int) -> list[dict[str, Any]]:
     """The duration choices (those the longest offered role allows); ``wanted`` preselected."""
-    longest = max(r.max_duration for r in roles)
-    selected = max(MIN_DURATION, min(wanted, longest))
-    choices = sorted({d for d in DURATION_CHOICES if d <= longest} | {selected})
-    return [{"seconds": d, "label": _label(d), "selected": d == selected} for d in choices]
-
-
-def _label(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        hours = seconds // 3600
-        return f"{hours} hour" + ("s" if hours != 1 else "")
-    if seconds % 60 == 0:
-        return f"{seconds // 60} minutes"
-    return f"{seconds} seconds"
+    return duration_options(max(r.max_duration for r in roles), wanted, exact=True)
 
 
 def _signed_out() -> Response:

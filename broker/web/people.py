@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 from urllib.parse import urlencode
@@ -24,29 +23,27 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from broker.clock import iso8601
 from broker.config import BrokerConfig
-from broker.console import ConsoleFederation, ConsoleSigninError
+from broker.console import ConsoleFederation, ConsoleSigninError, utc_text
 from broker.errors import StsError, access_denied, validation_error
 from broker.web.cookies import cookie_value
+from broker.web.durations import MAX_DURATION, MIN_DURATION, duration_options
 from broker.web.forms import read_form
 from broker.web.pages import error_page, page
 from broker.web.redirects import DEFAULT_RETURN, RETURN_PREFIXES, safe_return_to
 from broker.web.sessions import BrowserSessions, Session
-from broker.web.signin import LoginProtocol, RoleChoice, RoleChooser, SignedIn
+from broker.web.signin import (
+    LoginProtocol,
+    RoleChoice,
+    RoleChooser,
+    SignedIn,
+    load_signed_in,
+    page_header,
+)
 from broker.web.snippets import credential_snippets
 
 LAST_LOGIN_SECONDS = 365 * 24 * 3600
-DURATIONS = (
-    (900, "15 min"),
-    (1800, "30 min"),
-    (3600, "1 h"),
-    (7200, "2 h"),
-    (14400, "4 h"),
-    (28800, "8 h"),
-    (43200, "12 h"),
-)
-DEFAULT_DURATION = 3600
-MIN_DURATION, MAX_DURATION = DURATIONS[0][0], DURATIONS[-1][0]
 SEARCH_THRESHOLD = 5
 """The role picker shows its filter box above this many roles."""
 _MAX_FORM_BYTES = 4096
@@ -114,22 +111,6 @@ def is_signin_query(request: Request) -> bool:
     return all(key == "return_to" for key in request.query_params)
 
 
-def duration_options(max_duration: int) -> list[dict[str, Any]]:
-    """The duration ``<select>`` of one role: the usual steps up to its maximum.
-
-    Default 1 h, or the longest allowed when that is less. When even 15 min is more than
-    is left (a SAML ``SessionNotOnOrAfter`` close by), the one choice is the API's minimum,
-    which the engine cuts to the end of the sign-in, labelled with what will really be
-    granted.
-    """
-    allowed = [(seconds, label) for seconds, label in DURATIONS if seconds <= max_duration]
-    if not allowed:
-        minutes = max(1, max_duration // 60)
-        allowed = [(MIN_DURATION, f"{minutes} min (until your sign-in ends)")]
-    default = min(DEFAULT_DURATION, allowed[-1][0])
-    return [{"seconds": s, "label": label, "selected": s == default} for s, label in allowed]
-
-
 class PeopleRoutes:
     """``GET /`` (via :meth:`signin_page`), ``/login/{name}``, ``/roles``, ``/assume``,
     ``/logout``."""
@@ -165,7 +146,7 @@ class PeopleRoutes:
 
     async def signin_page(self, request: Request) -> Response:
         """``GET /``: one button per way to sign in, the last one used first."""
-        session, signed_in = await self._signed_in(request)
+        current = await load_signed_in(self._sessions, request)
         last = cookie_value(request.headers, self._last_cookie)
         listed = [c for c in self._choices.values() if c.listed]
         listed.sort(key=lambda c: c.name != last)  # stable: config order otherwise
@@ -184,7 +165,7 @@ class PeopleRoutes:
             "signin.html",
             buttons=buttons,
             proceed=proceed,
-            **self._header(session, signed_in),
+            **page_header(self._sessions, current),
         )
 
     async def login(self, request: Request) -> Response:
@@ -207,31 +188,30 @@ class PeopleRoutes:
 
     async def roles(self, request: Request) -> Response:
         """The role picker."""
-        session, signed_in = await self._signed_in(request)
-        if session is None or signed_in is None:
+        current = await load_signed_in(self._sessions, request)
+        if current is None:
             return RedirectResponse("/", status_code=303)
-        return self._picker(request, session, signed_in)
+        return self._picker(request, current)
 
     async def assume(self, request: Request) -> Response:
         """One role, one duration: the credentials page, or straight into the console."""
-        session, signed_in = await self._signed_in(request)
-        if session is None or signed_in is None:
+        current = await load_signed_in(self._sessions, request)
+        if current is None:
             return RedirectResponse("/", status_code=303)
+        signed_in = current[1]
         info = self._chooser.request_info(request)
         form = await read_form(request, _MAX_FORM_BYTES)
         try:
             if form is None:
                 raise validation_error("The form is malformed: send each field once.")
             role_arn, duration, target = _assume_fields(form)
-            choice = next(
-                (c for c in self._chooser.roles(signed_in, info) if c.arn == role_arn), None
-            )
+            choice = self._chooser.choice(signed_in, role_arn, info)
             if choice is None:
                 raise access_denied(f"Not authorized: this sign-in may not use {role_arn}")
             result = await self._chooser.assume(signed_in, role_arn, duration, info)
         except StsError as exc:
             status = 400 if exc.code == "ValidationError" else 403
-            return self._picker(request, session, signed_in, status=status, error=exc)
+            return self._picker(request, current, status=status, error=exc)
         try:
             console_url: str | None = self._console.login_url(result["Credentials"])
         except ConsoleSigninError as exc:
@@ -241,7 +221,7 @@ class PeopleRoutes:
             console_url = None
         if target == "console" and console_url is not None:
             return RedirectResponse(console_url, status_code=303)
-        return self._credentials(session, signed_in, choice, result, console_url)
+        return self._credentials(current, choice, result, console_url)
 
     async def logout(self, request: Request) -> Response:
         """End the session on the server (the CSRF middleware checked the form)."""
@@ -254,12 +234,12 @@ class PeopleRoutes:
     def _picker(
         self,
         request: Request,
-        session: Session,
-        signed_in: SignedIn,
+        current: tuple[Session, SignedIn],
         *,
         status: int = 200,
         error: StsError | None = None,
     ) -> Response:
+        signed_in = current[1]
         choices = self._chooser.roles(signed_in, self._chooser.request_info(request))
         views = [_role_view(c, f"duration-{n}") for n, c in enumerate(choices)]
         accounts = [
@@ -276,44 +256,31 @@ class PeopleRoutes:
             searchable=len(choices) > SEARCH_THRESHOLD,
             via=self._labels.get(signed_in.login) or signed_in.issuer,
             error=error,
-            **self._header(session, signed_in),
+            **page_header(self._sessions, current),
         )
 
     def _credentials(
         self,
-        session: Session,
-        signed_in: SignedIn,
+        current: tuple[Session, SignedIn],
         choice: RoleChoice,
         result: Mapping[str, Any],
         console_url: str | None,
     ) -> Response:
         credentials = result["Credentials"]
-        expires = datetime.fromtimestamp(float(credentials["Expiration"]), UTC)
+        expires = float(credentials["Expiration"])
         profile = choice.name.lower()
         return page(
             "credentials.html",
             role=choice,
             session_arn=result["AssumedRoleUser"]["Arn"],
-            expires_iso=expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            expires_utc=expires.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            expires_iso=iso8601(expires),
+            expires_utc=utc_text(expires),
             console_url=console_url,
             snippets=credential_snippets(
                 credentials, public_url=self._public_url, profile=profile, role_arn=choice.arn
             ),
-            **self._header(session, signed_in),
+            **page_header(self._sessions, current),
         )
-
-    def _header(self, session: Session | None, signed_in: SignedIn | None) -> dict[str, Any]:
-        """What ``base.html`` needs to show who is signed in and a Sign out button."""
-        if session is None or signed_in is None:
-            return {"user": None, "csrf_token": ""}
-        return {"user": signed_in.display_name, "csrf_token": self._sessions.csrf_token(session)}
-
-    async def _signed_in(self, request: Request) -> tuple[Session | None, SignedIn | None]:
-        session = await self._sessions.load(request)
-        if session is None:
-            return None, None
-        return session, SignedIn.from_session(session.data)
 
 
 def _assume_fields(form: Mapping[str, str]) -> tuple[str, int, str]:

@@ -22,6 +22,7 @@ from broker.directory import Directory, Role
 from broker.errors import access_denied
 from broker.sts.engine import RequestInfo, StsEngine
 from broker.sts.federated import FederatedIdentity
+from broker.web.sessions import BrowserSessions, Session
 
 LoginProtocol = Literal["saml", "oidc"]
 _PROTOCOLS: dict[str, LoginProtocol] = {"saml": "saml", "oidc": "oidc"}
@@ -111,6 +112,27 @@ class SignedIn:
         )
 
 
+async def load_signed_in(
+    sessions: BrowserSessions, request: HTTPConnection
+) -> tuple[Session, SignedIn] | None:
+    """This browser's live session and the sign-in it holds; None without either."""
+    session = await sessions.load(request)
+    if session is None:
+        return None
+    signed_in = SignedIn.from_session(session.data)
+    return None if signed_in is None else (session, signed_in)
+
+
+def page_header(
+    sessions: BrowserSessions, current: tuple[Session, SignedIn] | None
+) -> dict[str, Any]:
+    """What ``base.html`` needs to show who is signed in and a Sign out button."""
+    if current is None:
+        return {"user": None, "csrf_token": ""}
+    session, signed_in = current
+    return {"user": signed_in.display_name, "csrf_token": sessions.csrf_token(session)}
+
+
 def _str_list(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
@@ -167,6 +189,16 @@ class RoleChooser:
                     continue
                 found[role.arn] = self._choice(role, identity, info.now)
         return sorted(found.values(), key=lambda c: (c.account, c.name.lower()))
+
+    def choice(self, signed_in: SignedIn, role_arn: str, info: RequestInfo) -> RoleChoice | None:
+        """``role_arn`` as :meth:`roles` would list it, or None: one role's check, not all."""
+        role = self._directory.role(role_arn)
+        if role is None or not _offered(signed_in, role_arn):
+            return None
+        for identity in signed_in.identities:
+            if self._engine.admits(identity, role, session_name=signed_in.session_name, info=info):
+                return self._choice(role, identity, info.now)
+        return None
 
     async def assume(
         self, signed_in: SignedIn, role_arn: str, duration: int | None, info: RequestInfo

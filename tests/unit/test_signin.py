@@ -209,6 +209,15 @@ def test_roles_are_those_the_trust_policies_admit_in_the_providers_account(
     assert OTHER not in {c.arn for c in choices}
 
 
+def test_choice_checks_one_role_as_roles_would(chooser: RoleChooser) -> None:
+    listed = {c.arn: c for c in chooser.roles(signed_in(), INFO)}
+    assert chooser.choice(signed_in(), DEV, INFO) == listed[DEV]
+    assert chooser.choice(signed_in(), ADMIN, INFO) is None
+    assert chooser.choice(signed_in(), OTHER, INFO) is None
+    assert chooser.choice(signed_in(), "arn:aws:iam::111111111111:role/Missing", INFO) is None
+    assert chooser.choice(signed_in(role_patterns=("*/team/*",)), DEV, INFO) is None
+
+
 def test_tags_need_tag_session_in_the_trust_policy(chooser: RoleChooser) -> None:
     tagged = signed_in(google(session_tags={"team": "a"}))
     assert [c.arn for c in chooser.roles(tagged, INFO)] == [OPS]
