@@ -129,6 +129,12 @@ def _single(params: dict[str, list[str]], name: str) -> str:
 # ---------------------------------------------------------------------- flows
 
 
+def _wanted(provider: str, role: str, duration: int | None) -> dict[str, str]:
+    """What the person asked for on the command line, as the broker's parameters."""
+    wanted = {"provider": provider, "role": role, "duration": str(duration or "")}
+    return {key: value for key, value in wanted.items() if value}
+
+
 def browser_flow(
     broker: str,
     *,
@@ -148,13 +154,8 @@ def browser_flow(
             "code_challenge": challenge_of(verifier),
             "code_challenge_method": "S256",
             "state": state,
+            **_wanted(provider, role, duration),
         }
-        if provider:
-            params["provider"] = provider
-        if role:
-            params["role"] = role
-        if duration:
-            params["duration"] = str(duration)
         url = f"{broker}/cli/authorize?{urlencode(params)}"
         _say(f"Opening your browser to sign in. If it does not open, visit:\n\n  {url}\n")
         # In a thread: a $BROWSER command may run until the browser closes, and the
@@ -188,13 +189,11 @@ def browser_flow(
 def device_flow(broker: str, *, provider: str, role: str, duration: int | None) -> dict[str, Any]:
     """The token answer through the device flow (RFC 8628), polling as the broker says."""
     verifier = new_verifier()
-    form = {"code_challenge": challenge_of(verifier), "code_challenge_method": "S256"}
-    if provider:
-        form["provider"] = provider
-    if role:
-        form["role"] = role
-    if duration:
-        form["duration"] = str(duration)
+    form = {
+        "code_challenge": challenge_of(verifier),
+        "code_challenge_method": "S256",
+        **_wanted(provider, role, duration),
+    }
     start = cli_client.post_form(broker, "/cli/device", form)
     device_code, user_code = start.get("device_code"), start.get("user_code")
     uri, complete = start.get("verification_uri"), start.get("verification_uri_complete")
