@@ -31,11 +31,21 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from broker.files import replace_atomically
-from broker.web.snippets import ini_value
 
 STATIC_SUFFIX = "-static"
 _HEADER = re.compile(r"\s*\[([^\]]*)\]\s*(?:[#;].*)?")
 _KEY = re.compile(r"([^\s=:#;\[][^=:]*?)\s*[=:]")
+
+
+def ini_value(value: str) -> str:
+    """A value for ``~/.aws/credentials`` or ``~/.aws/config``; refuses line breaks.
+
+    The AWS shared files are INI without quoting: a value with a control character would
+    end the line and start another key, so it is refused rather than written.
+    """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or value != value.strip():
+        raise ValueError("value cannot be written to an INI file")
+    return value
 
 
 def credentials_path() -> Path:
@@ -141,28 +151,35 @@ def _profile_section(profile: str) -> str:
     return "default" if profile == "default" else f"profile {profile}"
 
 
-def write_profiles(profile: str, broker: str, credentials: Mapping[str, str]) -> list[str]:
-    """Write both profiles (see module doc); returns warnings to show the user."""
+def with_config(text: str, profile: str, broker: str, process: str) -> str:
+    """``text`` (a config file) with the two profiles' sections and the STS endpoint."""
     services = f"sts-broker-{profile}"
     static = f"{profile}{STATIC_SUFFIX}"
-    config = _read(config_path())
-    config = set_section(
-        config,
-        _profile_section(profile),
-        {"credential_process": process_command(profile), "services": services},
+    text = set_section(
+        text, _profile_section(profile), {"credential_process": process, "services": services}
     )
-    config = set_section(config, _profile_section(static), {"services": services})
-    config = set_section(config, f"services {services}", {"sts": f"\nendpoint_url = {broker}"})
-    _write(config_path(), config)
-    creds_text = set_section(
-        _read(credentials_path()),
-        static,
+    text = set_section(text, _profile_section(static), {"services": services})
+    return set_section(text, f"services {services}", {"sts": f"\nendpoint_url = {broker}"})
+
+
+def with_credentials(text: str, profile: str, credentials: Mapping[str, str]) -> str:
+    """``text`` (a credentials file) with the static profile's keys."""
+    return set_section(
+        text,
+        f"{profile}{STATIC_SUFFIX}",
         {
             "aws_access_key_id": credentials["AccessKeyId"],
             "aws_secret_access_key": credentials["SecretAccessKey"],
             "aws_session_token": credentials["SessionToken"],
         },
     )
+
+
+def write_profiles(profile: str, broker: str, credentials: Mapping[str, str]) -> list[str]:
+    """Write both profiles (see module doc); returns warnings to show the user."""
+    config = with_config(_read(config_path()), profile, broker, process_command(profile))
+    _write(config_path(), config)
+    creds_text = with_credentials(_read(credentials_path()), profile, credentials)
     _write(credentials_path(), creds_text, private=True)
     warnings = []
     if has_section(creds_text, profile):

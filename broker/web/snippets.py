@@ -10,8 +10,8 @@ command. Each shell gets its own literal-string syntax (no expansion inside):
 - PowerShell: ``'...'``, a quote doubled (PowerShell also treats the typographic single
   quotes as quotes, so those are doubled too). Double quotes would expand ``$`` and
   backticks;
-- the AWS shared files are INI without quoting: a value with a control character is
-  refused rather than written, since it would end the line.
+- the AWS shared files are written by :mod:`broker.cli_profiles`, the very code
+  ``sts-broker login`` writes them with.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from broker.cli_profiles import STATIC_SUFFIX, with_config, with_credentials
 
 ENV_NAMES = (
     ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
@@ -42,13 +44,6 @@ def fish_quote(value: str) -> str:
 def powershell_quote(value: str) -> str:
     """A verbatim (single-quoted) PowerShell string."""
     return "'" + "".join(c * 2 if c in _PS_QUOTES else c for c in value) + "'"
-
-
-def ini_value(value: str) -> str:
-    """A value for ``~/.aws/credentials`` or ``~/.aws/config``; refuses line breaks."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or value != value.strip():
-        raise ValueError("value cannot be written to an INI file")
-    return value
 
 
 @dataclass(frozen=True)
@@ -80,10 +75,8 @@ def credential_snippets(
     env.append(("AWS_ENDPOINT_URL_STS", public_url))
     login = ["sts-broker", "login", "--broker", public_url, "--role", role_arn]
     login += ["--profile", profile]
-    ini = {key: ini_value(str(credentials[key])) for _, key in ENV_NAMES}
-    # The names broker.cli_profiles.write_profiles gives its sections.
-    static, services = f"{ini_value(profile)}-static", f"sts-broker-{profile}"
-    section = "default" if profile == "default" else f"profile {profile}"
+    keys = {key: str(credentials[key]) for _, key in ENV_NAMES}
+    static = f"{profile}{STATIC_SUFFIX}"
     process = shlex.join(["sts-broker", "credential-process", "--profile", profile])
     return [
         Snippet(
@@ -100,10 +93,7 @@ def credential_snippets(
         Snippet(
             "credentials-file",
             "~/.aws/credentials",
-            f"[{static}]\n"
-            f"aws_access_key_id = {ini['AccessKeyId']}\n"
-            f"aws_secret_access_key = {ini['SecretAccessKey']}\n"
-            f"aws_session_token = {ini['SessionToken']}",
+            with_credentials("", profile, keys).rstrip("\n"),
             f"Use --profile {static} (with the ~/.aws/config block below, which sends "
             "its STS calls to this broker). These keys expire with this session and are "
             "not refreshed.",
@@ -111,16 +101,7 @@ def credential_snippets(
         Snippet(
             "config-file",
             "~/.aws/config",
-            f"[{section}]\n"
-            f"credential_process = {ini_value(process)}\n"
-            f"services = {services}\n"
-            "\n"
-            f"[profile {static}]\n"
-            f"services = {services}\n"
-            "\n"
-            f"[services {services}]\n"
-            "sts =\n"
-            f"  endpoint_url = {ini_value(public_url)}",
+            with_config("", profile, public_url, process).rstrip("\n"),
             f"--profile {profile} refreshes itself: the AWS CLI and SDKs ask sts-broker for "
             "fresh credentials whenever needed, once the command below has set it up.",
         ),
