@@ -367,9 +367,9 @@ def serve_process(command: list[str], *, cwd: Path | None = None) -> Iterator[Se
         served.output, _ = proc.communicate(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    folder = tmp_path_factory.mktemp("broker")
+@contextmanager
+def served_broker(folder: Path) -> Iterator[Broker]:
+    """The test config (``write_config``) written to ``folder`` and served on loopback."""
     keys = {name: _key(i) for i, name in enumerate(["alice", "bob", "bob_old", "carol", "dave"])}
     totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
     path = folder / "broker.yaml"
@@ -385,6 +385,12 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield Broker(url=url, clock=clock, config_path=path, keys=keys, totp=totp)
     finally:
         stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    with served_broker(tmp_path_factory.mktemp("broker")) as served:
+        yield served
 
 
 @pytest.fixture

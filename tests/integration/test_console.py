@@ -3,9 +3,7 @@ against a real broker on loopback with the console routes wired onto create_app'
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,18 +13,12 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from broker.app import create_app
-from broker.config import load_config
 from tests.integration.conftest import (
     DEV,
     Broker,
     OffsetClock,
-    _key,
-    bind_loopback,
+    served_broker,
     session_client,
-    start_server,
-    stop_server,
-    write_config,
 )
 
 DEV_ROLE = f"arn:aws:iam::{DEV}:role/Dev"
@@ -35,24 +27,9 @@ ONLY_FEDERATION = "Only federation tokens or assume role tokens may be used"
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    folder = tmp_path_factory.mktemp("console")
-    names = ["alice", "bob", "bob_old", "carol", "dave"]
-    keys = {name: _key(i) for i, name in enumerate(names)}
-    totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
-    path = folder / "broker.yaml"
-    sock = bind_loopback()
-    public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    write_config(path, keys, totp, public_url)
-    config = load_config(
-        path, environ={"TEST_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
-    )
-    clock = OffsetClock()
-    app = create_app(config, clock=clock)  # serves /federation and /console itself
-    url, running = start_server(app, sock)
-    try:
-        yield Broker(url=url, clock=clock, config_path=path, keys=keys, totp=totp)
-    finally:
-        stop_server(running)
+    # Its own broker (serves /federation and /console itself): tests here move its clock.
+    with served_broker(tmp_path_factory.mktemp("console")) as served:
+        yield served
 
 
 @pytest.fixture
