@@ -64,10 +64,14 @@ def test_secret_differs_per_token() -> None:
     assert first != second
 
 
-def test_plain_session_token_is_compact() -> None:
-    token, _ = TokenSealer([KEY_A]).seal(_claims())
-    # A plain role session: well under AWS's own token sizes (~400-1000 chars).
-    assert len(token) < 400, len(token)
+def test_plain_session_token_is_compact_and_not_deflated() -> None:
+    sealer = TokenSealer([KEY_A])
+    token, secret = sealer.seal(_claims())
+    # Small claims are sealed as they are: deflate would cost every mint and every signed
+    # call more than the ~100 bytes it saves (tokens.py says why).
+    assert _unb64(token)[0] == 0x01, "version 1, no zlib flag"
+    assert len(token) < 450, len(token)
+    assert sealer.open(token) == (_claims(), secret)
 
 
 def test_rotation_old_key_still_opens_new_key_seals() -> None:
@@ -135,5 +139,8 @@ def test_large_session_policy_is_compressed() -> None:
             ],
         }
     )
-    token, _ = TokenSealer([KEY_A]).seal(_claims(session_policy=policy))
+    sealer = TokenSealer([KEY_A])
+    token, secret = sealer.seal(_claims(session_policy=policy))
+    assert _unb64(token)[0] == 0x81, "version 1 with the zlib flag"
     assert len(token) < len(policy)
+    assert sealer.open(token) == (_claims(session_policy=policy), secret)
