@@ -341,10 +341,11 @@ class StsEngine:
         )
 
         async def replay_check() -> None:
-            if not identity.single_use:
+            key = identity.replay_key  # None unless the provider is single_use
+            if key is None:
                 return
             ttl = max(1.0, identity.expires_at - info.now) + REPLAY_MARGIN_SECONDS
-            if not await self._store.claim("web-identity", identity.replay_key, ttl):
+            if not await self._store.claim("web-identity", key, ttl):
                 raise StsError(
                     "InvalidIdentityToken",
                     "This web identity token was already used, and its provider is single_use.",

@@ -267,7 +267,7 @@ def test_a_token_from_a_discovered_issuer_becomes_a_web_identity(issuer: Issuer)
     }
     assert (dict(result.session_tags), result.transitive_tag_keys) == ({}, ())
     assert result.source_identity is None
-    assert result.replay_key.startswith("payload:")
+    assert result.replay_key is None, "not single_use: no replay check, so no key"
 
 
 @pytest.mark.parametrize(
@@ -306,6 +306,23 @@ def test_replay_key_is_issuer_and_jti_when_present(issuer: Issuer) -> None:
     assert_refused(
         refusal(config, sign(key, claims_for(issuer.url, jti=7))), "InvalidIdentityToken", 400
     )
+
+
+def test_replay_key_without_jti_is_the_payload_hash(issuer: Issuer) -> None:
+    key = issuer.add_rsa("k1")
+    config = make_config({"url": issuer.url, "client_ids": [CLIENT], "single_use": True})
+    first = identity(config, sign(key, claims_for(issuer.url)))
+    second = identity(config, sign(key, claims_for(issuer.url, sub="user-2")))
+    assert first.replay_key is not None and first.replay_key.startswith("payload:")
+    assert first.replay_key != second.replay_key
+
+
+@pytest.mark.parametrize("jti", [7, "", ["a"]])
+def test_malformed_jti_is_refused_whether_or_not_single_use(issuer: Issuer, jti: object) -> None:
+    key = issuer.add_rsa("k1")
+    config = make_config({"url": issuer.url, "client_ids": [CLIENT]})
+    claims = {**claims_for(issuer.url), "jti": jti}
+    assert_refused(refusal(config, sign(key, claims)), "InvalidIdentityToken", 400, "jti")
 
 
 def test_provider_id_must_name_the_provider_when_given(issuer: Issuer) -> None:
