@@ -69,7 +69,7 @@ def test_plain_session_token_is_compact_and_not_deflated() -> None:
     token, secret = sealer.seal(_claims())
     # Small claims are sealed as they are: deflate would cost every mint and every signed
     # call more than the ~100 bytes it saves (tokens.py says why).
-    assert _unb64(token)[0] == 0x01, "version 1, no zlib flag"
+    assert _unb64(token)[0] == 0x02, "version 2, no zlib flag"
     assert len(token) < 450, len(token)
     assert sealer.open(token) == (_claims(), secret)
 
@@ -141,6 +141,20 @@ def test_large_session_policy_is_compressed() -> None:
     )
     sealer = TokenSealer([KEY_A])
     token, secret = sealer.seal(_claims(session_policy=policy))
-    assert _unb64(token)[0] == 0x81, "version 1 with the zlib flag"
+    assert _unb64(token)[0] == 0x82, "version 2 with the zlib flag"
     assert len(token) < len(policy)
     assert sealer.open(token) == (_claims(session_policy=policy), secret)
+
+
+def test_version_1_tokens_are_refused_even_when_properly_sealed() -> None:
+    """Version 1 derived the secret with HMAC-SHA256; opening one now would hand back the
+    wrong secret, so it is refused as an unknown format instead (a clear InvalidClientTokenId
+    rather than a confusing SignatureDoesNotMatch)."""
+    sealer = TokenSealer([KEY_A])
+    token, _ = sealer.seal(_claims())
+    raw = _unb64(token)
+    header = bytes([0x01]) + bytes(raw[1:17])
+    payload = sealer._sealing.aead.decrypt(bytes(raw[5:17]), bytes(raw[17:]), bytes(raw[:17]))
+    resealed = header + sealer._sealing.aead.encrypt(bytes(raw[5:17]), payload, header)
+    with pytest.raises(TokenInvalidError, match="unknown token format"):
+        sealer.open(_b64(resealed))
