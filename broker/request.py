@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from broker.records import fast_init
 
+
+@fast_init
 @dataclass(frozen=True)
 class HttpRequestParts:
     """One request as it arrived on the wire."""

@@ -22,6 +22,7 @@ from broker.iam.matching import (
     not_principal_exempts,
 )
 from broker.iam.policy import Policy, Statement
+from broker.records import fast_init
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class AuthzRequest:
         object.__setattr__(self, "_action", self.action.lower())
 
 
+@fast_init
 @dataclass(frozen=True)
 class MatchedStatement:
     """A statement that applied to the request, for audit and for the decision's reason."""
@@ -56,6 +58,7 @@ class MatchedStatement:
     effect: Literal["Allow", "Deny"]
 
 
+@fast_init
 @dataclass(frozen=True)
 class Evaluation:
     """The result of one set of policies."""
@@ -80,6 +83,7 @@ class Decision:
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True)
 class _SetResult:
     """An :class:`Evaluation` plus how the Allows named the caller, which the same-account

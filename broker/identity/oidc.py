@@ -59,6 +59,7 @@ from broker.identity.oidc_conventions import (
     convention_for,
     rejected_claim,
 )
+from broker.records import fast_init
 
 MIN_TOKEN_CHARS = 4
 """AWS's model minimum for ``WebIdentityToken`` (the maximum is ``oidc.max_token_bytes``)."""
@@ -83,6 +84,7 @@ _EC_SCHEMES: dict[str, tuple[str, ECDSA]] = {
 """RFC 7518 section 3.4: each ES algorithm is bound to one curve (P-256, P-384, P-521)."""
 
 
+@fast_init
 @dataclass(frozen=True)
 class WebIdentity:
     """Who a verified ID token says the caller is, in the terms trust policies use."""

@@ -33,6 +33,7 @@ from broker.iam import (
 from broker.identity import SamlRole, SamlVerifier, WebIdentityVerifier
 from broker.ids import account_of_key, new_access_key_id
 from broker.issuer import WebIdentityIssuer
+from broker.records import fast_init
 from broker.store import Store
 from broker.sts.callers import Caller
 from broker.sts.decisions import assume_role_problem, identity_problem
@@ -55,6 +56,7 @@ REPLAY_MARGIN_SECONDS = 300.0
 """Single-use tokens are remembered this much past their expiry (covers clock skew)."""
 
 
+@fast_init
 @dataclass(frozen=True)
 class RequestInfo:
     """Facts about the HTTP request that policies may test."""

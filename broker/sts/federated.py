@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from broker.iam import ContextValue
 from broker.identity import SamlIdentity, WebIdentity
+from broker.records import fast_init
 
 FederatedAction = Literal["sts:AssumeRoleWithSAML", "sts:AssumeRoleWithWebIdentity"]
 _ACTIONS: dict[str, FederatedAction] = {
@@ -26,6 +27,7 @@ _ACTIONS: dict[str, FederatedAction] = {
 }
 
 
+@fast_init
 @dataclass(frozen=True)
 class FederatedIdentity:
     """What a role's trust policy is evaluated against, for one provider."""

@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
 from broker.errors import StsError, validation_error
+from broker.records import fast_init
 from broker.request import HttpRequestParts
 from broker.sts.model import API_VERSION
 
@@ -30,6 +31,7 @@ _SIGNATURE_PREFIX: Final = "x-amz-"
 _MAX_NAME_IN_MESSAGE: Final = 64
 
 
+@fast_init
 @dataclass(frozen=True)
 class QueryRequest:
     """One decoded Query request: the action, its version and its other parameters."""

@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from broker.records import fast_init
+
 _VERSION = 2
 _FLAG_ZLIB = 0x80
 _HEADER = 1 + 4 + 12
@@ -51,6 +53,7 @@ token is then ~410 characters instead of ~275. AWS fixes no size for session tok
 clients to assume none, so the shorter form buys nothing a client can rely on."""
 
 
+@fast_init
 @dataclass(frozen=True)
 class SessionClaims:
     """What a temporary credential is. Field names are long here, short on the wire."""
