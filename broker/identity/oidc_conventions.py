@@ -40,6 +40,19 @@ def rejected_claim(message: str) -> StsError:
     return StsError("IDPRejectedClaim", message, 403)
 
 
+def _refuse_case_twins(prefix: str, context: Mapping[str, ContextValue]) -> None:
+    seen: dict[str, str] = {}
+    for key in context:
+        twin = seen.setdefault(key.lower(), key)
+        if twin != key:
+            names = sorted(name[len(prefix) + 1 :][:64] for name in (twin, key))
+            raise rejected_claim(
+                f"The token's claims {names[0]!r} and {names[1]!r} differ only in case; "
+                "condition keys are case-insensitive, so a trust policy could not tell them "
+                "apart."
+            )
+
+
 def _context_value(value: object) -> ContextValue | None:
     """A claim as a condition value: strings and lists of strings; anything else is not one."""
     if isinstance(value, str):
@@ -78,16 +91,27 @@ class Convention:
     def context(
         self, prefix: str, claims: Mapping[str, Any], audience: str, matched: str
     ) -> dict[str, ContextValue]:
-        """The condition keys a trust policy may test."""
+        """The condition keys a trust policy may test.
+
+        Condition keys are case-insensitive, so two claims whose names differ only in case
+        (``email`` and ``Email``, or a custom ``SUB`` beside the verified ``sub``) would be
+        one key with two values. Which one a policy sees cannot be left to chance, and
+        exposing neither would let a negated condition (``StringNotEquals``) pass on a
+        missing key: such a token is refused.
+        """
         context: dict[str, ContextValue] = {}
+        cased = False
         for name, value in claims.items():
             if name in _NOT_EXPOSED or not _CLAIM_NAME.fullmatch(name):
                 continue
             shown = _context_value(value)
             if shown is not None:
                 context[f"{prefix}:{name}"] = shown
+                cased = cased or not name.islower()
         context[f"{prefix}:aud"] = audience
         context[f"{prefix}:sub"] = claims["sub"]
+        if cased:  # only then can two names fold together (checked without a set otherwise)
+            _refuse_case_twins(prefix, context)
         return context
 
 

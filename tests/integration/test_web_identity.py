@@ -315,6 +315,16 @@ def test_session_tags_and_source_identity_from_claims(web: WebSetup) -> None:
     assert info.value.response["Error"]["Code"] == "AccessDenied"
 
 
+def test_claims_differing_only_in_case_are_refused_not_a_server_error(web: WebSetup) -> None:
+    # Condition keys are case-insensitive: "SUB" beside "sub" is one key with two values.
+    token = web.issuer("corp").id_token("alice", SUB="admin")
+    code, status, message = _refusal(web, "WebCorp", token)
+    assert (code, status) == ("IDPRejectedClaim", 403)
+    assert "'SUB' and 'sub' differ only in case" in message
+    # The refusal is per token: the same provider still admits a sound one.
+    web.assume("WebCorp", web.issuer("corp").id_token("alice"))
+
+
 def test_single_use_provider_refuses_a_second_use(web: WebSetup) -> None:
     token = web.issuer("corp").id_token("alice")
     web.assume("WebCorp", token)

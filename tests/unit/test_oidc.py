@@ -602,3 +602,31 @@ def test_provider_kind_is_inferred_from_the_url() -> None:
         {"url": "http://127.0.0.1:1/google", "client_ids": ["a"], "kind": "google"}
     )
     assert (provider.provider_kind, provider.arn_path) == ("google", "127.0.0.1:1/google")
+
+
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [
+        ({"Email": "a@example.com", "email": "b@example.com"}, ("'Email'", "'email'")),
+        ({"SUB": "admin"}, ("'SUB'", "'sub'")),
+        ({"AUD": "other-client"}, ("'AUD'", "'aud'")),
+    ],
+)
+def test_claims_that_differ_only_in_case_are_refused(
+    issuer: Issuer, extra: dict[str, str], names: tuple[str, str]
+) -> None:
+    """One case-insensitive condition key with two values: refused, never a 500 or a guess."""
+    key = issuer.add_rsa("k1")
+    config = make_config({"url": issuer.url, "client_ids": [CLIENT]})
+    error = refusal(config, sign(key, claims_for(issuer.url, **extra)))
+    assert_refused(error, "IDPRejectedClaim", 403, "differ only in case")
+    assert all(name in error.message for name in names), error.message
+
+
+def test_mixed_case_claim_names_without_a_twin_are_exposed(issuer: Issuer) -> None:
+    key = issuer.add_rsa("k1")
+    config = make_config({"url": issuer.url, "client_ids": [CLIENT]})
+    result = identity(config, sign(key, claims_for(issuer.url, Department="ops", c_hash="x")))
+    path = issuer.url.split("://", 1)[1]
+    assert result.context[f"{path}:Department"] == "ops"
+    assert result.context[f"{path}:c_hash"] == "x"
