@@ -48,6 +48,8 @@ _ALSO_SENSITIVE: Final = frozenset({"tokenCodeType", "contextAssertionType"})
 """Credential-like shapes the model leaves unmarked (an MFA code, a signed context
 assertion): never echoed in messages either, since messages end up in logs."""
 _XML_SPECIAL: Final = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_special: Final = _XML_SPECIAL.search
+"""Bound once: every string in every answer is tested (no attribute lookup per call)."""
 _XML_REPLACEMENTS: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
 
 
@@ -533,7 +535,7 @@ def xml_escape(text: str) -> str:
     away. Control characters and lone surrogates have no XML 1.0 spelling; emitting them
     would make botocore's parser reject the whole response, so they are replaced.
     """
-    if _XML_SPECIAL.search(text) is None:
+    if _special(text) is None:
         return text
     return _XML_SPECIAL.sub(lambda m: _XML_REPLACEMENTS.get(m.group(), "\ufffd"), text)
 
@@ -579,9 +581,10 @@ def _emitter(shape: _Shape, wire: str, indent: str, suffix: str) -> _Emit:
             out.append(head + text + tail)
 
         def string(value: Any, prefix: str, out: list[str]) -> None:
-            # Most leaves are strings: no extra call to find their text.
-            if isinstance(value, str):
-                out.append(head + xml_escape(value) + tail)
+            # Most leaves are plain strings: no extra call to find their text, no escaping
+            # pass when nothing needs escaping (a str subclass takes the general path).
+            if type(value) is str and _special(value) is None:
+                out.append(head + value + tail)
             else:
                 leaf(value, prefix, out)
 
@@ -593,7 +596,8 @@ def _emitter(shape: _Shape, wire: str, indent: str, suffix: str) -> _Emit:
         members = _members_emitter(shape, deeper)
 
         def body(value: Any, path: str, out: list[str]) -> None:
-            if not isinstance(value, Mapping):
+            # A dict is a Mapping: skip the ABC check for the type every result uses.
+            if type(value) is not dict and not isinstance(value, Mapping):
                 raise TypeError(f"result member {path} must be a mapping")
             members(value, path, out)
 
