@@ -27,6 +27,7 @@ import botocore
 
 from broker.clock import iso8601
 from broker.errors import StsError, validation_error
+from broker.sts.render_codegen import compile_members
 
 API_VERSION: Final = "2011-06-15"
 XML_NAMESPACE: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -705,7 +706,16 @@ class StsModel:
         self._ops: Final = ops
         self._actions: Final = frozenset(ops)
         self._renderers: Final = {
-            name: _members_emitter(op.output, "    ") for name, op in ops.items() if op.output
+            name: compile_members(
+                op.output,
+                "    ",
+                name,
+                special=_special,
+                leaf_text=_leaf_text,
+                emitter=_emitter,
+            )
+            for name, op in ops.items()
+            if op.output
         }
 
     @classmethod
