@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from broker.sts import tokens
 from broker.sts.tokens import SessionClaims, TokenInvalidError, TokenSealer
 
 KEY_A = ("k2026a", b"A" * 32)
@@ -158,3 +159,28 @@ def test_version_1_tokens_are_refused_even_when_properly_sealed() -> None:
     resealed = header + sealer._sealing.aead.encrypt(bytes(raw[5:17]), payload, header)
     with pytest.raises(TokenInvalidError, match="unknown token format"):
         sealer.open(_b64(resealed))
+
+
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_claims_json_is_the_standard_compact_json(
+    accelerated: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared C encoder writes what json.dumps writes (and the fallback is the same)."""
+    if not accelerated:
+        monkeypatch.setattr(tokens, "_C_ENCODE", None)
+    claims = _claims(
+        tags={"Projekt": 'Ünïcode 日本 "q" \\ \n', "e": "\u2028"},
+        transitive_tag_keys=("Projekt",),
+        source_identity="alice@example.com",
+        session_policy='{"Version":"2012-10-17","Statement":[]}',
+        policy_arns=("arn:aws:iam::aws:policy/ReadOnly",),
+        mfa=True,
+        mfa_authenticated_at=1_800_000_000,
+        chain_depth=2,
+        extra={"nested": {"list": [1, 2.5, None, True]}},
+    )
+    wire = tokens._to_wire(claims)
+    assert tokens._compact_json(wire) == json.dumps(wire, separators=(",", ":"), ensure_ascii=False)
+    sealer = TokenSealer([KEY_A])
+    token, secret = sealer.seal(claims)
+    assert sealer.open(token) == (claims, secret)
