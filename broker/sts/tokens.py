@@ -14,11 +14,11 @@ Format (then base64url without padding)::
   shorter. Anyone able to derive it could already forge tokens, so nothing is lost. Keyed
   BLAKE2b is a PRF by design (RFC 7693) and is CPython's own code: HMAC-SHA256 through
   OpenSSL, which version 1 used, looks its algorithm up on every call and cost each mint
-  ~7 µs over HTTP. Version 1 tokens are refused as an unknown format (no release sealed
-  any).
+  several µs of server CPU over HTTP (bench/README.md). Version 1 tokens are refused as an
+  unknown format (no release sealed any).
 - Claims are compact JSON, deflated only when they exceed :data:`_DEFLATE_FROM` bytes and
   deflating makes them shorter. Session policies and tags compress well and need it; a plain
-  role session (~270 bytes of claims) would shrink by ~100 bytes, but deflate costs ~17 µs
+  role session (~270 bytes of claims) would shrink by ~100 bytes, but deflate costs 17-27 µs
   per mint in a serving process (its state is allocated and freed on every call, cold in
   the cache), and inflating would cost every signed call made with the token again.
 """
@@ -49,9 +49,10 @@ _HEADER = 1 + 4 + 12
 _MAX_TOKEN_CHARS = 8192
 """Refuse to even decode anything longer: real tokens stay far below this."""
 _DEFLATE_FROM = 512
-"""Claims up to this many bytes are sealed as they are (see the module doc): a plain session
-token is then ~410 characters instead of ~275. AWS fixes no size for session tokens and tells
-clients to assume none, so the shorter form buys nothing a client can rely on."""
+"""Claims up to this many bytes are sealed as they are (see the module doc): a plain
+AssumeRole session token is then ~370 characters instead of ~270. AWS fixes no size for
+session tokens and tells clients to assume none, so the shorter form buys nothing a client
+can rely on."""
 
 
 @fast_init
