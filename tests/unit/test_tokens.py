@@ -31,6 +31,19 @@ def _claims(**overrides: object) -> SessionClaims:
     return SessionClaims(**values)  # type: ignore[arg-type]
 
 
+def _every_field(**overrides: object) -> SessionClaims:
+    """Claims with every optional field set (each test names its own tags)."""
+    values: dict[str, object] = {
+        "source_identity": "alice@example.com",
+        "session_policy": '{"Version":"2012-10-17","Statement":[]}',
+        "policy_arns": ("arn:aws:iam::aws:policy/ReadOnly",),
+        "mfa": True,
+        "mfa_authenticated_at": 1_800_000_000,
+        "chain_depth": 2,
+    }
+    return _claims(**{**values, **overrides})
+
+
 def _unb64(token: str) -> bytearray:
     return bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
 
@@ -41,16 +54,7 @@ def _b64(raw: bytes) -> str:
 
 def test_round_trip_keeps_every_field() -> None:
     sealer = TokenSealer([KEY_A])
-    claims = _claims(
-        tags={"team": "platform", "Project": "x"},
-        transitive_tag_keys=("team",),
-        source_identity="alice@example.com",
-        session_policy='{"Version":"2012-10-17","Statement":[]}',
-        policy_arns=("arn:aws:iam::aws:policy/ReadOnly",),
-        mfa=True,
-        mfa_authenticated_at=1_800_000_000,
-        chain_depth=2,
-    )
+    claims = _every_field(tags={"team": "platform", "Project": "x"}, transitive_tag_keys=("team",))
     token, secret = sealer.seal(claims)
     opened, opened_secret = sealer.open(token)
     assert opened == claims
@@ -168,15 +172,9 @@ def test_claims_json_is_the_standard_compact_json(
     """The shared C encoder writes what json.dumps writes (and the fallback is the same)."""
     if not accelerated:
         monkeypatch.setattr(tokens, "_C_ENCODE", None)
-    claims = _claims(
+    claims = _every_field(
         tags={"Projekt": 'Ünïcode 日本 "q" \\ \n', "e": "\u2028"},
         transitive_tag_keys=("Projekt",),
-        source_identity="alice@example.com",
-        session_policy='{"Version":"2012-10-17","Statement":[]}',
-        policy_arns=("arn:aws:iam::aws:policy/ReadOnly",),
-        mfa=True,
-        mfa_authenticated_at=1_800_000_000,
-        chain_depth=2,
         extra={"nested": {"list": [1, 2.5, None, True]}},
     )
     wire = tokens._to_wire(claims)
