@@ -339,8 +339,9 @@ def run_web_identity(args: argparse.Namespace) -> tuple[list[Scenario], dict[str
     The broker runs demo.yaml plus the bench issuer (:mod:`webid`, JWKS from a file, so no
     key is ever fetched). One real answer is taken first and becomes bare-form's fixed body,
     so both servers send answers of the same size (a plain session token is not deflated,
-    so its size does not vary) and the generator checks the same content in both. ``--pool`` distinct tokens are minted before
-    either window and replayed (the provider is not single_use, as with AWS).
+    so its size does not vary) and the generator checks the same content in both.
+    ``--pool`` distinct tokens are minted before either window and replayed (the provider
+    is not single_use, as with AWS).
     """
     issuer = Issuer()
     extra: dict[str, Any] = {}
