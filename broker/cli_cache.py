@@ -6,8 +6,9 @@ The file holds live credentials and a refresh token, so it is treated like an SS
   same directory and renamed over the old one, so a reader never sees half a file and a
   crash never leaves one;
 - it is refused, not "fixed", when it is readable or writable by anyone but its owner, or
-  owned by another user, or a symlink: such a file may have been read already, or planted.
-  The message says how to recover (``chmod 600`` or log in again);
+  owned by another user, or a symlink, or when its directory is not ours alone (on every
+  read, not only on writes): such a file may have been read already, or planted. The
+  message says how to recover (``chmod 600`` or log in again);
 - refreshes are serialised with an ``flock`` on ``PROFILE.lock``, and the cache is re-read
   under the lock: two ``credential_process`` calls at once (parallel tools, the AWS CLI's
   own retries) must not both present the same refresh token, since the broker treats a
@@ -164,9 +165,14 @@ class CredentialCache:
         return target
 
     def load(self, profile: str) -> CachedLogin:
-        """The cached login; CacheError when missing, unsafe or unreadable."""
+        """The cached login; CacheError when missing, unsafe or unreadable.
+
+        The directory is checked too, not only on writes: whoever owns it can rename
+        files in it, and so swap one profile's credentials for another's.
+        """
         target = self.path(profile)
         try:
+            self._check_dir()
             fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise CacheError(

@@ -397,6 +397,24 @@ def test_a_cache_file_readable_by_others_is_refused(cli: CliBroker, user: CliHom
     assert console.returncode == 1 and console.stdout == ""
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_a_cache_owned_by_another_user_is_refused(cli: CliBroker, user: CliHome) -> None:
+    """A cache file (or directory) another account owns may have been planted or read."""
+    _logged_in(cli, user, "theirs")
+    nobody = 65534
+    os.chown(user.cache_file("theirs"), nobody, nobody)
+    done = user.run("credential-process", "--profile", "theirs")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "is owned by another user; refusing to use it" in done.stderr
+    os.chown(user.cache_file("theirs"), 0, 0)
+    assert user.run("credential-process", "--profile", "theirs").returncode == 0
+    directory = user.cache_file("theirs").parent
+    os.chown(directory, nobody, nobody)
+    done = user.run("credential-process", "--profile", "theirs")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "is not a directory owned by you" in done.stderr
+
+
 def test_a_symlinked_cache_file_is_refused(cli: CliBroker, user: CliHome) -> None:
     _logged_in(cli, user, "real")
     planted = user.cache_file("planted")
