@@ -107,8 +107,8 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     url = urlsplit(config.public_url)
     host = args.host or url.hostname or "127.0.0.1"
-    port = args.port or url.port or (443 if url.scheme == "https" else 80)
     public_port = url.port or (443 if url.scheme == "https" else 80)
+    port = args.port or public_port
     demo_idps = config.demo.saml_idp or config.demo.oidc_provider
     if demo_idps and port != public_port:
         # The broker fetches the demo IdPs' metadata and keys from public_url: on another

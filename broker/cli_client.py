@@ -3,16 +3,20 @@
 Every answer is checked before use (a JSON object with the fields we need) and every
 failure becomes a :class:`BrokerError` whose message a person can act on. Nothing here
 logs or prints a secret; callers print only what the user must see.
+
+httpx is imported by the calls that need it: ``credential-process`` runs on every AWS CLI
+call and, while its cached credentials are fresh, talks to no one.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TIMEOUT = 30.0
@@ -61,6 +65,8 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 def post_form(broker: str, path: str, form: Mapping[str, str]) -> dict[str, Any]:
     """POST a urlencoded form, return the JSON object; BrokerError for any refusal."""
+    import httpx  # noqa: PLC0415 - see module doc
+
     try:
         response = httpx.post(f"{broker}{path}", data=dict(form), timeout=TIMEOUT)
     except httpx.HTTPError as exc:
@@ -86,6 +92,8 @@ def token(broker: str, form: Mapping[str, str]) -> dict[str, Any]:
 
 def signin_token(broker: str, credentials: Mapping[str, Any]) -> str:
     """The console federation protocol's getSigninToken for these credentials."""
+    import httpx  # noqa: PLC0415 - see module doc
+
     session = json.dumps(
         {
             "sessionId": credentials["AccessKeyId"],

@@ -142,8 +142,8 @@ def browser_flow(
     role: str,
     duration: int | None,
     timeout: float = LOGIN_TIMEOUT,
-) -> tuple[dict[str, Any], str]:
-    """(token answer, verifier) through the loopback flow (see module doc)."""
+) -> dict[str, Any]:
+    """The token answer through the loopback flow (see module doc)."""
     verifier = new_verifier()
     state = secrets.token_urlsafe(24)
     listener = _listen(state)
@@ -179,11 +179,10 @@ def browser_flow(
     code = _single(callback.params, "code")
     if not code:
         raise LoginError("the browser's answer has no code")
-    body = cli_client.token(
+    return cli_client.token(
         broker,
         {"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
     )
-    return body, verifier
 
 
 def device_flow(broker: str, *, provider: str, role: str, duration: int | None) -> dict[str, Any]:
@@ -286,7 +285,7 @@ def run_login(args: argparse.Namespace) -> int:
         if args.no_browser:
             body = device_flow(broker, **options)
         else:
-            body, _ = browser_flow(broker, timeout=args.timeout, **options)
+            body = browser_flow(broker, timeout=args.timeout, **options)
         if args.role and body.get("RoleArn") != args.role:
             raise LoginError(f"the broker sent credentials for {body.get('RoleArn')!r}")
         login = CachedLogin.from_token(broker, body, args.duration)

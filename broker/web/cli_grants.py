@@ -58,6 +58,8 @@ _CHALLENGE = _SECRET
 """base64url(SHA-256(verifier)) without padding: always 43 characters."""
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}", re.ASCII)
 """RFC 7636 4.1."""
+DEVICE_KEY = re.compile(r"[0-9a-f]{64}", re.ASCII)
+"""A device request's Store key (hex SHA-256 of its device code), as approval forms name it."""
 
 _CODES = "cli-code"
 _CODES_USED = "cli-code-used"
@@ -286,7 +288,7 @@ class CliGrants:
 
     async def decide_device(self, key: str, grant: Grant | None) -> bool:
         """Approve (``grant``) or deny (None) a pending request, once; False if decided."""
-        if not re.fullmatch(r"[0-9a-f]{64}", key):
+        if not DEVICE_KEY.fullmatch(key):
             return False
         if await self._store.get(_DEVICES, key) is None:
             return False
@@ -341,15 +343,14 @@ class CliGrants:
         at, interval = last.get("at"), last.get("interval")
         if not isinstance(at, int | float) or not isinstance(interval, int):
             at, interval = None, DEVICE_INTERVAL
-        if at is not None and now - at < interval:
+        too_soon = at is not None and now - at < interval
+        if too_soon:
             interval += 5
-            await self._store.put(
-                _DEVICE_POLLS, key, _dump({"at": now, "interval": interval}), DEVICE_SECONDS
-            )
-            raise GrantError("slow_down", f"poll at most every {interval} seconds")
         await self._store.put(
             _DEVICE_POLLS, key, _dump({"at": now, "interval": interval}), DEVICE_SECONDS
         )
+        if too_soon:
+            raise GrantError("slow_down", f"poll at most every {interval} seconds")
 
     # ------------------------------------------------------------------ refresh tokens
 

@@ -45,6 +45,7 @@ from broker.clock import Clock, iso8601
 from broker.errors import StsError
 from broker.store import Store
 from broker.web.cli_grants import (
+    DEVICE_KEY,
     CliGrants,
     Grant,
     GrantError,
@@ -87,7 +88,6 @@ _STATE = re.compile(r"[A-Za-z0-9_-]{16,128}", re.ASCII)
 _PROVIDER = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}", re.ASCII)
 _ROLE = re.compile(r"arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}", re.ASCII)
 _DURATION = re.compile(r"[0-9]{1,6}", re.ASCII)
-_DEVICE_KEY = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _TYPED_USER_CODE = re.compile(r"[A-Za-z -]{1,16}", re.ASCII)
 """What a person may type; :func:`normalize_user_code` then decides."""
 
@@ -143,16 +143,23 @@ def _duration(value: str) -> int:
     return int(value)
 
 
-def parse_loopback(params: Mapping[str, list[str]]) -> LoopbackRequest:
-    """The ``/cli/authorize`` parameters, all checked; _BadRequest names the first bad one."""
-    port = _one(params, "port", _PORT)
-    if not port or not 1024 <= int(port) <= 65535:
-        raise _BadRequest("port must be a number from 1024 to 65535")
+def _challenge(params: Mapping[str, list[str]]) -> str:
+    """The S256 ``code_challenge`` both flows require (``code_challenge_method`` may be
+    omitted, as RFC 7636 allows, but only S256 is accepted)."""
     challenge = _one(params, "code_challenge", None)
     if not valid_challenge(challenge):
         raise _BadRequest("code_challenge must be base64url(SHA-256(code_verifier))")
     if _one(params, "code_challenge_method", None) not in ("", "S256"):
         raise _BadRequest("code_challenge_method must be S256")
+    return challenge
+
+
+def parse_loopback(params: Mapping[str, list[str]]) -> LoopbackRequest:
+    """The ``/cli/authorize`` parameters, all checked; _BadRequest names the first bad one."""
+    port = _one(params, "port", _PORT)
+    if not port or not 1024 <= int(port) <= 65535:
+        raise _BadRequest("port must be a number from 1024 to 65535")
+    challenge = _challenge(params)
     state = _one(params, "state", _STATE)
     if not state:
         raise _BadRequest("state is missing")
@@ -344,7 +351,7 @@ class CliRoutes:
     async def device_decide(self, request: Request) -> Response:
         form = await read_form(request, _MAX_FORM_BYTES)
         device = form.get("device", "") if form is not None else ""
-        if form is None or not _DEVICE_KEY.fullmatch(device):
+        if form is None or not DEVICE_KEY.fullmatch(device):
             return error_page(400, "Invalid device approval", "The form is malformed.")
         current = await load_signed_in(self._sessions, request)
         if current is None:
@@ -378,8 +385,7 @@ class CliRoutes:
         info = self._chooser.request_info(request)
         if wanted:
             one = self._chooser.choice(signed_in, wanted, info)
-            roles = [] if one is None else [one]
-            if not roles:
+            if one is None:
                 return error_page(
                     403,
                     "Role not available",
@@ -387,6 +393,7 @@ class CliRoutes:
                     "sts-broker login without --role to choose.",
                     "AccessDenied",
                 )
+            roles = [one]
         else:
             roles = self._chooser.roles(signed_in, info)
         if not roles:
@@ -412,9 +419,11 @@ class CliRoutes:
     ) -> tuple[RoleChoice, int] | Response:
         """The role and duration an approval form names, both re-checked here."""
         arn, raw = form.get("role", ""), form.get("duration", "")
-        roles = self._offer(signed_in, request, arn) if arn else None
-        if not arn or isinstance(roles, Response) or roles is None:
-            return roles if isinstance(roles, Response) else _bad_form("Choose a role.")
+        if not arn:
+            return _bad_form("Choose a role.")
+        roles = self._offer(signed_in, request, arn)
+        if isinstance(roles, Response):
+            return roles
         if not _DURATION.fullmatch(raw):
             return _bad_form("Choose a session duration.")
         role = roles[0]
@@ -430,11 +439,7 @@ class CliRoutes:
             return oauth_error("invalid_request", "send a urlencoded form, each field once")
         try:
             params = _form_params(form)
-            challenge = _one(params, "code_challenge", None)
-            if not valid_challenge(challenge):
-                raise _BadRequest("code_challenge must be base64url(SHA-256(code_verifier))")
-            if _one(params, "code_challenge_method", None) not in ("", "S256"):
-                raise _BadRequest("code_challenge_method must be S256")
+            challenge = _challenge(params)
             role = _one(params, "role", _ROLE)
             duration = _duration(_one(params, "duration", _DURATION))
             provider = _one(params, "provider", _PROVIDER)

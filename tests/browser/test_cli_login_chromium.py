@@ -37,14 +37,6 @@ def user(tmp_path: Path) -> Iterator[CliHome]:
     home.stop()
 
 
-def _caller(user: CliHome, demo: Demo, profile: str) -> str:
-    """The ARN ``aws sts get-caller-identity`` prints for ``profile`` (the real AWS CLI)."""
-    done = user.aws("sts", "get-caller-identity", "--profile", profile, "--endpoint-url", demo.url)
-    assert done.returncode == 0, done.stderr
-    arn: str = json.loads(done.stdout)["Arn"]
-    return arn
-
-
 def _approve(page: Page, shot: Screenshots, step: str) -> None:
     """On the broker's confirmation page (signed in as alice, one role): click Approve."""
     expect(page.get_by_role("heading", name="Approve CLI sign-in")).to_be_visible()
@@ -87,8 +79,8 @@ def test_login_in_chromium_writes_profiles_the_aws_cli_uses_and_refreshes(
     assert user.opened.read_text().splitlines() == [url]
 
     # Both profiles login writes: static keys, and credential_process.
-    assert _caller(user, demo, "work-static") == DEV_SESSION
-    assert _caller(user, demo, "work") == DEV_SESSION
+    assert user.caller("work-static", demo.url) == DEV_SESSION
+    assert user.caller("work", demo.url) == DEV_SESSION
 
     # The cached credentials expire: credential_process gets new ones with the refresh token.
     before = user.cache("work")
@@ -97,7 +89,7 @@ def test_login_in_chromium_writes_profiles_the_aws_cli_uses_and_refreshes(
         "credentials": {**before["credentials"], "Expiration": "2020-01-01T00:00:00Z"},
     }
     user.cache_file("work").write_text(json.dumps(expired))
-    assert _caller(user, demo, "work") == DEV_SESSION
+    assert user.caller("work", demo.url) == DEV_SESSION
     after = user.cache("work")
     assert after["credentials"]["AccessKeyId"] != before["credentials"]["AccessKeyId"]
     assert after["refresh_token"] != before["refresh_token"]
@@ -139,4 +131,4 @@ def test_device_login_typed_into_chromium(
     assert proc.returncode == 0, err
     assert f"Signed in as {DEV_SESSION}" in err
     assert not user.opened.exists()  # --no-browser opens nothing
-    assert _caller(user, demo, "dev") == DEV_SESSION
+    assert user.caller("dev", demo.url) == DEV_SESSION

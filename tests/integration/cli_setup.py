@@ -100,6 +100,16 @@ class CliBroker:
             assert done.status_code == 303, done.text
             yield client
 
+    @contextmanager
+    def later(self, seconds: float) -> Iterator[None]:
+        """The broker's clock ``seconds`` ahead for the block (then back where it was)."""
+        before = self.clock.offset
+        self.clock.offset += seconds
+        try:
+            yield
+        finally:
+            self.clock.offset = before
+
     def token(self, **form: str) -> httpx.Response:
         return httpx.post(f"{self.url}/cli/token", data=form)
 
@@ -187,7 +197,6 @@ def cli_broker(folder: Path) -> Iterator[CliBroker]:
         broker_url, running = start_server(create_app(load_config(path), clock=clock), sock)
         setup = CliBroker(url=broker_url, idp=idp, clock=clock)
         # The IdP verifies the broker's signed AuthnRequests, as in test_saml.
-        # The IdP verifies the broker's signed AuthnRequests, as in test_saml.
         idp.idp.register_sp(f"{url}/saml/metadata", (acs,), cert=_sp_certificate(setup))
         try:
             yield setup
@@ -260,6 +269,15 @@ class CliHome:
             timeout=60,
             check=False,
         )
+
+    def caller(self, profile: str, endpoint: str | None = None) -> str:
+        """The ARN ``aws sts get-caller-identity`` prints for ``profile`` (the real AWS
+        CLI), with ``--endpoint-url endpoint`` or, without, as the profile points it."""
+        flags = ["--endpoint-url", endpoint] if endpoint else []
+        done = self.aws("sts", "get-caller-identity", "--profile", profile, *flags)
+        assert done.returncode == 0, done.stderr
+        arn: str = json.loads(done.stdout)["Arn"]
+        return arn
 
     def aws(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The real AWS CLI (``aws`` next to this Python), in this user's environment."""

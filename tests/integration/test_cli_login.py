@@ -52,14 +52,6 @@ def _login_in_browser(cli: CliBroker, authorize_url: str) -> httpx.Response:
         return browser.get(approved.headers["location"])
 
 
-def _caller(user: CliHome, cli: CliBroker, profile: str, *, endpoint: bool = True) -> str:
-    flags = ["--endpoint-url", cli.url] if endpoint else []
-    done = user.aws("sts", "get-caller-identity", "--profile", profile, *flags)
-    assert done.returncode == 0, done.stderr
-    arn: str = json.loads(done.stdout)["Arn"]
-    return arn
-
-
 def test_login_writes_profiles_the_aws_cli_uses_and_credential_process_refreshes(
     cli: CliBroker, user: CliHome
 ) -> None:
@@ -95,11 +87,11 @@ def test_login_writes_profiles_the_aws_cli_uses_and_credential_process_refreshes
     assert os.stat(user.cache_file("work")).st_mode & 0o777 == 0o600
 
     # The written (static) profile and the credential_process profile both work.
-    assert _caller(user, cli, "work-static") == READER_SESSION
-    assert _caller(user, cli, "work") == READER_SESSION
+    assert user.caller("work-static", cli.url) == READER_SESSION
+    assert user.caller("work", cli.url) == READER_SESSION
     # The profiles' [services] section points STS (only STS) at the broker.
-    assert _caller(user, cli, "work", endpoint=False) == READER_SESSION
-    assert _caller(user, cli, "work-static", endpoint=False) == READER_SESSION
+    assert user.caller("work") == READER_SESSION
+    assert user.caller("work-static") == READER_SESSION
 
     # The cached credentials expire: credential_process refreshes them (new key, new
     # refresh token), and the AWS CLI never sees the expired ones.
@@ -107,7 +99,7 @@ def test_login_writes_profiles_the_aws_cli_uses_and_credential_process_refreshes
     expired = dict(before)
     expired["credentials"] = {**before["credentials"], "Expiration": "2020-01-01T00:00:00Z"}
     user.cache_file("work").write_text(json.dumps(expired))
-    assert _caller(user, cli, "work") == READER_SESSION
+    assert user.caller("work", cli.url) == READER_SESSION
     after = user.cache("work")
     assert after["credentials"]["AccessKeyId"] != before["credentials"]["AccessKeyId"]
     assert after["refresh_token"] != before["refresh_token"]
@@ -200,7 +192,7 @@ def test_device_flow_end_to_end(cli: CliBroker, user: CliHome) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert not user.opened.exists()  # --no-browser opens nothing
-    assert _caller(user, cli, "dev") == READER_SESSION
+    assert user.caller("dev", cli.url) == READER_SESSION
 
 
 def test_console_opens_the_console_landing_page(cli: CliBroker, user: CliHome) -> None:
@@ -271,12 +263,8 @@ def test_refresh_stops_when_the_browser_signin_would_have_ended(cli: CliBroker) 
         body = cli.redeem(browser)
     ends = time.mktime(time.strptime(body["refresh_expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
     assert 0 < ends - time.mktime(time.gmtime()) <= 8 * 3600  # web.session_absolute_seconds
-    before = cli.clock.offset
-    cli.clock.offset += 8 * 3600 + 60
-    try:
+    with cli.later(8 * 3600 + 60):
         late = cli.token(grant_type="refresh_token", refresh_token=body["refresh_token"])
-    finally:
-        cli.clock.offset = before
     assert late.status_code == 400
     assert late.json()["error"] == "invalid_grant"
 
@@ -309,14 +297,10 @@ def test_device_codes_pace_pending_deny_and_expire(cli: CliBroker) -> None:
 
     other = new_verifier()
     late = httpx.post(f"{cli.url}/cli/device", data={"code_challenge": challenge_of(other)})
-    before = cli.clock.offset
-    cli.clock.offset += 601
-    try:
+    with cli.later(601):
         expired = cli.token(
             **{**poll, "device_code": late.json()["device_code"], "code_verifier": other}
         )
-    finally:
-        cli.clock.offset = before
     assert expired.json()["error"] == "expired_token"
 
 

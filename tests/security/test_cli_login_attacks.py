@@ -86,12 +86,8 @@ def test_a_code_expires_after_two_minutes(cli: CliBroker) -> None:
     verifier = new_verifier()
     with cli.signed_in() as browser:
         code = cli.code_for(browser, verifier)
-    before = cli.clock.offset
-    cli.clock.offset += 121
-    try:
+    with cli.later(121):
         late = cli.token(grant_type="authorization_code", code=code, code_verifier=verifier)
-    finally:
-        cli.clock.offset = before
     assert _error(late) == (400, "invalid_grant")
 
 
@@ -275,13 +271,10 @@ def test_an_idle_browser_session_does_not_end_the_cli_login(cli: CliBroker) -> N
     # sign-in's absolute timeout) ends it.
     with cli.signed_in() as browser:
         first = cli.redeem(browser)
-        cli.clock.offset += 20 * 60  # past the 15-minute idle timeout
-        try:
+        with cli.later(20 * 60):  # past the 15-minute idle timeout
             assert browser.get("/roles").status_code == 303
             again = cli.token(grant_type="refresh_token", refresh_token=first["refresh_token"])
             assert again.status_code == 200, again.text
-        finally:
-            cli.clock.offset -= 20 * 60
 
 
 def test_device_codes_redeem_once(cli: CliBroker) -> None:
