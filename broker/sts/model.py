@@ -564,9 +564,11 @@ def _leaf_text(kind: str) -> Callable[[object], str | None]:
 def _emitter(shape: _Shape, wire: str, indent: str, suffix: str) -> _Emit:
     """Compile the renderer of one element ``<wire>`` of ``shape`` at ``indent``.
 
-    Rendering runs on every answer, so the tags, indentation and type dispatch are worked
-    out here once per operation (see :meth:`StsModel.__init__`); the per-answer work is the
-    values themselves. Paths for error messages are built only when a type is wrong.
+    The tags, indentation and type dispatch are worked out here once per operation; the
+    per-answer work is the values themselves. Paths for error messages are built only when
+    a type is wrong. Answers themselves are written by :mod:`broker.sts.render_codegen`'s
+    flat functions, which hand list and map members to these emitters and are tested
+    against them.
     """
     kind = shape.type
     if kind not in ("structure", "list", "map"):
