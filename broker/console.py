@@ -38,7 +38,14 @@ from broker.iam import Policy
 from broker.sts.tokens import SessionClaims, TokenInvalidError, TokenSealer
 from broker.web.forms import read_form
 from broker.web.pages import error_page, page
-from broker.web.security import CSRF_FIELD, origin_of
+from broker.web.security import (
+    CROSS_ORIGIN_MESSAGE,
+    CSRF_FIELD,
+    STALE_FORM_MESSAGE,
+    origin_of,
+    refusal,
+    same_origin,
+)
 
 SIGNIN_TOKEN_SECONDS = 15 * 60
 MIN_SESSION_DURATION = 900
@@ -86,6 +93,8 @@ class ConsoleFederation:
         self._public_url = public_url.rstrip("/")
         parts = urlsplit(self._public_url)
         self._origin = (parts.scheme, parts.netloc)
+        self._own_origin = origin_of(self._public_url)
+        """As browsers send it in ``Origin``, for the sign-out form's check."""
         self._secure = parts.scheme == "https"
         # __Host- pins the cookie to this host on https (no Domain, Path=/, Secure).
         self._cookie = "__Host-sts-broker-console" if self._secure else "sts-broker-console"
@@ -323,8 +332,8 @@ class ConsoleFederation:
         would only be a nuisance, but "refused" is simpler to reason about than "harmless".
         Without a console cookie there is nothing to end and nothing to check.
         """
-        if not self._same_origin(request):
-            return _refused(403, "CrossOriginRequest", _CROSS_ORIGIN)
+        if not same_origin(request.headers, self._own_origin):
+            return refusal(403, "CrossOriginRequest", CROSS_ORIGIN_MESSAGE)
         cookie = request.cookies.get(self._cookie, "")
         response = RedirectResponse("/", status_code=303)
         if not cookie:
@@ -332,24 +341,15 @@ class ConsoleFederation:
         form = await read_form(request, _MAX_SIGNOUT_FORM)
         token = (form or {}).get(CSRF_FIELD, "")
         if not token:
-            return _refused(403, "CsrfTokenMissing", _STALE_FORM)
+            return refusal(403, "CsrfTokenMissing", STALE_FORM_MESSAGE)
         expected = _signout_token(cookie)
         if not hmac.compare_digest(expected.encode(), token.encode("utf-8", "surrogateescape")):
-            return _refused(403, "CsrfTokenInvalid", _STALE_FORM)
+            return refusal(403, "CsrfTokenInvalid", STALE_FORM_MESSAGE)
         self._clear(response)
         return response
 
     def _clear(self, response: Response) -> None:
         response.delete_cookie(self._cookie, path="/", secure=self._secure, httponly=True)
-
-    def _same_origin(self, request: Request) -> bool:
-        """The CSRF middleware's Origin rule: ours, or none named (Referer as a fallback)."""
-        ours = origin_of(self._public_url)
-        origins = request.headers.getlist("origin")
-        if origins:
-            return len(origins) == 1 and origins[0] == ours
-        referers = request.headers.getlist("referer")
-        return not referers or (len(referers) == 1 and origin_of(referers[0]) == ours)
 
     def _view(self, claims: SessionClaims) -> dict[str, Any] | None:
         """What the landing page shows; None when the principal no longer exists."""
@@ -382,16 +382,6 @@ class ConsoleFederation:
             "session_policy_arns": list(claims.policy_arns),
             "inline_session_policy": bool(claims.session_policy),
         }
-
-
-_CROSS_ORIGIN = "This form was sent from another site. Open the broker directly and try again."
-_STALE_FORM = (
-    "This form has expired or was not sent by this browser. Reload the page and try again."
-)
-
-
-def _refused(status: int, code: str, message: str) -> Response:
-    return error_page(status, "Request refused", message, code)
 
 
 def _signout_token(cookie: str) -> str:

@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from broker.clock import Clock
 from broker.config import BrokerConfig, ConfigError, KeyPath, is_loopback_host
 from broker.identity import SamlVerifier
+from broker.web.oidc_login import redirect_uri
 
 if TYPE_CHECKING:
     from idp_fixtures.oidc import Client
@@ -167,7 +168,7 @@ def _demo_clients(config: BrokerConfig, base: str) -> dict[str, tuple[KeyPath, d
             continue
         at: KeyPath = ("login", "providers", login_name, "oidc", "url")
         secret = oidc.client_secret.get_secret_value() if oidc.client_secret else None
-        redirect = f"{config.public_url}/oidc/callback/{login_name}"
+        redirect = redirect_uri(config.public_url, login_name)
         _, registered = found.setdefault(name, (at, {}))
         known = registered.get(oidc.client_id)
         redirects = (known.redirect_uris if known else ()) + (redirect,)

@@ -104,6 +104,11 @@ _MAX_DISPLAY = 256
 _MAX_ROLES_CLAIM = 1000
 
 
+def redirect_uri(public_url: str, name: str) -> str:
+    """The callback of login provider ``name``: the redirect URI registered with its client."""
+    return f"{public_url}/oidc/callback/{name}"
+
+
 class DiscoveryError(Exception):
     """Why a provider's discovery document can't be used; safe to show (URLs, no secrets)."""
 
@@ -357,7 +362,7 @@ class OidcLoginRoutes:
                 config=oidc,
                 roles=tuple(provider.roles),
                 accounts=accounts,
-                redirect_uri=f"{config.public_url}/oidc/callback/{name}",
+                redirect_uri=redirect_uri(config.public_url, name),
             )
 
     def routes(self) -> list[Route]:

@@ -24,14 +24,14 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from broker.clock import iso8601
-from broker.config import BrokerConfig
+from broker.config import BrokerConfig, SamlProviderConfig
 from broker.console import ConsoleFederation, ConsoleSigninError, utc_text
 from broker.errors import StsError, access_denied, validation_error
 from broker.web.cookies import cookie_value
 from broker.web.durations import MAX_DURATION, MIN_DURATION, duration_options
 from broker.web.forms import read_form
 from broker.web.pages import error_page, page
-from broker.web.redirects import DEFAULT_RETURN, RETURN_PREFIXES, safe_return_to
+from broker.web.redirects import RETURN_PREFIXES, after_login, safe_return_to
 from broker.web.sessions import BrowserSessions, Session
 from broker.web.signin import (
     LoginProtocol,
@@ -92,7 +92,7 @@ def login_choices(config: BrokerConfig) -> dict[str, LoginChoice]:
     listed = not config.login.providers
     for account_id, account in sorted(config.accounts.items()):
         for provider_name in sorted(account.saml_providers):
-            arn = f"arn:aws:iam::{account_id}:saml-provider/{provider_name}"
+            arn = SamlProviderConfig.arn(account_id, provider_name)
             if arn in covered:
                 continue
             base = _UNSAFE_NAME.sub("-", f"saml-{account_id}-{provider_name}".lower())
@@ -152,7 +152,7 @@ class PeopleRoutes:
         listed.sort(key=lambda c: c.name != last)  # stable: config order otherwise
         return_to = safe_return_to(request.query_params.get("return_to"), RETURN_PREFIXES)
         # "Continue" goes where the page that sent the browser here wanted to go.
-        proceed = return_to if return_to != "/" else DEFAULT_RETURN
+        proceed = after_login(return_to)
         buttons = [
             {
                 "label": c.label,
@@ -252,7 +252,6 @@ class PeopleRoutes:
             "roles.html",
             status,
             accounts=accounts,
-            role_count=len(choices),
             searchable=len(choices) > SEARCH_THRESHOLD,
             via=self._labels.get(signed_in.login) or signed_in.issuer,
             error=error,

@@ -147,6 +147,21 @@ def origin_of(url: str) -> str | None:
     return f"{parts.scheme}://{host}" + ("" if port in (None, default) else f":{port}")
 
 
+def same_origin(headers: Headers, ours: str | None) -> bool:
+    """False when the browser names another origin than ``ours``; True when ours or none.
+
+    ``Origin`` decides when sent; otherwise ``Referer`` does; each must come exactly once.
+    Shared with ``/console/logout``, which makes the middleware's checks itself.
+    """
+    origins = headers.getlist("origin")
+    if origins:
+        return len(origins) == 1 and origins[0] == ours
+    referers = headers.getlist("referer")
+    if referers:
+        return len(referers) == 1 and origin_of(referers[0]) == ours
+    return True
+
+
 class CsrfMiddleware:
     """Origin and synchronizer-token checks on unsafe methods (see module doc)."""
 
@@ -180,31 +195,21 @@ class CsrfMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if not self._same_origin(headers):
-            await _refusal(403, "CrossOriginRequest", _CROSS_ORIGIN)(scope, receive, send)
+        if not same_origin(headers, self._origin):
+            await refusal(403, "CrossOriginRequest", CROSS_ORIGIN_MESSAGE)(scope, receive, send)
             return
         body = await _read_body(headers, receive, self._max_body)
         if body is None:
-            await _refusal(413, "RequestTooLarge", _TOO_LARGE)(scope, receive, send)
+            await refusal(413, "RequestTooLarge", _TOO_LARGE)(scope, receive, send)
             return
         token = _form_token(headers, body)
         if token is None:
-            await _refusal(403, "CsrfTokenMissing", _EXPIRED)(scope, receive, send)
+            await refusal(403, "CsrfTokenMissing", STALE_FORM_MESSAGE)(scope, receive, send)
             return
         if not self._sessions.csrf_token_matches(headers, token):
-            await _refusal(403, "CsrfTokenInvalid", _EXPIRED)(scope, receive, send)
+            await refusal(403, "CsrfTokenInvalid", STALE_FORM_MESSAGE)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
-
-    def _same_origin(self, headers: Headers) -> bool:
-        """False when the browser names another origin; True when it names ours or none."""
-        origins = headers.getlist("origin")
-        if origins:
-            return len(origins) == 1 and origins[0] == self._origin
-        referers = headers.getlist("referer")
-        if referers:
-            return len(referers) == 1 and origin_of(referers[0]) == self._origin
-        return True
 
 
 def web_middleware(
@@ -232,8 +237,12 @@ def web_middleware(
     ]
 
 
-_CROSS_ORIGIN = "This form was sent from another site. Open the broker directly and try again."
-_EXPIRED = "This form has expired or was not sent by this browser. Reload the page and try again."
+CROSS_ORIGIN_MESSAGE = (
+    "This form was sent from another site. Open the broker directly and try again."
+)
+STALE_FORM_MESSAGE = (
+    "This form has expired or was not sent by this browser. Reload the page and try again."
+)
 _TOO_LARGE = "The request is too large."
 
 
@@ -287,7 +296,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _refusal(status: int, code: str, message: str) -> HTMLResponse:
+def refusal(status: int, code: str, message: str) -> HTMLResponse:
     """The broker's own error page (its template and stylesheet), naming the code.
 
     A person meets this after a stale tab or a hostile site's post, so it looks like the

@@ -6,8 +6,8 @@ endpoint, JWKS). httpx with a cookie jar plays the browser and follows each redi
 hand, so every hop (302 to the provider, the provider's login form, the callback, the 303
 to the role picker) is asserted.
 
-The helpers here (:func:`oidc_config`, :class:`Browser`, :func:`reason`) are shared with
-``tests/security/test_oidc_login_attacks.py``.
+The helpers here (:func:`oidc_config`, :class:`Browser`, :class:`LoginSetup`,
+:func:`reason`) are shared with ``tests/security/test_oidc_login_attacks.py``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from broker.app import create_app
 from broker.config import load_config
 from idp_fixtures import Client, OidcProvider, OidcServer, User, serve_in_thread
 from tests.integration.conftest import DEV, OffsetClock, bind_loopback, start_server, stop_server
+from tests.integration.test_people import _csrf
+from tests.integration.test_web_identity import _trust
 
-WEB = "sts:AssumeRoleWithWebIdentity"
 ALICE = "110000000000000000001"
 """Google subjects are numeric strings."""
 BOB = "110000000000000000002"
@@ -40,17 +41,6 @@ COGNITO_READER = f"arn:aws:iam::{DEV}:role/CognitoReader"
 COGNITO_ADMIN = f"arn:aws:iam::{DEV}:role/CognitoAdmin"
 ROLE_ARN = re.compile(r'<code class="role-arn">([^<]+)</code>')
 SESSION_COOKIE = "sts-broker"
-
-
-def _trust(principal: str, condition: dict[str, Any] | None = None) -> dict[str, Any]:
-    statement: dict[str, Any] = {
-        "Effect": "Allow",
-        "Principal": {"Federated": principal},
-        "Action": WEB,
-    }
-    if condition:
-        statement["Condition"] = condition
-    return {"Version": "2012-10-17", "Statement": [statement]}
 
 
 def oidc_config(
@@ -132,6 +122,20 @@ class Browser:
         assert page.status_code == 200, page.status_code
         return ROLE_ARN.findall(page.text)
 
+    def assume(self, role_arn: str) -> httpx.Response:
+        """``POST /assume`` for 15 min credentials, with the role picker's CSRF token."""
+        page = self.http.get(f"{self.broker}/roles")
+        return self.http.post(
+            f"{self.broker}/assume",
+            data={
+                "csrf_token": _csrf(page.text),
+                "role": role_arn,
+                "duration": "900",
+                "target": "credentials",
+            },
+            headers={"origin": self.broker},
+        )
+
     def signed_in(self) -> bool:
         """True when ``/roles`` shows a picker (200), False when it sends to sign-in (303)."""
         status = self.http.get(f"{self.broker}/roles").status_code
@@ -141,6 +145,8 @@ class Browser:
 
 @dataclass
 class LoginSetup:
+    """A running broker and fixture provider, and the browsers opened against it."""
+
     url: str
     idp: OidcServer
     clock: OffsetClock
@@ -149,10 +155,6 @@ class LoginSetup:
     @property
     def google(self) -> OidcProvider:
         return self.idp.issuer("google")
-
-    @property
-    def cognito(self) -> OidcProvider:
-        return self.idp.issuer("cognito")
 
     def browser(self) -> Browser:
         """A new browser (empty cookie jar), closed when the module's broker stops."""
@@ -308,19 +310,7 @@ def test_signed_in_person_gets_credentials_with_the_email_as_session_name(
 ) -> None:
     browser = people.browser()
     assert browser.sign_in("google", ALICE).status_code == 303
-    page = browser.http.get(f"{people.url}/roles")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert csrf is not None
-    answer = browser.http.post(
-        f"{people.url}/assume",
-        data={
-            "csrf_token": csrf.group(1),
-            "role": GOOGLE_READER,
-            "duration": "900",
-            "target": "credentials",
-        },
-        headers={"origin": people.url},
-    )
+    answer = browser.assume(GOOGLE_READER)
     assert answer.status_code == 200, answer.text[:500]
     assert f"arn:aws:sts::{DEV}:assumed-role/GoogleReader/alice@example.com" in answer.text
 
@@ -362,19 +352,7 @@ def test_session_name_claim_and_public_client(people: LoginSetup) -> None:
     """cognito-app has no secret (PKCE only); the session name comes from cognito:username."""
     browser = people.browser()
     assert browser.sign_in("cognito", "carol").status_code == 303
-    page = browser.http.get(f"{people.url}/roles")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert csrf is not None
-    answer = browser.http.post(
-        f"{people.url}/assume",
-        data={
-            "csrf_token": csrf.group(1),
-            "role": COGNITO_READER,
-            "duration": "900",
-            "target": "credentials",
-        },
-        headers={"origin": people.url},
-    )
+    answer = browser.assume(COGNITO_READER)
     assert answer.status_code == 200, answer.text[:500]
     assert "assumed-role/CognitoReader/carol.c" in answer.text
 

@@ -34,20 +34,21 @@ from starlette.routing import Route
 from broker.clock import SystemClock
 from broker.config import OidcSettings
 from broker.web.oidc_login import ProviderDiscovery
-from idp_fixtures import Client, OidcProvider, OidcServer, User, hostile, s256, serve_in_thread
+from idp_fixtures import Client, OidcProvider, User, hostile, s256, serve_in_thread
 from idp_fixtures.loopback import bind_socket, origin, running_in_thread
-from tests.integration.conftest import OffsetClock, bind_loopback, free_port, stop_server
+from tests.integration.conftest import bind_loopback, free_port, stop_server
 from tests.integration.test_oidc_login import (
+    ALICE,
     Browser,
+    LoginSetup,
     oidc_config,
     reason,
     sets_session,
     start_broker,
 )
+from tests.integration.test_web_identity import _trust
 
-ALICE = "110000000000000000001"
 SECRET = "evil-app-secret-never-shown"
-WEB = "sts:AssumeRoleWithWebIdentity"
 HOSTILE_DISCOVERY: dict[str, dict[str, Any]] = {
     "evil": {},
     "posty": {"token_endpoint_auth_methods_supported": ["client_secret_post"]},
@@ -120,25 +121,14 @@ def hostile_app(issuers: dict[str, HostileIssuer]) -> Starlette:
 
 
 @dataclass
-class Attack:
-    url: str
-    idp: OidcServer
-    hostile: dict[str, HostileIssuer]
-    clock: OffsetClock
-    opened: list[Browser] = field(default_factory=list)
+class Attack(LoginSetup):
+    """:class:`LoginSetup` with the hostile issuers beside the fixture provider."""
 
-    @property
-    def google(self) -> OidcProvider:
-        return self.idp.issuer("google")
+    hostile: dict[str, HostileIssuer] = field(default_factory=dict)
 
     @property
     def corp(self) -> OidcProvider:
         return self.idp.issuer("corp")
-
-    def browser(self) -> Browser:
-        browser = Browser(self.url)
-        self.opened.append(browser)
-        return browser
 
     def started(self, name: str = "evil") -> tuple[Browser, dict[str, str]]:
         """A browser that started a login at ``name``, and the authorization request's query."""
@@ -147,13 +137,6 @@ class Attack:
 
     def callback(self, browser: Browser, name: str, **params: str) -> httpx.Response:
         return browser.callback(f"{self.url}/oidc/callback/{name}?{urlencode(params)}")
-
-
-def _trust(principal: str) -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Federated": principal}, "Action": WEB}],
-    }
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +192,7 @@ def attack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Attack]:
         try:
             yield setup
         finally:
-            for browser in setup.opened:
-                browser.http.close()
+            setup.close()
             stop_server(running)
 
 
@@ -305,8 +287,7 @@ def test_state_of_one_provider_at_another_providers_callback(attack: Attack) -> 
 
 
 def test_idp_error_access_denied(attack: Attack) -> None:
-    browser = attack.browser()
-    query = dict(parse_qsl(urlsplit(browser.start("google")).query))
+    browser, query = attack.started("google")
     response = attack.callback(
         browser,
         "google",
@@ -320,8 +301,7 @@ def test_idp_error_access_denied(attack: Attack) -> None:
 
 
 def test_idp_error_text_is_bounded_and_escaped(attack: Attack) -> None:
-    browser = attack.browser()
-    query = dict(parse_qsl(urlsplit(browser.start("google")).query))
+    browser, query = attack.started("google")
     response = attack.callback(
         browser,
         "google",
