@@ -151,3 +151,27 @@ async def fetch_json(
         return json.loads(fetched.body), fetched
     except (UnicodeDecodeError, ValueError):
         raise DocumentUnusable(f"the {what} at {fetched.url} is not JSON") from None
+
+
+async def fetch_discovery(
+    http: httpx.AsyncClient, issuer: str, *, timeout: httpx.Timeout | float
+) -> tuple[dict[str, object], str]:
+    """``(document, url)``: issuer's OpenID discovery document, its ``issuer`` checked.
+
+    The one fetch-and-check both of its readers need (the JWKS cache takes ``jwks_uri``,
+    browser sign-in the endpoints). The document must be a JSON object naming exactly the
+    configured issuer (OpenID Connect Discovery 4.3): one served for another issuer is a
+    mix-up, never followed. Raises :class:`DocumentUnusable`.
+    """
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    document, _ = await fetch_json(http, url, what="discovery document", timeout=timeout)
+    if not isinstance(document, dict):
+        raise DocumentUnusable(f"the discovery document at {url} is not a JSON object")
+    found = document.get("issuer")
+    if found != issuer:
+        shown = repr(found[:80]) if isinstance(found, str) else "missing"
+        raise DocumentUnusable(
+            f"the discovery document names issuer {shown}, not {issuer} as configured "
+            "(they must be equal exactly)"
+        )
+    return document, url

@@ -43,7 +43,7 @@ from joserfc.jwk import ECKey, RSAKey
 from broker.clock import Clock
 from broker.config import OidcProviderConfig, OidcSettings, oidc_url_problem
 from broker.errors import StsError
-from broker.identity.fetch import MAX_DOCUMENT_BYTES, DocumentUnusable, fetch_json
+from broker.identity.fetch import MAX_DOCUMENT_BYTES, DocumentUnusable, fetch_discovery, fetch_json
 from broker.identity.refresh import RefreshGate
 
 log = logging.getLogger("broker.oidc")
@@ -427,15 +427,10 @@ class KeySource:
         return _build(keys, rejected, math.inf, math.inf)
 
     async def _discover(self, issuer: str) -> str:
-        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document, _ = await self._get_json(url, "discovery document")
-        if not isinstance(document, dict):
-            raise _FetchError(f"the discovery document at {url} is not a JSON object")
-        if document.get("issuer") != issuer:
-            raise _FetchError(
-                f"the discovery document names issuer {_short(str(document.get('issuer')))}, "
-                f"not {issuer} as configured"
-            )
+        try:
+            document, url = await fetch_discovery(self._http, issuer, timeout=self._timeout)
+        except DocumentUnusable as exc:
+            raise _FetchError(str(exc)) from None
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise _FetchError(f"the discovery document at {url} has no jwks_uri")

@@ -64,7 +64,7 @@ from broker.config import (
 )
 from broker.errors import StsError
 from broker.identity import WebIdentity, WebIdentityVerifier
-from broker.identity.fetch import DocumentUnusable, fetch_json
+from broker.identity.fetch import DocumentUnusable, fetch_discovery
 from broker.identity.refresh import RefreshGate
 from broker.sts.federated import FederatedIdentity
 from broker.web.login import LoginBinding, LoginBindingError, PendingLogin
@@ -140,17 +140,9 @@ def endpoint_problem(value: object) -> str | None:
     return oidc_url_problem(base)
 
 
-def parse_discovery(document: object, issuer: str, url: str) -> ProviderMetadata:
-    """The checked metadata of ``document`` fetched from ``url``; DiscoveryError if unusable."""
-    if not isinstance(document, dict):
-        raise DiscoveryError(f"the discovery document at {url} is not a JSON object")
-    found = document.get("issuer")
-    if found != issuer:
-        shown = repr(found[:80]) if isinstance(found, str) else "missing"
-        raise DiscoveryError(
-            f"the discovery document names issuer {shown}, not {issuer} as configured "
-            "(they must be equal exactly)"
-        )
+def parse_discovery(document: Mapping[str, object], issuer: str) -> ProviderMetadata:
+    """The sign-in metadata of ``issuer``'s discovery document (its ``issuer`` already
+    checked by :func:`~broker.identity.fetch.fetch_discovery`); DiscoveryError if unusable."""
     endpoints: dict[str, str] = {}
     for name in ("authorization_endpoint", "token_endpoint"):
         value = document.get(name)
@@ -233,14 +225,11 @@ class ProviderDiscovery:
         entry.usable_until = now + ttl + self._settings.last_known_good_seconds
 
     async def _fetch(self, issuer: str) -> ProviderMetadata:
-        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
-            document, _ = await fetch_json(
-                self._http, url, what="discovery document", timeout=self._timeout
-            )
+            document, _ = await fetch_discovery(self._http, issuer, timeout=self._timeout)
         except DocumentUnusable as exc:
             raise DiscoveryError(str(exc)) from None
-        return parse_discovery(document, issuer, url)
+        return parse_discovery(document, issuer)
 
 
 class ResponseTooLargeError(httpx.TransportError):
