@@ -68,16 +68,6 @@ def token_keys(config: BrokerConfig) -> list[tuple[str, bytes]]:
     return keys
 
 
-def role_descriptions(config: BrokerConfig) -> dict[str, str]:
-    """Role ARN -> its config ``description``, for the role picker."""
-    return {
-        f"arn:aws:iam::{account_id}:role{role.path}{name}": role.description
-        for account_id, account in config.accounts.items()
-        for name, role in account.roles.items()
-        if role.description
-    }
-
-
 def create_app(
     config: BrokerConfig, *, clock: Clock | None = None, store: Store | None = None
 ) -> Starlette:
@@ -151,7 +141,6 @@ def create_app(
             directory=directory,
             clock=clock,
             secure=sessions.cookies.secure,
-            descriptions=role_descriptions(config),
         )
         browser = saml_routes.SamlBrowserRoutes(
             verifier=saml,

@@ -48,6 +48,8 @@ class Role:
     trust_policy: Policy
     policies: tuple[Policy, ...]
     tags: Mapping[str, str]
+    description: str = ""
+    """The config's ``description``, shown by the role picker."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,7 @@ class Directory:
                     ),
                     policies=tuple(policies),
                     tags=dict(role.tags),
+                    description=role.description,
                 )
         if problems:
             raise ConfigError([p for err in problems for p in err.problems])

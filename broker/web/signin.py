@@ -161,13 +161,11 @@ class RoleChooser:
         directory: Directory,
         clock: Clock,
         secure: bool,
-        descriptions: Mapping[str, str] | None = None,
     ) -> None:
         self._engine = engine
         self._directory = directory
         self._clock = clock
         self._secure = secure
-        self._descriptions = dict(descriptions or {})
 
     def request_info(self, request: HTTPConnection) -> RequestInfo:
         """What policies may test about this browser request (time, source IP, https)."""
@@ -242,7 +240,7 @@ class RoleChooser:
             name=role.name,
             account=role.account,
             account_label=f"{alias} ({role.account})" if alias else role.account,
-            description=self._descriptions.get(role.arn, ""),
+            description=role.description,
             max_duration=longest,
         )
 

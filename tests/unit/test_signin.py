@@ -122,13 +122,7 @@ def chooser(tmp_path: Path) -> RoleChooser:
         issuer=WebIdentityIssuer(config, clock),
         messages=AuthorizationMessages(keys, clock=clock),
     )
-    return RoleChooser(
-        engine=engine,
-        directory=directory,
-        clock=clock,
-        secure=False,
-        descriptions={DEV: "Everyday work."},
-    )
+    return RoleChooser(engine=engine, directory=directory, clock=clock, secure=False)
 
 
 # -- FederatedIdentity and SignedIn as JSON --------------------------------------------------
