@@ -122,6 +122,8 @@ class _Provider:
     convention: Convention
     names: frozenset[str]
     """Spellings a ``ProviderId`` may use for this provider."""
+    principal_names: tuple[str, ...]
+    """What ``{"Federated": ...}`` may name to admit it (worked out once, not per token)."""
 
 
 class _Header(NamedTuple):
@@ -173,6 +175,7 @@ class WebIdentityVerifier:
                     client_ids=frozenset(provider.client_ids),
                     convention=convention,
                     names=frozenset({provider.url, provider.arn_path, arn}),
+                    principal_names=convention.principal_names(arn),
                 )
                 for issuer in convention.issuers(provider.url):
                     self._providers[(account, issuer)] = resolved
@@ -218,7 +221,7 @@ class WebIdentityVerifier:
         return WebIdentity(
             issuer=issuer,
             provider_arn=provider.arn,
-            principal_names=provider.convention.principal_names(provider.arn),
+            principal_names=provider.principal_names,
             subject=subject,
             audience=audience,
             context=MappingProxyType(context),
