@@ -41,11 +41,16 @@ from broker.clock import SystemClock
 from broker.config import BrokerConfig, load_config
 from broker.directory import Directory
 from broker.iam import AuthzRequest, evaluate_policies
-from broker.identity import WebIdentityVerifier, read_signature, verify_signature
+from broker.identity import (
+    Caller,
+    TokenSealer,
+    WebIdentityVerifier,
+    authenticate,
+    read_signature,
+    verify_signature,
+)
 from broker.request import HttpRequestParts
-from broker.sts.callers import Caller, authenticate
 from broker.sts.model import StsModel
-from broker.sts.tokens import TokenSealer
 
 NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 URL = "http://127.0.0.1:8080/"

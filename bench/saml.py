@@ -58,7 +58,7 @@ from broker.app import create_app  # noqa: E402
 from broker.clock import SystemClock  # noqa: E402
 from broker.config import load_config  # noqa: E402
 from broker.errors import StsError  # noqa: E402
-from broker.identity.saml import SamlVerifier  # noqa: E402
+from broker.identity import SamlVerifier  # noqa: E402
 from idp_fixtures.saml import SamlIdp, SamlUser  # noqa: E402
 from idp_fixtures.saml.presets import okta  # noqa: E402
 

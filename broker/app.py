@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -15,23 +16,24 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from broker import __version__
-from broker.authz import AuthorizationMessages, AuthzApi, AuthzService
+from broker.authz import AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
-from broker.config import BrokerConfig
-from broker.console import ConsoleFederation
+from broker.config import BrokerConfig, ConfigCheck, load_config
 from broker.demo import demo_middleware
 from broker.directory import Directory
-from broker.identity import SamlVerifier, WebIdentityVerifier
+from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
+from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
 from broker.store import Store, open_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
+from broker.sts.messages import AuthorizationMessages
 from broker.sts.model import StsModel
-from broker.sts.tokens import TokenSealer
 from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
 from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
+from broker.web.console import ConsoleFederation
 from broker.web.oidc_login import OidcLoginRoutes
 from broker.web.pages import STATIC_DIR
 from broker.web.people import PeopleRoutes, is_signin_query
@@ -51,6 +53,18 @@ CSRF_EXEMPT = {
     "/console/logout": "console may have no browser session: checks Origin and its own token",
 }
 """Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
+
+
+CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems,)
+"""Checks of files the config names whose contents belong to a layer above ``config``."""
+
+
+def load_broker_config(
+    path: str | Path, *, environ: Mapping[str, str] | None = None
+) -> BrokerConfig:
+    """The config file with every check a serving broker makes: the file's own rules and
+    the contents of the files it names (SAML metadata), one list of mistakes in line order."""
+    return load_config(path, environ=environ, checks=CONFIG_CHECKS)
 
 
 def token_keys(config: BrokerConfig) -> list[tuple[str, bytes]]:

@@ -1,5 +1,5 @@
 """The ``sts-broker`` command: serve, check-config, config-schema, keygen, and the client
-commands login, credential-process and console (:mod:`broker.cli_login`).
+commands login, credential-process and console (:mod:`broker.client.login`).
 
 Config mistakes are printed one per line as ``file:line: key.path: reason`` and exit with
 status 2 before anything listens, so a bad deploy fails loudly at start-up.
@@ -20,7 +20,8 @@ import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from broker import __version__, cli_login
+from broker import __version__
+from broker.client import login as client_login
 
 EXIT_CONFIG = 2
 
@@ -68,17 +69,18 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config-schema", help="print the config file's JSON Schema")
     sub.add_parser("keygen", help="print a new random token key (base64, 32 bytes)")
-    cli_login.add_commands(sub)
+    client_login.add_commands(sub)
     return parser
 
 
 def _check(path: str) -> int:
     """Load and fully validate (IAM grammar included); list every problem."""
-    from broker.config import ConfigError, load_config  # noqa: PLC0415 - see module doc
+    from broker.app import load_broker_config  # noqa: PLC0415 - see module doc
+    from broker.config import ConfigError  # noqa: PLC0415
     from broker.directory import Directory  # noqa: PLC0415
 
     try:
-        Directory.build(load_config(path))
+        Directory.build(load_broker_config(path))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
@@ -89,8 +91,9 @@ def _check(path: str) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - see module doc
 
-    from broker.app import create_app  # noqa: PLC0415
-    from broker.config import ConfigError, is_loopback_host, load_config  # noqa: PLC0415
+    from broker.app import create_app, load_broker_config  # noqa: PLC0415
+    from broker.config import ConfigError  # noqa: PLC0415
+    from broker.loopback import is_loopback_host  # noqa: PLC0415
 
     path = args.config_file or args.config
     if not path:
@@ -100,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        config = load_config(path)
+        config = load_broker_config(path)
         app = create_app(config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
@@ -136,7 +139,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from broker.config import ConfigError, load_config  # noqa: PLC0415 - see module doc
     from broker.directory import Directory  # noqa: PLC0415
     from broker.errors import StsError  # noqa: PLC0415
-    from broker.simulate import parse_context, render, simulate  # noqa: PLC0415
+    from broker.sts.simulate import parse_context, render, simulate  # noqa: PLC0415
 
     try:
         config = load_config(args.config)
@@ -192,11 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(config_json_schema(), indent=2))
         return 0
     if args.command == "login":
-        return cli_login.run_login(args)
+        return client_login.run_login(args)
     if args.command == "credential-process":
-        return cli_login.run_credential_process(args)
+        return client_login.run_credential_process(args)
     if args.command == "console":
-        return cli_login.run_console(args)
+        return client_login.run_console(args)
     if args.command == "keygen":
         print(base64.b64encode(os.urandom(32)).decode())
         return 0

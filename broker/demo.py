@@ -35,8 +35,9 @@ from starlette.routing import Mount, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from broker.clock import Clock
-from broker.config import BrokerConfig, ConfigError, KeyPath, is_loopback_host
+from broker.config import BrokerConfig, ConfigError, KeyPath
 from broker.identity import SamlVerifier
+from broker.loopback import is_loopback_host
 from broker.web.oidc_login import redirect_uri
 
 if TYPE_CHECKING:

@@ -16,8 +16,6 @@ from broker.config import BrokerConfig, ConfigError
 from broker.iam import MalformedPolicyError, Policy, PolicyKind, parse_policy
 from broker.ids import unique_id
 
-MANAGED_POLICY_PREFIXES = ("arn:aws:iam::aws:policy/",)
-
 
 @dataclass(frozen=True)
 class MfaDevice:

@@ -30,3 +30,31 @@ def validation_error(message: str) -> StsError:
 def access_denied(message: str) -> StsError:
     """AWS's authorization refusal (403 ``AccessDenied``)."""
     return StsError("AccessDenied", message, 403)
+
+
+def invalid_token(message: str) -> StsError:
+    """A SAML response or ID token that is not valid and verifiable (400
+    ``InvalidIdentityToken``)."""
+    return StsError("InvalidIdentityToken", message, 400)
+
+
+def rejected_claim(message: str) -> StsError:
+    """The signature is good but a claim can't be accepted (403 ``IDPRejectedClaim``)."""
+    return StsError("IDPRejectedClaim", message, 403)
+
+
+def communication_error(message: str) -> StsError:
+    """The identity provider's keys or metadata can't be had (400 ``IDPCommunicationError``,
+    which botocore retries)."""
+    return StsError("IDPCommunicationError", message, 400)
+
+
+def shortened(text: str, limit: int = 64) -> str:
+    """``text`` cut to ``limit`` characters (the last three ``...``), so one message stays
+    one line whatever a caller or an identity provider sent."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quoted(text: str, limit: int = 64) -> str:
+    """:func:`shortened`, quoted with ``repr`` so control characters cannot forge a log line."""
+    return repr(shortened(text, limit))

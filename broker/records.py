@@ -2,9 +2,9 @@
 
 A ``@dataclass(frozen=True)`` instance is immutable because its class's ``__setattr__``
 raises; so its generated ``__init__`` must store each field through ``object.__setattr__``,
-about 75 ns a field in CPython 3.11, against ~20 ns for a plain store. A web identity
-request builds a dozen such values (~70 fields: the request, the verified identity, the
-session claims, the policy evaluation): ~2.5 µs of every request.
+several times the cost of a plain store. A web identity request builds a dozen such values
+(~70 fields: the request, the verified identity, the session claims, the policy
+evaluation), so that cost is paid on every request (bench/README.md has the figures).
 
 :func:`fast_init` keeps everything ``dataclass`` made (``__eq__``, ``__hash__``,
 ``__repr__``, the raising ``__setattr__``/``__delattr__``, ``fields()``, ``replace()``) and

@@ -31,7 +31,7 @@ from signxml.signer import XMLSigner
 from broker.clock import FrozenClock, iso8601
 from broker.config import load_config
 from broker.errors import StsError
-from broker.identity.saml import SamlIdentity, SamlVerifier
+from broker.identity import SamlIdentity, SamlVerifier
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"

@@ -15,21 +15,12 @@ from broker.authz.client import (
     PrincipalInfo,
     presign_caller_identity,
 )
-from broker.authz.messages import (
-    DECODE_ACTION,
-    MAX_MESSAGE_CHARS,
-    AuthorizationMessages,
-    invalid_message,
-)
 from broker.authz.middleware import PROOF_HEADER, RequireIamPermission
 from broker.authz.routes import AuthzApi, openapi_document
 from broker.authz.service import AuthzService, CheckResult, is_reserved_key
 
 __all__ = [
-    "DECODE_ACTION",
-    "MAX_MESSAGE_CHARS",
     "PROOF_HEADER",
-    "AuthorizationMessages",
     "AuthzApi",
     "AuthzClient",
     "AuthzError",
@@ -38,7 +29,6 @@ __all__ = [
     "CheckResult",
     "PrincipalInfo",
     "RequireIamPermission",
-    "invalid_message",
     "is_reserved_key",
     "openapi_document",
     "presign_caller_identity",

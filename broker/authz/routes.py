@@ -6,7 +6,7 @@ is proved one of two ways:
 - **SigV4**: the check request itself is signed with the caller's credentials, scoped to the
   broker's region and service ``sts`` (any AWS SDK signer does this; the signature covers
   the path and body, so it can never be replayed as an STS call or another check). It is
-  verified by :func:`broker.sts.callers.authenticate`, exactly as an STS action is.
+  verified by :func:`broker.identity.caller.authenticate`, exactly as an STS action is.
 - **Presigned proof**: the body carries ``{"proof": {"presigned_url": ...}}``, a
   ``GetCallerIdentity`` URL the client presigned for this broker (the Vault /
   aws-iam-authenticator pattern). The resource server forwarding it holds no credentials
@@ -38,17 +38,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from broker.authz.messages import MAX_MESSAGE_CHARS
 from broker.authz.service import AuthzService, CheckResult
 from broker.clock import Clock
 from broker.directory import Directory
 from broker.errors import StsError, access_denied, validation_error
 from broker.iam import ContextValue
+from broker.identity import Caller, TokenSealer, authenticate
 from broker.ids import request_id
 from broker.request import HttpRequestParts
-from broker.sts.callers import Caller, authenticate
+from broker.sts.messages import MAX_MESSAGE_CHARS
 from broker.sts.protocol import parse_query_request
-from broker.sts.tokens import TokenSealer
 
 __all__ = ["MAX_PROOF_CHARS", "AuthzApi", "openapi_document"]
 
@@ -98,7 +97,6 @@ class AuthzApi:
         self._region = region
         self._max_body = max_body_bytes
         public = urlsplit(public_url)
-        self._scheme = public.scheme
         self._hosts = frozenset(
             _authority(public.scheme, host) for host in (public.netloc, *extra_hosts)
         )

@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.authz.messages import DECODE_ACTION, AuthorizationMessages
 from broker.clock import Clock
 from broker.directory import Directory
 from broker.errors import access_denied, validation_error
 from broker.iam import AuthzRequest, ContextValue, Decision, MatchedStatement, authorize
-from broker.sts.callers import Caller
+from broker.identity import Caller
+from broker.sts.messages import DECODE_ACTION, AuthorizationMessages
 
 __all__ = [
     "MAX_CONTEXT_KEYS",

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from broker.loopback import is_loopback_host
+
 if TYPE_CHECKING:
     import httpx
 
@@ -36,11 +38,8 @@ def broker_url(value: str) -> str:
     """The broker's base URL without a trailing slash; ValueError when unusable.
 
     Plain http only to loopback: the credentials and refresh tokens that cross this link
-    are bearer secrets. (broker.config is imported here, not at the top: it is heavy, and
-    ``credential-process``, which runs on every AWS CLI call, never needs it.)
+    are bearer secrets.
     """
-    from broker.config import is_loopback_host  # noqa: PLC0415
-
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"--broker must be an http(s) URL, got {value!r}")

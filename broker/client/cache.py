@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from broker import cli_client
-from broker.files import replace_atomically
+from broker.client import api
+from broker.client.files import replace_atomically
 
 PROFILE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 """Profile names: safe as a file name and as an INI section name."""
@@ -76,17 +76,17 @@ class CachedLogin:
 
     def process_output(self) -> dict[str, Any]:
         """What ``credential_process`` prints (the AWS CLI's documented format)."""
-        return {"Version": 1, **{k: self.credentials[k] for k in cli_client.CREDENTIAL_FIELDS}}
+        return {"Version": 1, **{k: self.credentials[k] for k in api.CREDENTIAL_FIELDS}}
 
     @classmethod
     def from_token(cls, broker: str, body: dict[str, Any], duration: int | None) -> CachedLogin:
-        """From a ``/cli/token`` answer (already checked by :func:`cli_client.token`)."""
+        """From a ``/cli/token`` answer (already checked by :func:`api.token`)."""
         refresh = body.get("refresh_token")
         refresh_ends = body.get("refresh_expires_at")
         return cls(
             broker=broker,
             role_arn=str(body.get("RoleArn", "")),
-            credentials={k: str(body[k]) for k in cli_client.CREDENTIAL_FIELDS},
+            credentials={k: str(body[k]) for k in api.CREDENTIAL_FIELDS},
             refresh_token=refresh if isinstance(refresh, str) else "",
             refresh_expires_at=refresh_ends if isinstance(refresh_ends, str) else "",
             duration=duration,
@@ -112,7 +112,7 @@ class CachedLogin:
         refresh, refresh_ends = value.get("refresh_token", ""), value.get("refresh_expires_at", "")
         duration = value.get("duration")
         if not isinstance(creds, dict) or not all(
-            isinstance(creds.get(k), str) for k in cli_client.CREDENTIAL_FIELDS
+            isinstance(creds.get(k), str) for k in api.CREDENTIAL_FIELDS
         ):
             return None
         if not all(isinstance(v, str) for v in (broker, role, refresh, refresh_ends)):
@@ -122,7 +122,7 @@ class CachedLogin:
         return cls(
             broker=str(broker),
             role_arn=str(role),
-            credentials={k: str(creds[k]) for k in cli_client.CREDENTIAL_FIELDS},
+            credentials={k: str(creds[k]) for k in api.CREDENTIAL_FIELDS},
             refresh_token=str(refresh),
             refresh_expires_at=str(refresh_ends),
             duration=duration,
@@ -228,7 +228,7 @@ class CredentialCache:
                 return login
             try:
                 login = self._refresh(profile, login)
-            except cli_client.BrokerError as exc:
+            except api.BrokerError as exc:
                 if login.expires_at - now > 0:
                     print(
                         f"sts-broker: could not refresh ({exc}); using the cached "
@@ -241,18 +241,18 @@ class CredentialCache:
 
     def _refresh(self, profile: str, login: CachedLogin) -> CachedLogin:
         if not login.refresh_token:
-            raise cli_client.BrokerError("invalid_grant", "this login has no refresh token")
-        body = cli_client.token(
+            raise api.BrokerError("invalid_grant", "this login has no refresh token")
+        body = api.token(
             login.broker, {"grant_type": "refresh_token", "refresh_token": login.refresh_token}
         )
         refreshed = CachedLogin.from_token(login.broker, body, login.duration)
         if refreshed.role_arn != login.role_arn:
-            raise cli_client.BrokerError("bad_response", "the broker refreshed another role")
+            raise api.BrokerError("bad_response", "the broker refreshed another role")
         self.save(profile, refreshed)
         return refreshed
 
 
-def _refresh_failed(profile: str, login: CachedLogin, exc: cli_client.BrokerError) -> str:
+def _refresh_failed(profile: str, login: CachedLogin, exc: api.BrokerError) -> str:
     if exc.error == "invalid_grant":
         why = "the browser sign-in behind it ended or was revoked"
     else:

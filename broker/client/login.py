@@ -11,8 +11,8 @@ code would give us *their* credentials), then redeems the code with the verifier
 **Device login** (``--no-browser``): the broker gives a user code to type at
 ``/cli/device``; the CLI polls ``/cli/token`` at the interval the broker asks for.
 
-Either way the answer goes to the cache (:mod:`broker.cli_cache`) and, unless
-``--print-exports``, to the AWS shared files (:mod:`broker.cli_profiles`). Messages for
+Either way the answer goes to the cache (:mod:`broker.client.cache`) and, unless
+``--print-exports``, to the AWS shared files (:mod:`broker.client.profiles`). Messages for
 people go to stderr; stdout carries only what scripts consume (exports, the
 ``credential_process`` JSON, the console URL).
 """
@@ -32,8 +32,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from broker import cli_client
-from broker.cli_cache import DEFAULT_REFRESH_BEFORE, CachedLogin, CacheError, CredentialCache
+from broker.client import api
+from broker.client.cache import DEFAULT_REFRESH_BEFORE, CachedLogin, CacheError, CredentialCache
 from broker.pkce import challenge_of, new_verifier
 
 EXIT_FAILED = 1
@@ -179,7 +179,7 @@ def browser_flow(
     code = _single(callback.params, "code")
     if not code:
         raise LoginError("the browser's answer has no code")
-    return cli_client.token(
+    return api.token(
         broker,
         {"grant_type": "authorization_code", "code": code, "code_verifier": verifier},
     )
@@ -193,7 +193,7 @@ def device_flow(broker: str, *, provider: str, role: str, duration: int | None) 
         "code_challenge_method": "S256",
         **_wanted(provider, role, duration),
     }
-    start = cli_client.post_form(broker, "/cli/device", form)
+    start = api.post_form(broker, "/cli/device", form)
     device_code, user_code = start.get("device_code"), start.get("user_code")
     uri, complete = start.get("verification_uri"), start.get("verification_uri_complete")
     interval, expires_in = start.get("interval", 5), start.get("expires_in", 600)
@@ -209,13 +209,13 @@ def device_flow(broker: str, *, provider: str, role: str, duration: int | None) 
     )
     _say("Waiting for you to approve in the browser...")
     deadline = time.monotonic() + expires_in
-    poll = {"grant_type": cli_client.DEVICE_GRANT, "device_code": str(device_code)}
+    poll = {"grant_type": api.DEVICE_GRANT, "device_code": str(device_code)}
     poll["code_verifier"] = verifier
     while time.monotonic() < deadline:
         time.sleep(interval)  # RFC 8628 3.5: the broker sets the pace
         try:
-            return cli_client.token(broker, poll)
-        except cli_client.BrokerError as exc:
+            return api.token(broker, poll)
+        except api.BrokerError as exc:
             if exc.error == "authorization_pending":
                 continue
             if exc.error == "slow_down":
@@ -268,11 +268,11 @@ def add_commands(sub: Any) -> None:
 
 
 def run_login(args: argparse.Namespace) -> int:
-    from broker.cli_profiles import write_profiles  # noqa: PLC0415 - login only, heavy imports
-    from broker.web.snippets import ENV_NAMES, posix_quote  # noqa: PLC0415 - same
+    from broker.client.profiles import write_profiles  # noqa: PLC0415 - login only, heavy imports
+    from broker.client.snippets import ENV_NAMES, posix_quote  # noqa: PLC0415 - same
 
     try:
-        broker = cli_client.broker_url(args.broker)
+        broker = api.broker_url(args.broker)
     except ValueError as exc:
         _say(f"sts-broker login: {exc}")
         return EXIT_USAGE
@@ -293,7 +293,7 @@ def run_login(args: argparse.Namespace) -> int:
     except (LoginError, CacheError) as exc:
         _say(f"sts-broker login: {exc}")
         return EXIT_FAILED
-    except cli_client.BrokerError as exc:
+    except api.BrokerError as exc:
         _say(f"sts-broker login: the broker refused: {exc}")
         return EXIT_FAILED
     who = body.get("AssumedRoleArn") or login.role_arn
@@ -329,14 +329,14 @@ def run_console(args: argparse.Namespace) -> int:
         login = CredentialCache().fresh(
             args.profile, refresh_before=DEFAULT_REFRESH_BEFORE, now=time.time()
         )
-        signin = cli_client.signin_token(login.broker, login.credentials)
+        signin = api.signin_token(login.broker, login.credentials)
     except CacheError as exc:
         _say(f"sts-broker console: {exc}")
         return EXIT_FAILED
-    except cli_client.BrokerError as exc:
+    except api.BrokerError as exc:
         _say(f"sts-broker console: the broker refused: {exc.description or exc.error}")
         return EXIT_FAILED
-    url = cli_client.console_login_url(login.broker, signin)
+    url = api.console_login_url(login.broker, signin)
     print(url, flush=True)
     if not args.no_browser:
         webbrowser.open(url)

@@ -6,7 +6,7 @@ so static keys there would hide the refreshing process for good):
 
 - ``NAME`` in the config file: ``credential_process = <python> -m broker
   credential-process --profile NAME``. The AWS CLI and SDKs ask for credentials whenever
-  they need them, and get fresh ones (see :mod:`broker.cli_cache`). Use this one.
+  they need them, and get fresh ones (see :mod:`broker.client.cache`). Use this one.
 - ``NAME-static`` in the credentials file: the keys themselves, for tools that cannot run
   a ``credential_process``. They expire with the session and are not refreshed.
 
@@ -30,7 +30,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from broker.files import replace_atomically
+from broker.client.files import replace_atomically
 
 STATIC_SUFFIX = "-static"
 _HEADER = re.compile(r"\s*\[([^\]]*)\]\s*(?:[#;].*)?")

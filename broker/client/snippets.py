@@ -10,7 +10,7 @@ command. Each shell gets its own literal-string syntax (no expansion inside):
 - PowerShell: ``'...'``, a quote doubled (PowerShell also treats the typographic single
   quotes as quotes, so those are doubled too). Double quotes would expand ``$`` and
   backticks;
-- the AWS shared files are written by :mod:`broker.cli_profiles`, the very code
+- the AWS shared files are written by :mod:`broker.client.profiles`, the very code
   ``sts-broker login`` writes them with.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.cli_profiles import STATIC_SUFFIX, with_config, with_credentials
+from broker.client.profiles import STATIC_SUFFIX, with_config, with_credentials
 
 ENV_NAMES = (
     ("AWS_ACCESS_KEY_ID", "AccessKeyId"),
@@ -63,7 +63,7 @@ def credential_snippets(
     """Every block of the credentials page for these AssumeRole-shaped ``Credentials``.
 
     The two AWS files get exactly the layout ``sts-broker login --profile NAME`` writes
-    (:mod:`broker.cli_profiles`, ``docs/cli.md``), so pasting them and running the login
+    (:mod:`broker.client.profiles`, ``docs/cli.md``), so pasting them and running the login
     command later agree instead of fighting: the keys go to ``[NAME-static]`` (a
     ``[NAME]`` in the credentials file would hide the refreshing ``credential_process``
     profile for good), and STS is pointed at the broker by a ``[services ...]`` section,

@@ -119,11 +119,6 @@ class Template:
     raw: str
     parts: tuple[_Part, ...]
 
-    @property
-    def has_variables(self) -> bool:
-        """Whether the value depends on the request (so it cannot be checked at parse)."""
-        return any(not isinstance(part, str) for part in self.parts)
-
     def text(self, context: ContextView) -> str | None:
         """The string with variables replaced; None when a variable has no value."""
         out: list[str] = []

@@ -17,9 +17,9 @@ from broker.clock import iso8601
 from broker.directory import Directory, Role, User
 from broker.errors import StsError
 from broker.iam import ContextValue, MalformedPolicyError, Policy, Principal, parse_policy
-from broker.identity import read_signature, verify_signature
+from broker.identity.session_tokens import SessionClaims, TokenInvalidError, TokenSealer
+from broker.identity.sigv4 import read_signature, verify_signature
 from broker.request import HttpRequestParts
-from broker.sts.tokens import SessionClaims, TokenInvalidError, TokenSealer
 
 CallerKind = Literal["user", "session", "assumed-role", "federated-user"]
 

@@ -17,7 +17,8 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from broker.iam import ContextValue
-from broker.identity import SamlIdentity, WebIdentity
+from broker.identity.oidc import WebIdentity
+from broker.identity.saml import SamlIdentity
 from broker.records import fast_init
 
 FederatedAction = Literal["sts:AssumeRoleWithSAML", "sts:AssumeRoleWithWebIdentity"]

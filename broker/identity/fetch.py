@@ -11,7 +11,7 @@ caller words them in its own vocabulary and error type.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
@@ -175,3 +175,55 @@ async def fetch_discovery(
             "(they must be equal exactly)"
         )
     return document, url
+
+
+class ResponseTooLargeError(httpx.TransportError):
+    """A response went past the :class:`BoundedTransport` limit."""
+
+
+class _CappedStream(httpx.AsyncByteStream):
+    def __init__(self, stream: httpx.AsyncByteStream, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in self._stream:
+            total += len(chunk)
+            if total > self._limit:
+                raise ResponseTooLargeError(f"response larger than {self._limit} bytes")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class BoundedTransport(httpx.AsyncBaseTransport):
+    """Caps every response body at ``limit`` bytes, for authlib's per-login clients.
+
+    authlib reads the token response whole; a hostile or broken token endpoint must not
+    make the broker buffer without end. One instance is shared by every login (one
+    connection pool); closing a per-login client does not close it, its owner does.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_CappedStream(stream, self._limit),
+            extensions=response.extensions,
+            request=request,
+        )
+
+    async def aclose(self) -> None:
+        """Per-login clients close this on exit: the shared pool must outlive them."""
+
+    async def shutdown(self) -> None:
+        await self._inner.aclose()

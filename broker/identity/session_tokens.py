@@ -13,14 +13,15 @@ Format (then base64url without padding)::
   BLAKE2b (a separate HKDF sub-key as the BLAKE2 key), which keeps tokens ~60 bytes
   shorter. Anyone able to derive it could already forge tokens, so nothing is lost. Keyed
   BLAKE2b is a PRF by design (RFC 7693) and is CPython's own code: HMAC-SHA256 through
-  OpenSSL, which version 1 used, looks its algorithm up on every call and cost each mint
-  several µs of server CPU over HTTP (bench/README.md). Version 1 tokens are refused as an
-  unknown format (no release sealed any).
+  OpenSSL, which version 1 used, looks its algorithm up on every call, a cost on every mint
+  (measured in bench/README.md). Version 1 tokens are refused as an unknown format (no
+  release sealed any).
 - Claims are compact JSON, deflated only when they exceed :data:`_DEFLATE_FROM` bytes and
   deflating makes them shorter. Session policies and tags compress well and need it; a plain
-  role session (~270 bytes of claims) would shrink by ~100 bytes, but deflate costs 17-27 µs
-  per mint in a serving process (its state is allocated and freed on every call, cold in
-  the cache), and inflating would cost every signed call made with the token again.
+  role session's few hundred bytes of claims would shrink by a third, but deflate's state is
+  allocated and freed on every call, cold in the cache, which costs each mint more than the
+  bytes are worth (bench/README.md), and inflating would cost every signed call made with
+  the token again.
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 def _compact_json(value: dict[str, Any]) -> str:
     """``_COMPACT_JSON.encode(value)``: the same text, without its per-call set-up.
 
-    ``JSONEncoder.encode`` makes a new C encoder object on every call (~1 µs of each
-    mint). The one made here has no circular-reference ``markers`` (claims are plain data,
+    ``JSONEncoder.encode`` makes a new C encoder object on every call, on every mint. The
+    one made here has no circular-reference ``markers`` (claims are plain data,
     never circular), so it keeps no state between calls and can be shared; where the C
     accelerator is missing the encoder above is used.
     """
@@ -215,8 +216,7 @@ class TokenSealer:
 _WBITS = -9
 """Raw deflate with a 512-byte window and the smallest memory level: claims are a few
 hundred bytes, so the default 32 KiB window buys nothing, and its ~256 KiB of state is what
-dominates a call when the allocator cannot reuse it (5 µs instead of 50 µs per token in a
-fresh process; in a warm server the two measure about the same, ~10 µs)."""
+dominates a call when the allocator cannot reuse it."""
 
 
 def _deflate(payload: bytes) -> bytes:

@@ -35,9 +35,9 @@ from joserfc import jws
 
 from broker.clock import Clock, iso8601
 from broker.config import ISSUER_ALGORITHMS, BrokerConfig, IssuerAlgorithm
-from broker.errors import StsError, validation_error
+from broker.errors import StsError, shortened, validation_error
+from broker.identity import Caller
 from broker.issuer.keys import IssuerKeys
-from broker.sts.callers import Caller
 
 CLAIM_NAMESPACE = "https://sts.amazonaws.com/"
 """Where AWS nests its own claims in GetWebIdentityToken JWTs."""
@@ -108,7 +108,7 @@ class WebIdentityIssuer:
         _check_scope_form(scope)
         if subject_mode is not None and subject_mode not in _SUBJECT_MODES:
             raise _model_error(
-                f"Value '{_short(subject_mode)}' at 'subjectMode' failed to satisfy constraint: "
+                f"Value '{shortened(subject_mode)}' at 'subjectMode' failed to satisfy constraint: "
                 f"Member must satisfy enum value set: [{', '.join(_SUBJECT_MODES)}]"
             )
         account = self._config.accounts.get(caller.account)
@@ -198,7 +198,7 @@ def _payload(claims: Mapping[str, Any]) -> bytes:
 def _check_algorithm(algorithm: str) -> IssuerAlgorithm:
     if len(algorithm) != 5:
         raise _model_error(
-            f"Value '{_short(algorithm)}' at 'signingAlgorithm' failed to satisfy constraint: "
+            f"Value '{shortened(algorithm)}' at 'signingAlgorithm' failed to satisfy constraint: "
             "Member must have length of 5"
         )
     for known in ISSUER_ALGORITHMS:
@@ -247,16 +247,16 @@ def _check_tags(tags: Mapping[str, str]) -> None:
     for key, value in tags.items():
         if not (1 <= len(key) <= 128 and _tag_text(key)):
             raise validation_error(
-                f"Tag key {_short(key)!r} must be 1-128 letters, digits, spaces and _.:/=+-@."
+                f"Tag key {shortened(key)!r} must be 1-128 letters, digits, spaces and _.:/=+-@."
             )
         if not (len(value) <= 256 and _tag_text(value)):
             raise validation_error(
-                f"The value of tag {_short(key)!r} must be at most 256 letters, digits, spaces "
+                f"The value of tag {shortened(key)!r} must be at most 256 letters, digits, spaces "
                 "and _.:/=+-@."
             )
         if key.lower().startswith("aws:"):
             raise validation_error(
-                f"Tag key {_short(key)!r} is reserved: keys may not start with 'aws:'."
+                f"Tag key {shortened(key)!r} is reserved: keys may not start with 'aws:'."
             )
         if key.lower() in seen:
             raise validation_error(
@@ -287,7 +287,3 @@ def _check_scope_form(scope: str | None) -> None:
 def _model_error(violation: str) -> StsError:
     """AWS's wording for a request that breaks the API model."""
     return validation_error(f"1 validation error detected: {violation}")
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 64 else text[:61] + "..."

@@ -18,12 +18,12 @@ from starlette.responses import Response
 from broker.clock import Clock
 from broker.directory import Directory
 from broker.errors import StsError
+from broker.identity import TokenSealer, authenticate
 from broker.ids import request_id
-from broker.sts.callers import authenticate
 from broker.sts.engine import RequestInfo, StsEngine
-from broker.sts.model import StsModel, render_error
+from broker.sts.model import StsModel
 from broker.sts.protocol import read_query_request
-from broker.sts.tokens import TokenSealer
+from broker.sts.render import render_error
 
 log = logging.getLogger("broker.access")
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from broker.directory import Directory, Role
 from broker.iam import AuthzRequest, ContextValue, evaluate_policies
-from broker.sts.callers import Caller
+from broker.identity import Caller
 
 
 def identity_problem(caller: Caller, directory: Directory, request: AuthzRequest) -> str | None:

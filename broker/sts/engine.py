@@ -3,7 +3,7 @@
 One engine behind every adapter. It owns AWS's rules for durations, role chaining, MFA,
 session tags, source identity and session policies, and mints the credentials. It does no
 HTTP: it takes validated parameters (model names, see :mod:`broker.sts.model`) and an
-authenticated :class:`~broker.sts.callers.Caller`, and returns the result members the Query
+authenticated :class:`~broker.identity.caller.Caller`, and returns the result members the Query
 presenter renders.
 """
 
@@ -12,13 +12,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
-import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from broker.authz import AuthorizationMessages
 from broker.clock import iso8601
 from broker.directory import Directory, Role
 from broker.errors import StsError, access_denied, validation_error
@@ -30,28 +27,37 @@ from broker.iam import (
     evaluate_policies,
     parse_policy,
 )
-from broker.identity import SamlRole, SamlVerifier, WebIdentityVerifier
+from broker.identity import (
+    Caller,
+    FederatedIdentity,
+    SamlRole,
+    SamlVerifier,
+    SessionClaims,
+    TokenSealer,
+    WebIdentityVerifier,
+)
 from broker.ids import account_of_key, new_access_key_id
 from broker.issuer import WebIdentityIssuer
 from broker.records import fast_init
 from broker.store import Store
-from broker.sts.callers import Caller
 from broker.sts.decisions import assume_role_problem, identity_problem
-from broker.sts.federated import FederatedIdentity
-from broker.sts.tokens import SessionClaims, TokenSealer
+from broker.sts.messages import AuthorizationMessages
+from broker.sts.session_rules import (
+    SESSION_TOKEN_DEFAULT_DURATION,
+    assume_actions,
+    carried_source_identity,
+    federated_duration,
+    packed_size,
+    request_keys,
+    role_duration,
+    session_tags,
+    tag_keys,
+    validated_tags,
+)
 from broker.totp import STEP_SECONDS, WINDOW, matching_step
 
 log = logging.getLogger("broker.sts")
 
-ROLE_DEFAULT_DURATION = 3600
-CHAINED_MAX_DURATION = 3600
-SESSION_TOKEN_DEFAULT_DURATION = 43200
-PACKED_LIMIT_BYTES = 1500
-"""Compressed size of session policies + tags that counts as 100% ``PackedPolicySize``.
-
-AWS does not publish its packing; this limit lets a maximal 2048-character policy with a
-handful of tags fit, and refuses what AWS's documented limits would refuse too."""
-MAX_SESSION_TAGS = 50
 REPLAY_MARGIN_SECONDS = 300.0
 """Single-use tokens are remembered this much past their expiry (covers clock skew)."""
 
@@ -194,13 +200,13 @@ class StsEngine:
         user = caller.user
         name: str = params["Name"]
         arn = f"arn:aws:sts::{user.account}:federated-user/{name}"
-        tags, _ = _validated_tags(params.get("Tags", ()), ())
-        extra = _tag_keys(tags)
+        tags, _ = validated_tags(params.get("Tags", ()), ())
+        extra = tag_keys(tags)
         self._require_identity_allow(caller, "sts:GetFederationToken", arn, info, extra)
         if tags:
             self._require_identity_allow(caller, "sts:TagSession", arn, info, extra)
         policy_text, policy_arns = self._session_policies(params)
-        packed = _packed_size(policy_text, policy_arns, params.get("Tags", ()))
+        packed = packed_size(policy_text, policy_arns, params.get("Tags", ()))
         duration = int(params.get("DurationSeconds", SESSION_TOKEN_DEFAULT_DURATION))
         now = int(info.now)
         claims = SessionClaims(
@@ -246,12 +252,12 @@ class StsEngine:
         Needs ``sts:GetWebIdentityToken`` in the caller's policies, with AWS's request keys
         so policies can restrict audiences, lifetimes and algorithms.
         """
-        tags, _ = _validated_tags(params.get("Tags", ()), ())
+        tags, _ = validated_tags(params.get("Tags", ()), ())
         keys: dict[str, ContextValue] = {
             "sts:IdentityTokenAudience": tuple(params["Audience"]),
             "sts:DurationSeconds": str(params.get("DurationSeconds", 300)),
             "sts:SigningAlgorithm": params["SigningAlgorithm"],
-            **_tag_keys(tags),
+            **tag_keys(tags),
         }
         self._require_identity_allow(caller, "sts:GetWebIdentityToken", "*", info, keys)
         token, expires_at = self._issuer.mint(
@@ -275,10 +281,10 @@ class StsEngine:
         parent = caller.claims
 
         mfa_now = await self._check_mfa(caller, params, info)
-        tags, transitive = _session_tags(params, parent)
-        source_identity = _source_identity(params.get("SourceIdentity"), parent)
+        tags, transitive = session_tags(params, parent)
+        source_identity = carried_source_identity(params.get("SourceIdentity"), parent)
         policy_text, policy_arns = self._session_policies(params)
-        packed = _packed_size(policy_text, policy_arns, params.get("Tags", ()))
+        packed = packed_size(policy_text, policy_arns, params.get("Tags", ()))
 
         context = caller.context(
             now=info.now, source_ip=info.source_ip, secure=info.secure, region=self._region
@@ -288,13 +294,13 @@ class StsEngine:
             context["aws:MultiFactorAuthAge"] = "0"
         if "ExternalId" in params:
             context["sts:ExternalId"] = params["ExternalId"]
-        context.update(_request_keys(session_name, tags, transitive, source_identity))
+        context.update(request_keys(session_name, tags, transitive, source_identity))
 
-        for action in _assume_actions("sts:AssumeRole", tags, source_identity):
+        for action in assume_actions("sts:AssumeRole", tags, source_identity):
             self._authorize_assume(caller, role, role_arn, action, context)
         assert role is not None  # _authorize_assume refuses an unknown role
         # Only now: telling an unauthorized caller the role's maximum would confirm it exists.
-        duration = _role_duration(params.get("DurationSeconds"), role, chained)
+        duration = role_duration(params.get("DurationSeconds"), role, chained)
 
         now = int(info.now)
         mfa = mfa_now or (parent is not None and parent.mfa)
@@ -495,7 +501,7 @@ class StsEngine:
         )
         policy_text, policy_arns = self._session_policies(params)
         # The validated tags are the claimed ones (same keys, values and order).
-        packed = _packed_size(
+        packed = packed_size(
             policy_text, policy_arns, [{"Key": k, "Value": v} for k, v in tags.items()]
         )
         if before_mint is not None:
@@ -527,13 +533,13 @@ class StsEngine:
     ) -> tuple[Role, int, dict[str, str], list[str], str | None]:
         """(role, duration, tags, transitive keys, source identity) if the trust policy admits."""
         claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
-        tags, transitive = _validated_tags(claimed_tags, identity.transitive_tag_keys)
-        source_identity = _source_identity(identity.source_identity, None)
+        tags, transitive = validated_tags(claimed_tags, identity.transitive_tag_keys)
+        source_identity = carried_source_identity(identity.source_identity, None)
         context = self._federated_context(info, identity.provider_arn)
         context.update(identity.context)
         context["sts:RoleSessionName"] = session_name
         if source_identity is not None or tags:
-            context.update(_request_keys(session_name, tags, transitive, source_identity))
+            context.update(request_keys(session_name, tags, transitive, source_identity))
         principal = _federated_principal(tuple(identity.principal_names))
         admitted = _federated_trust(
             role,
@@ -543,7 +549,7 @@ class StsEngine:
             tags=tags,
             source_identity=source_identity,
         )
-        duration = _federated_duration(params.get("DurationSeconds"), admitted, identity, info.now)
+        duration = federated_duration(params.get("DurationSeconds"), admitted, identity, info.now)
         return admitted, duration, tags, transitive, source_identity
 
     def _federated_context(self, info: RequestInfo, provider_arn: str) -> dict[str, ContextValue]:
@@ -693,7 +699,7 @@ def _federated_trust(
     """
     if role is None:
         raise access_denied(f"Not authorized to perform {action}")
-    for needed in _assume_actions(action, tags, source_identity):
+    for needed in assume_actions(action, tags, source_identity):
         request = AuthzRequest(
             action=needed, resource=role.arn, context=context, principal=principal
         )
@@ -712,132 +718,6 @@ def _federated_principal(names: tuple[str, ...]) -> Principal:
     """The ``Federated`` principal a provider's names make (immutable, so shared per name
     set: every federated request needs one)."""
     return Principal(kind="Federated", arns=names, account=None)
-
-
-def _federated_duration(
-    requested: int | None, role: Role, identity: FederatedIdentity, now: float
-) -> int:
-    """AWS: min(DurationSeconds or 3600, SAML SessionDuration, SAML SessionNotOnOrAfter)."""
-    duration = _role_duration(requested, role, chained=False)
-    if identity.max_duration is not None:
-        duration = min(duration, identity.max_duration)
-    if identity.not_after is not None:
-        duration = min(duration, int(identity.not_after - now))
-    if duration <= 0:
-        raise StsError(
-            "ExpiredTokenException",
-            "The SAML session ended (SessionNotOnOrAfter has passed).",
-        )
-    return duration
-
-
-def _role_duration(requested: int | None, role: Role, chained: bool) -> int:
-    """AWS's bounds: the role's maximum, and one hour for role chaining (the model checks 900)."""
-    if requested is None:
-        return ROLE_DEFAULT_DURATION
-    if chained and requested > CHAINED_MAX_DURATION:
-        raise validation_error(
-            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed "
-            "by role chaining."
-        )
-    if requested > role.max_session_duration:
-        raise validation_error(
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-        )
-    return requested
-
-
-def _session_tags(
-    params: Mapping[str, Any], parent: SessionClaims | None
-) -> tuple[dict[str, str], list[str]]:
-    """Passed tags plus the transitive tags a chained session inherits (AWS: those cannot be
-    overwritten in the chain, and all count towards the limit)."""
-    tags, transitive = _validated_tags(params.get("Tags", ()), params.get("TransitiveTagKeys", ()))
-    if parent is not None:
-        passed = {key.lower() for key in tags}
-        for key in parent.transitive_tag_keys:
-            if key.lower() in passed:
-                raise validation_error(
-                    f"Tag key {key!r} is a transitive tag of the calling session and cannot be "
-                    "set again in a role chain."
-                )
-            tags[key] = parent.tags[key]
-            transitive.append(key)
-    if len(tags) > MAX_SESSION_TAGS:
-        raise validation_error(
-            f"A session can carry at most {MAX_SESSION_TAGS} tags, inherited transitive tags "
-            f"included (got {len(tags)})."
-        )
-    return tags, transitive
-
-
-def _validated_tags(
-    passed: Sequence[Mapping[str, str]], transitive_keys: Sequence[str]
-) -> tuple[dict[str, str], list[str]]:
-    """AWS's tag rules, whoever supplies the tags (a caller's ``Tags`` or a token's claim).
-
-    Keys are case-insensitive (a duplicate in another case is refused), may not start with
-    ``aws:``, and transitive keys must name passed tags.
-    """
-    tags: dict[str, str] = {}
-    seen: set[str] = set()
-    for tag in passed:
-        key, value = tag["Key"], tag["Value"]
-        if key.lower() in seen:
-            raise validation_error(
-                "Duplicate tag keys found. Please note that Tag keys are case insensitive."
-            )
-        if key.lower().startswith("aws:"):
-            raise validation_error(f"Tag key {key!r} is reserved: keys may not start with 'aws:'.")
-        seen.add(key.lower())
-        tags[key] = value
-    transitive: list[str] = []
-    for key in transitive_keys:
-        match = next((k for k in tags if k.lower() == key.lower()), None)
-        if match is None:
-            raise validation_error(
-                f"Transitive tag key {key!r} is not among the session tags passed in Tags."
-            )
-        transitive.append(match)
-    if len(tags) > MAX_SESSION_TAGS:
-        raise validation_error(f"A session can carry at most {MAX_SESSION_TAGS} tags.")
-    return tags, transitive
-
-
-def _request_keys(
-    session_name: str,
-    tags: Mapping[str, str],
-    transitive: Sequence[str],
-    source_identity: str | None,
-) -> dict[str, ContextValue]:
-    """The request's own condition keys for any AssumeRole* call."""
-    keys: dict[str, ContextValue] = {"sts:RoleSessionName": session_name}
-    if source_identity is not None:
-        keys["sts:SourceIdentity"] = source_identity
-    keys.update(_tag_keys(tags))
-    if tags:
-        keys["sts:TransitiveTagKeys"] = tuple(transitive)
-    return keys
-
-
-def _tag_keys(tags: Mapping[str, str]) -> dict[str, ContextValue]:
-    """``aws:RequestTag/KEY`` and ``aws:TagKeys`` for the tags a request passes."""
-    if not tags:
-        return {}
-    keys: dict[str, ContextValue] = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
-    keys["aws:TagKeys"] = tuple(tags)
-    return keys
-
-
-def _assume_actions(action: str, tags: Mapping[str, str], source_identity: str | None) -> list[str]:
-    """Every action the trust policy must allow: tags need TagSession, a source identity
-    needs SetSourceIdentity (AWS)."""
-    actions = [action]
-    if tags:
-        actions.append("sts:TagSession")
-    if source_identity is not None:
-        actions.append("sts:SetSourceIdentity")
-    return actions
 
 
 def _role_claims(
@@ -883,34 +763,3 @@ def _account_in_arn(arn: str) -> str:
     """The account field of an ARN (``arn:aws:iam::ACCOUNT:role/...``), or "" if malformed."""
     fields = arn.split(":", 5)
     return fields[4] if len(fields) == 6 else ""
-
-
-def _source_identity(requested: str | None, parent: SessionClaims | None) -> str | None:
-    """Set once, then carried through every chained session unchanged (AWS)."""
-    inherited = parent.source_identity if parent is not None else None
-    if requested is not None and requested.lower().startswith("aws:"):
-        raise validation_error("SourceIdentity may not start with 'aws:'.")
-    if inherited is not None and requested is not None and requested != inherited:
-        raise validation_error(
-            f"SourceIdentity cannot be changed once set: this session carries {inherited!r}."
-        )
-    return inherited if inherited is not None else requested
-
-
-def _packed_size(
-    policy_text: str | None, policy_arns: Sequence[str], tags: Sequence[Mapping[str, str]]
-) -> int | None:
-    """Percent of the packed limit used by session policies and tags; None if none passed."""
-    if policy_text is None and not policy_arns and not tags:
-        return None
-    blob = json.dumps(
-        [policy_text or "", list(policy_arns), [[t["Key"], t["Value"]] for t in tags]],
-        separators=(",", ":"),
-    ).encode()
-    percent = math.ceil(len(zlib.compress(blob, 9)) * 100 / PACKED_LIMIT_BYTES)
-    if percent > 100:
-        raise StsError(
-            "PackedPolicyTooLarge",
-            f"Packed size of the session policies and tags is {percent}% of the allowed limit.",
-        )
-    return percent

@@ -40,7 +40,7 @@ from broker.clock import Clock, SystemClock
 from broker.directory import Directory
 from broker.errors import StsError, access_denied
 from broker.iam import AuthzRequest, ContextValue, Decision, Policy, Statement, authorize
-from broker.sts.callers import Caller
+from broker.identity import Caller
 
 __all__ = [
     "DECODE_ACTION",
@@ -80,8 +80,9 @@ class _Key:
 class AuthorizationMessages:
     """Seals decisions into encoded messages and opens them again, with the token keys.
 
-    ``keys`` are the same ``(key_id, secret)`` pairs :class:`~broker.sts.tokens.TokenSealer`
-    takes: the first seals, every one opens.
+    ``keys`` are the same ``(key_id, secret)`` pairs
+    :class:`~broker.identity.session_tokens.TokenSealer` takes: the first seals, every one
+    opens.
     """
 
     def __init__(

@@ -1,13 +1,10 @@
-"""botocore's STS model, compiled once: Query input decoding, validation and XML rendering.
-
-Every AWS SDK builds its requests from this same model and parses our answers with it, so
-driving both directions from the model (rather than hand-written per-action code) keeps the
-broker byte-compatible with whatever botocore sends and expects. The raw JSON is compiled
-into small frozen shape objects once; the hot path then only walks those.
+"""Query input against botocore's STS model: decoding and validation, in AWS's words.
 
 Validation answers in AWS's Coral wording (``1 validation error detected: Value 'x' at
 'roleSessionName' failed to satisfy constraint: ...``) because scripts and SDK users match
 on it. Values of ``sensitive`` members are never echoed (AWS writes ``Value at 'x'``).
+:class:`StsModel` is the face of the three modules: it compiles the shapes
+(:mod:`broker.sts.shapes`) and the renderers (:mod:`broker.sts.render`) once.
 """
 
 from __future__ import annotations
@@ -16,42 +13,33 @@ import functools
 import gzip
 import json
 import re
-import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import botocore
 
-from broker.clock import iso8601
 from broker.errors import StsError, validation_error
-from broker.sts.render_codegen import compile_members
+from broker.sts.render import compile_members, xml_escape
+from broker.sts.shapes import (
+    API_VERSION,
+    INT_RANGES,
+    XML_NAMESPACE,
+    Operation,
+    Shape,
+    ShapeCompiler,
+)
 
-API_VERSION: Final = "2011-06-15"
-XML_NAMESPACE: Final = "https://sts.amazonaws.com/doc/2011-06-15/"
 _MODEL_PATH: Final = (
     Path(botocore.__file__).parent / "data" / "sts" / API_VERSION / "service-2.json.gz"
 )
-
-_SUPPORTED_TYPES: Final = frozenset(
-    {"structure", "list", "map", "string", "integer", "long", "boolean", "timestamp"}
-)
-_INT_RANGES: Final = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _INT_RE: Final = re.compile(r"[+-]?[0-9]{1,19}")
 _INDEX_RE: Final = re.compile(r"[1-9][0-9]{0,8}")
 _MAX_ECHO: Final = 256
 """Characters of a rejected value quoted back in a message; longer ones are cut."""
 _MAX_LISTED: Final = 25
 """Violations spelled out in one message; the count still covers all of them."""
-_ALSO_SENSITIVE: Final = frozenset({"tokenCodeType", "contextAssertionType"})
-"""Credential-like shapes the model leaves unmarked (an MFA code, a signed context
-assertion): never echoed in messages either, since messages end up in logs."""
-_XML_SPECIAL: Final = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_special: Final = _XML_SPECIAL.search
-"""Bound once: every string in every answer is tested (no attribute lookup per call)."""
-_XML_REPLACEMENTS: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
 
 
 class _Invalid:
@@ -59,50 +47,6 @@ class _Invalid:
 
 
 _INVALID: Final = _Invalid()
-
-
-@dataclass(frozen=True)
-class _Member:
-    name: str
-    """The model's member name: the key in parsed input and in results."""
-    wire: str
-    """The Query parameter segment / XML element name (``locationName`` or ``name``)."""
-    path: str
-    """Coral's spelling in messages: the name with its first letter lowercased."""
-    shape: _Shape
-    sensitive: bool
-
-
-@dataclass(frozen=True)
-class _Shape:
-    name: str
-    type: str
-    members: tuple[_Member, ...] = ()
-    required: frozenset[str] = frozenset()
-    item: _Shape | None = None
-    """List member shape, or map value shape."""
-    item_wire: str = "member"
-    key: _Shape | None = None
-    key_wire: str = "key"
-    min: int | None = None
-    max: int | None = None
-    pattern: str | None = None
-    regex: re.Pattern[str] | None = field(default=None, compare=False)
-    enum: tuple[str, ...] = ()
-    sensitive: bool = False
-    member_names: frozenset[str] = field(init=False, repr=False, compare=False)
-    """Names of ``members``, for rendering's unknown-member check on every response."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "member_names", frozenset(m.name for m in self.members))
-
-
-@dataclass(frozen=True)
-class _Operation:
-    name: str
-    input: _Shape | None
-    output: _Shape | None
-    result_wrapper: str
 
 
 class _Node:
@@ -119,185 +63,10 @@ class _Node:
         self.value: str | None = None
 
 
-# --------------------------------------------------------------------------- regexes
-
-
-@functools.cache
-def _category_ranges(category: str) -> str:
-    """Python class body for a Java ``\\p{X}`` general category (``re`` has none)."""
-    if not re.fullmatch(r"[LMNPSZC][a-z]?", category):
-        raise ValueError(f"unsupported Unicode property \\p{{{category}}} in model pattern")
-    parts: list[str] = []
-    start = -1
-    for cp in range(0x110001):
-        inside = cp <= 0x10FFFF and unicodedata.category(chr(cp)).startswith(category)
-        if inside and start < 0:
-            start = cp
-        elif not inside and start >= 0:
-            end = cp - 1
-            parts.append(f"\\U{start:08X}" if start == end else f"\\U{start:08X}-\\U{end:08X}")
-            start = -1
-    return "".join(parts)
-
-
-def _hex_run(src: str, start: int, limit: int) -> str:
-    end = start
-    while end < len(src) and end - start < limit and src[end] in "0123456789abcdefABCDEF":
-        end += 1
-    return src[start:end]
-
-
-def translate_java_regex(pattern: str) -> str:
-    """Rewrite a model pattern (Java syntax) into an equivalent Python ``re`` pattern.
-
-    Handles what the AWS models use: ``\\p{L}``-style categories (expanded to explicit
-    ranges), ``\\uHHHH`` escapes (and the models' ``\\u10000``-``\\u10FFFF`` spelling of
-    supplementary code points), ``\\xHH``, the ASCII shorthands and escaped punctuation.
-    Anything else (class intersections, nested classes, unknown escapes) raises, so a
-    pattern is never silently weakened. Compile the result with ``re.ASCII``: Java's
-    ``\\w``/``\\d``/``\\s`` are ASCII-only by default.
-    """
-    out: list[str] = []
-    i, n, in_class = 0, len(pattern), False
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            if i + 1 >= n:
-                raise ValueError(f"dangling backslash in {pattern!r}")
-            e = pattern[i + 1]
-            if e in "pP":
-                if pattern.startswith("{", i + 2):
-                    close = pattern.find("}", i + 3)
-                    if close < 0:
-                        raise ValueError(f"unterminated \\p{{ in {pattern!r}")
-                    name, i = pattern[i + 3 : close], close + 1
-                else:
-                    name, i = pattern[i + 2 : i + 3], i + 3
-                body = _category_ranges(name)
-                if e == "P":
-                    if in_class:
-                        raise ValueError(f"negated property inside a class in {pattern!r}")
-                    out.append(f"[^{body}]")
-                else:
-                    out.append(body if in_class else f"[{body}]")
-                continue
-            if e == "u":
-                digits = _hex_run(pattern, i + 2, 6)
-                if len(digits) < 4:
-                    raise ValueError(f"bad \\u escape in {pattern!r}")
-                if len(digits) >= 5 and 0x10000 <= int(digits, 16) <= 0x10FFFF:
-                    used = len(digits)
-                else:
-                    used = 4
-                out.append(f"\\U{int(digits[:used], 16):08X}")
-                i += 2 + used
-                continue
-            if e == "x":
-                digits = _hex_run(pattern, i + 2, 2)
-                if len(digits) != 2:
-                    raise ValueError(f"bad \\x escape in {pattern!r}")
-                out.append(f"\\x{digits}")
-                i += 4
-                continue
-            if e.isalnum() and e not in "wWdDsStnrf" and not (e in "bB" and not in_class):
-                raise ValueError(f"unsupported escape \\{e} in {pattern!r}")
-            out.append("\\" + e)
-            i += 2
-            continue
-        if in_class:
-            if c == "[" or pattern.startswith("&&", i):
-                raise ValueError(f"nested class or intersection in {pattern!r}")
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-            if pattern.startswith("^", i + 1):
-                out.append("[^")
-                i += 2
-                continue
-        out.append(c)
-        i += 1
-    if in_class:
-        raise ValueError(f"unterminated class in {pattern!r}")
-    return "".join(out)
-
-
-# --------------------------------------------------------------------------- compiling
-
-
-def _lower_first(name: str) -> str:
-    return name[:1].lower() + name[1:]
-
-
-class _Compiler:
-    """Turns the model's shape dictionary into linked frozen ``_Shape`` objects."""
-
-    def __init__(self, shapes: Mapping[str, Any]) -> None:
-        self._raw = shapes
-        self._done: dict[str, _Shape] = {}
-        self._active: set[str] = set()
-
-    def shape(self, name: str) -> _Shape:
-        if name in self._done:
-            return self._done[name]
-        if name in self._active:
-            raise ValueError(f"recursive shape {name} is not supported")
-        self._active.add(name)
-        raw = self._raw[name]
-        kind = raw["type"]
-        if kind not in _SUPPORTED_TYPES:
-            raise ValueError(f"shape {name} has unsupported type {kind}")
-        if raw.get("flattened"):
-            raise ValueError(f"flattened shape {name} is not supported")
-        pattern = raw.get("pattern")
-        compiled = _Shape(
-            name=name,
-            type=kind,
-            members=tuple(self._members(raw)) if kind == "structure" else (),
-            required=frozenset(raw.get("required", ())),
-            item=self._ref(raw["member" if kind == "list" else "value"])
-            if kind in ("list", "map")
-            else None,
-            item_wire=self._wire(raw, "member" if kind == "list" else "value"),
-            key=self._ref(raw["key"]) if kind == "map" else None,
-            key_wire=self._wire(raw, "key") if kind == "map" else "key",
-            min=raw.get("min"),
-            max=raw.get("max"),
-            pattern=pattern,
-            regex=re.compile(translate_java_regex(pattern), re.ASCII) if pattern else None,
-            enum=tuple(raw.get("enum", ())),
-            sensitive=bool(raw.get("sensitive")),
-        )
-        self._active.discard(name)
-        self._done[name] = compiled
-        return compiled
-
-    def _ref(self, ref: Mapping[str, Any]) -> _Shape:
-        return self.shape(ref["shape"])
-
-    @staticmethod
-    def _wire(raw: Mapping[str, Any], part: str) -> str:
-        ref = raw.get(part)
-        default = "member" if part == "member" else part
-        return str(ref.get("locationName", default)) if isinstance(ref, Mapping) else default
-
-    def _members(self, raw: Mapping[str, Any]) -> Iterator[_Member]:
-        for member_name, ref in raw["members"].items():
-            target = self._ref(ref)
-            yield _Member(
-                name=member_name,
-                wire=ref.get("locationName", member_name),
-                path=_lower_first(member_name),
-                shape=target,
-                sensitive=target.sensitive
-                or bool(ref.get("sensitive"))
-                or target.name in _ALSO_SENSITIVE,
-            )
-
-
 # --------------------------------------------------------------------------- messages
 
 
-def _echo_text(value: object, shape: _Shape) -> str:
+def _echo_text(value: object, shape: Shape) -> str:
     """Java-``toString``-like rendering of a decoded value, masking sensitive parts."""
     if isinstance(value, list):
         item = shape.item
@@ -318,7 +87,7 @@ def _echo_text(value: object, shape: _Shape) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _violation(value: object, path: str, shape: _Shape, sensitive: bool, rule: str) -> str:
+def _violation(value: object, path: str, shape: Shape, sensitive: bool, rule: str) -> str:
     if sensitive:
         subject = "Value"
     elif value is None:
@@ -352,7 +121,7 @@ class _Decoder:
     def __init__(self) -> None:
         self.violations: list[str] = []
 
-    def structure(self, shape: _Shape, node: _Node | None, prefix: str) -> dict[str, Any]:
+    def structure(self, shape: Shape, node: _Node | None, prefix: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         children = node.children if node is not None else {}
         for m in shape.members:
@@ -369,7 +138,7 @@ class _Decoder:
                 out[m.name] = value
         return out
 
-    def value(self, shape: _Shape, node: _Node | None, path: str, sensitive: bool) -> Any:
+    def value(self, shape: Shape, node: _Node | None, path: str, sensitive: bool) -> Any:
         """The decoded value; ``None`` if absent, ``_INVALID`` if undecodable (reported)."""
         if node is None:
             return None
@@ -388,7 +157,7 @@ class _Decoder:
             self.check(shape, decoded, path, sensitive)
         return decoded
 
-    def list(self, shape: _Shape, node: _Node, path: str, sensitive: bool) -> Any:
+    def list(self, shape: Shape, node: _Node, path: str, sensitive: bool) -> Any:
         items = node.children.get(shape.item_wire)
         if items is None or not items.children:
             if node.value is None:
@@ -417,7 +186,7 @@ class _Decoder:
             out.append(value)
         return _INVALID if any(v is _INVALID or v is None for v in out) else out
 
-    def map(self, shape: _Shape, node: _Node, path: str, sensitive: bool) -> Any:
+    def map(self, shape: Shape, node: _Node, path: str, sensitive: bool) -> Any:
         entries = node.children.get("entry")
         if entries is None or not entries.children:
             return {} if node.value == "" else None
@@ -446,12 +215,12 @@ class _Decoder:
             out[key] = value
         return _INVALID if failed else out
 
-    def scalar(self, shape: _Shape, raw: str, path: str, sensitive: bool) -> Any:
+    def scalar(self, shape: Shape, raw: str, path: str, sensitive: bool) -> Any:
         kind = shape.type
         if kind == "string":
             return raw
-        if kind in _INT_RANGES:
-            low, high = _INT_RANGES[kind]
+        if kind in INT_RANGES:
+            low, high = INT_RANGES[kind]
             if _INT_RE.fullmatch(raw) and low <= int(raw) <= high:
                 return int(raw)
             rule = "Member must be an integer"
@@ -469,7 +238,7 @@ class _Decoder:
         self.violations.append(_violation(raw, path, shape, sensitive, rule))
         return _INVALID
 
-    def check(self, shape: _Shape, value: Any, path: str, sensitive: bool) -> None:
+    def check(self, shape: Shape, value: Any, path: str, sensitive: bool) -> None:
         """Apply the model's min/max/pattern/enum traits to a decoded value."""
         kind = shape.type
         if kind == "string":
@@ -483,7 +252,7 @@ class _Decoder:
             ):
                 return
         rules: list[str] = []
-        if kind in _INT_RANGES:
+        if kind in INT_RANGES:
             if shape.min is not None and value < shape.min:
                 rules.append(f"Member must have value greater than or equal to {shape.min}")
             if shape.max is not None and value > shape.max:
@@ -526,157 +295,6 @@ def _tree(params: Mapping[str, str]) -> _Node:
     return root
 
 
-# --------------------------------------------------------------------------- rendering
-
-
-def xml_escape(text: str) -> str:
-    """Escape text content; characters XML 1.0 cannot carry at all become U+FFFD.
-
-    ``\\r`` is written as a character reference because parsers normalise a literal one
-    away. Control characters and lone surrogates have no XML 1.0 spelling; emitting them
-    would make botocore's parser reject the whole response, so they are replaced.
-    """
-    if _special(text) is None:
-        return text
-    return _XML_SPECIAL.sub(lambda m: _XML_REPLACEMENTS.get(m.group(), "\ufffd"), text)
-
-
-_Emit = Callable[[Any, str, list[str]], None]
-"""Appends one member's XML to ``out``. The ``str`` is the path prefix the emitter adds its
-own suffix to, used only in the ``TypeError`` a wrongly typed result raises."""
-
-
-def _leaf_text(kind: str) -> Callable[[object], str | None]:
-    """The text of a leaf value of model type ``kind``; None when the value has the wrong type."""
-    if kind == "string":
-        return lambda value: xml_escape(value) if isinstance(value, str) else None
-    if kind in _INT_RANGES:
-        return lambda value: (
-            str(value) if isinstance(value, int) and not isinstance(value, bool) else None
-        )
-    if kind == "boolean":
-        return lambda value: ("true" if value else "false") if isinstance(value, bool) else None
-    return lambda value: (  # timestamp
-        iso8601(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    )
-
-
-def _emitter(shape: _Shape, wire: str, indent: str, suffix: str) -> _Emit:
-    """Compile the renderer of one element ``<wire>`` of ``shape`` at ``indent``.
-
-    The tags, indentation and type dispatch are worked out here once per operation; the
-    per-answer work is the values themselves. Paths for error messages are built only when
-    a type is wrong. Answers themselves are written by :mod:`broker.sts.render_codegen`'s
-    flat functions, which hand list and map members to these emitters and are tested
-    against them.
-    """
-    kind = shape.type
-    if kind not in ("structure", "list", "map"):
-        text_of = _leaf_text(kind)
-        head, tail = f"{indent}<{wire}>", f"</{wire}>\n"
-
-        def leaf(value: Any, prefix: str, out: list[str]) -> None:
-            text = text_of(value)
-            if text is None:
-                raise TypeError(
-                    f"result member {prefix}{suffix} must be a {kind}, got {type(value).__name__}"
-                )
-            out.append(head + text + tail)
-
-        def string(value: Any, prefix: str, out: list[str]) -> None:
-            # Most leaves are plain strings: no extra call to find their text, no escaping
-            # pass when nothing needs escaping (a str subclass takes the general path).
-            if type(value) is str and _special(value) is None:
-                out.append(head + value + tail)
-            else:
-                leaf(value, prefix, out)
-
-        return string if kind == "string" else leaf
-
-    deeper = indent + "  "
-    opening, closing, empty = f"{indent}<{wire}>\n", f"{indent}</{wire}>\n", f"{indent}<{wire}/>\n"
-    if kind == "structure":
-        members = _members_emitter(shape, deeper)
-
-        def body(value: Any, path: str, out: list[str]) -> None:
-            # A dict is a Mapping: skip the ABC check for the type every result uses.
-            if type(value) is not dict and not isinstance(value, Mapping):
-                raise TypeError(f"result member {path} must be a mapping")
-            members(value, path, out)
-
-    elif kind == "list":
-        assert shape.item is not None
-        item = _emitter(shape.item, shape.item_wire, deeper, "")
-
-        def body(value: Any, path: str, out: list[str]) -> None:
-            if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-                raise TypeError(f"result member {path} must be a sequence")
-            for i, element in enumerate(value, 1):
-                item(element, f"{path}.{i}", out)
-
-    else:
-        assert shape.key is not None and shape.item is not None
-        entry_open, entry_close = f"{deeper}<entry>\n", f"{deeper}</entry>\n"
-        key_of = _emitter(shape.key, shape.key_wire, deeper + "  ", ".key")
-        value_of = _emitter(shape.item, shape.item_wire, deeper + "  ", "")
-
-        def body(value: Any, path: str, out: list[str]) -> None:
-            if not isinstance(value, Mapping):
-                raise TypeError(f"result member {path} must be a mapping")
-            for key, element in value.items():
-                out.append(entry_open)
-                key_of(key, path, out)
-                value_of(element, f"{path}.{key}", out)
-                out.append(entry_close)
-
-    def container(value: Any, prefix: str, out: list[str]) -> None:
-        out.append(opening)
-        mark = len(out)
-        body(value, prefix + suffix, out)
-        if len(out) == mark:
-            out[mark - 1] = empty
-        else:
-            out.append(closing)
-
-    return container
-
-
-def _members_emitter(
-    shape: _Shape, indent: str
-) -> Callable[[Mapping[str, Any], str, list[str]], None]:
-    """The members of a structure in model order; ``None`` members are left out."""
-    names = shape.member_names
-    members = tuple(
-        (m.name, _emitter(m.shape, m.wire, indent, f".{m.name}")) for m in shape.members
-    )
-
-    def emit(value: Mapping[str, Any], path: str, out: list[str]) -> None:
-        if not names.issuperset(value):
-            unknown = [k for k in value if k not in names]
-            raise ValueError(f"result for {path} has members not in the model: {sorted(unknown)}")
-        for name, member in members:
-            member_value = value.get(name)
-            if member_value is not None:
-                member(member_value, path, out)
-
-    return emit
-
-
-def render_error(error: StsError, request_id: str) -> bytes:
-    """AWS's Query ``ErrorResponse`` document for ``error`` (``Receiver`` for server faults)."""
-    kind = "Sender" if error.sender else "Receiver"
-    return (
-        f'<ErrorResponse xmlns="{XML_NAMESPACE}">\n'
-        "  <Error>\n"
-        f"    <Type>{kind}</Type>\n"
-        f"    <Code>{xml_escape(error.code)}</Code>\n"
-        f"    <Message>{xml_escape(error.message)}</Message>\n"
-        "  </Error>\n"
-        f"  <RequestId>{xml_escape(request_id)}</RequestId>\n"
-        "</ErrorResponse>\n"
-    ).encode()
-
-
 # --------------------------------------------------------------------------- public
 
 
@@ -695,11 +313,11 @@ class StsModel:
             raise ValueError("the STS model is not the 2011-06-15 Query protocol")
         if meta.get("xmlNamespace") != XML_NAMESPACE:
             raise ValueError("the STS model's XML namespace changed")
-        compiler = _Compiler(service["shapes"])
-        ops: dict[str, _Operation] = {}
+        compiler = ShapeCompiler(service["shapes"])
+        ops: dict[str, Operation] = {}
         for name, op in service["operations"].items():
             output = op.get("output")
-            ops[name] = _Operation(
+            ops[name] = Operation(
                 name=name,
                 input=compiler.shape(op["input"]["shape"]) if "input" in op else None,
                 output=compiler.shape(output["shape"]) if output else None,
@@ -708,16 +326,7 @@ class StsModel:
         self._ops: Final = ops
         self._actions: Final = frozenset(ops)
         self._renderers: Final = {
-            name: compile_members(
-                op.output,
-                "    ",
-                name,
-                special=_special,
-                leaf_text=_leaf_text,
-                emitter=_emitter,
-            )
-            for name, op in ops.items()
-            if op.output
+            name: compile_members(op.output, "    ", name) for name, op in ops.items() if op.output
         }
 
     @classmethod
@@ -731,7 +340,7 @@ class StsModel:
         """Every operation name in the model."""
         return self._actions
 
-    def _operation(self, action: str) -> _Operation:
+    def _operation(self, action: str) -> Operation:
         if not action:
             raise StsError("MissingAction", "Missing Action", 400)
         op = self._ops.get(action)

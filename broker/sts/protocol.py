@@ -23,7 +23,7 @@ from starlette.types import Receive
 from broker.errors import StsError, validation_error
 from broker.records import fast_init
 from broker.request import HttpRequestParts
-from broker.sts.model import API_VERSION
+from broker.sts.shapes import API_VERSION
 
 _FORM: Final = "application/x-www-form-urlencoded"
 _BAD_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")

@@ -1,6 +1,6 @@
 """Policy simulation for people writing policies: "may this principal do X to Y, and why?"
 
-It builds the same :class:`~broker.sts.callers.Caller` the broker would authenticate, the
+It builds the same :class:`~broker.identity.caller.Caller` the broker would authenticate, the
 same condition keys, and asks the same decision functions the engine uses
 (:mod:`broker.sts.decisions`), so a simulation can never disagree with a live request.
 For ``sts:AssumeRole*`` and ``sts:TagSession`` on a configured role it also evaluates that
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from broker.directory import Directory
 from broker.errors import StsError
 from broker.iam import AuthzRequest, ContextValue, MatchedStatement, evaluate_policies
+from broker.identity import Caller
 from broker.ids import unique_id
-from broker.sts.callers import Caller
 from broker.sts.decisions import assume_role_problem, identity_problem
 
 SIMULATED_SESSION = "simulation"

@@ -1,5 +1,5 @@
 """The CLI hand-off: ``sts-broker login`` turns a browser sign-in into role credentials in
-the terminal, and keeps them fresh (the client is :mod:`broker.cli_login`).
+the terminal, and keeps them fresh (the client is :mod:`broker.client.login`).
 
 **Loopback flow** (RFC 8252 native-app redirect with PKCE, RFC 7636 S256). The CLI listens
 on ``127.0.0.1:PORT`` and opens ``GET /cli/authorize?port&code_challenge&state[&provider]

@@ -7,10 +7,11 @@ session is and what it may do, with a way back to the role picker and ``POST
 /console/logout`` to end the console session.
 
 Both the SigninToken and the console cookie are sealed with the broker's
-:class:`~broker.sts.tokens.TokenSealer` (AES-GCM, authenticated), as claims of their own
-kinds (``console-signin``, ``console-session``) with the access key ID ``console``. Neither
-works as an STS session token (the secret derived for it is never disclosed, and
-getSigninToken refuses its kind), and no STS session token is accepted as either.
+:class:`~broker.identity.session_tokens.TokenSealer` (AES-GCM, authenticated), as claims of
+their own kinds (``console-signin``, ``console-session``) with the access key ID
+``console``. Neither works as an STS session token (the secret derived for it is never
+disclosed, and getSigninToken refuses its kind), and no STS session token is accepted as
+either.
 
 Like AWS, a SigninToken is valid for 15 minutes and is *not* single-use: anyone holding the
 login URL during that window can sign in, so it must travel only over HTTPS.
@@ -35,7 +36,7 @@ from starlette.routing import Route
 from broker.clock import Clock
 from broker.directory import Directory
 from broker.iam import Policy
-from broker.sts.tokens import SessionClaims, TokenInvalidError, TokenSealer
+from broker.identity import SessionClaims, TokenInvalidError, TokenSealer
 from broker.web.forms import read_form
 from broker.web.pages import error_page, page
 from broker.web.security import (

@@ -1,7 +1,7 @@
 """The broker's browser cookies: their names, their flags and the key they are signed with.
 
 Sign-in uses three cookies (the console landing page has its own sealed one, see
-:mod:`broker.console`), and nothing else is ever stored in the browser:
+:mod:`broker.web.console`), and nothing else is ever stored in the browser:
 
 - the **session cookie** holds an opaque random ID plus a MAC (see
   :mod:`broker.web.sessions`); ``SameSite=Lax``, so a cross-site form post never carries it;
@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from broker.config import BrokerConfig, is_loopback_host
+from broker.config import BrokerConfig
+from broker.loopback import is_loopback_host
 
 log = logging.getLogger("broker.web")
 

@@ -40,8 +40,8 @@ import logging
 import re
 import secrets
 import warnings
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 # Recent authlib releases warn, on import, that plain httpx is deprecated in favour of
@@ -58,15 +58,12 @@ from broker.clock import Clock
 from broker.config import (
     BrokerConfig,
     OidcLoginConfig,
-    OidcSettings,
     oidc_arn_path,
-    oidc_url_problem,
 )
 from broker.errors import StsError
-from broker.identity import WebIdentity, WebIdentityVerifier
-from broker.identity.fetch import DocumentUnusable, fetch_discovery
-from broker.identity.refresh import RefreshGate
-from broker.sts.federated import FederatedIdentity
+from broker.identity import FederatedIdentity, WebIdentity, WebIdentityVerifier
+from broker.identity.fetch import BoundedTransport
+from broker.identity.oidc.discovery import DiscoveryError, ProviderDiscovery, ProviderMetadata
 from broker.web.login import LoginBinding, LoginBindingError, PendingLogin
 from broker.web.pages import error_page
 from broker.web.redirects import DEFAULT_RETURN, after_login
@@ -107,181 +104,6 @@ _MAX_ROLES_CLAIM = 1000
 def redirect_uri(public_url: str, name: str) -> str:
     """The callback of login provider ``name``: the redirect URI registered with its client."""
     return f"{public_url}/oidc/callback/{name}"
-
-
-class DiscoveryError(Exception):
-    """Why a provider's discovery document can't be used; safe to show (URLs, no secrets)."""
-
-
-@dataclass(frozen=True)
-class ProviderMetadata:
-    """What the broker uses of a provider's ``.well-known/openid-configuration``."""
-
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    token_auth_methods: tuple[str, ...]
-    """``token_endpoint_auth_methods_supported`` (the spec's default when absent)."""
-    iss_parameter_supported: bool
-    """RFC 9207: the provider adds ``iss`` to every authorization response."""
-
-
-def endpoint_problem(value: object) -> str | None:
-    """Why ``value`` can't be an authorization or token endpoint (None when it can).
-
-    The same rule as issuer URLs (https, http only on loopback, no credentials), except
-    that a query is allowed: some providers put a policy name there.
-    """
-    if not isinstance(value, str):
-        return "is missing"
-    base, _, query = value.partition("?")
-    if "#" in value or not re.fullmatch(r"[\x21-\x7e]*", query):
-        return f"must not have a fragment or spaces (got {value[:80]!r})"
-    return oidc_url_problem(base)
-
-
-def parse_discovery(document: Mapping[str, object], issuer: str) -> ProviderMetadata:
-    """The sign-in metadata of ``issuer``'s discovery document (its ``issuer`` already
-    checked by :func:`~broker.identity.fetch.fetch_discovery`); DiscoveryError if unusable."""
-    endpoints: dict[str, str] = {}
-    for name in ("authorization_endpoint", "token_endpoint"):
-        value = document.get(name)
-        problem = endpoint_problem(value)
-        if problem is not None:
-            raise DiscoveryError(f"the discovery document's {name} {problem}")
-        assert isinstance(value, str)
-        endpoints[name] = value
-    response_types = document.get("response_types_supported")
-    if isinstance(response_types, list) and "code" not in response_types:
-        raise DiscoveryError("the provider does not support the authorization code flow")
-    methods = document.get("code_challenge_methods_supported")
-    if isinstance(methods, list) and "S256" not in methods:
-        raise DiscoveryError("the provider does not support PKCE with S256")
-    auth_methods = document.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
-    if not isinstance(auth_methods, list):
-        auth_methods = ["client_secret_basic"]
-    return ProviderMetadata(
-        issuer=issuer,
-        authorization_endpoint=endpoints["authorization_endpoint"],
-        token_endpoint=endpoints["token_endpoint"],
-        token_auth_methods=tuple(m for m in auth_methods if isinstance(m, str)),
-        iss_parameter_supported=document.get("authorization_response_iss_parameter_supported")
-        is True,
-    )
-
-
-@dataclass
-class _Cached:
-    """One issuer's cache entry; only :class:`ProviderDiscovery` touches it, on one loop."""
-
-    metadata: ProviderMetadata | None = None
-    fresh_until: float = 0.0
-    usable_until: float = 0.0
-    last_error: str | None = None
-    gate: RefreshGate = field(default_factory=RefreshGate)
-
-
-class ProviderDiscovery:
-    """Discovery documents per issuer, cached like JWKS (same settings, same outage rule).
-
-    Fresh for ``jwks_ttl_seconds``; when a refresh fails the last good document serves for
-    ``last_known_good_seconds`` more; an issuer is asked at most once per
-    ``refresh_interval_seconds``, so a flood of login clicks during an outage costs the
-    provider nothing; and callers arriving while a fetch is in flight wait for that one
-    fetch instead of failing or starting their own.
-    """
-
-    def __init__(self, settings: OidcSettings, clock: Clock, http: httpx.AsyncClient) -> None:
-        self._settings = settings
-        self._clock = clock
-        self._http = http
-        self._timeout = httpx.Timeout(float(settings.http_timeout_seconds))
-        self._cache: dict[str, _Cached] = {}
-
-    async def metadata(self, issuer: str) -> ProviderMetadata:
-        """The provider's checked metadata; :class:`DiscoveryError` when none is usable."""
-        entry = self._cache.setdefault(issuer, _Cached())
-        now = self._clock.time()
-        if entry.metadata is not None and now < entry.fresh_until:
-            return entry.metadata
-        await entry.gate.run(
-            now, self._settings.refresh_interval_seconds, lambda: self._refresh(issuer, entry)
-        )
-        if entry.metadata is not None and self._clock.time() < entry.usable_until:
-            return entry.metadata
-        raise DiscoveryError(entry.last_error or "the discovery document was not fetched yet")
-
-    async def _refresh(self, issuer: str, entry: _Cached) -> None:
-        try:
-            metadata = await self._fetch(issuer)
-        except DiscoveryError as exc:
-            entry.last_error = str(exc)
-            log.warning("OIDC discovery of %s: %s", issuer, exc)
-            return
-        now = self._clock.time()
-        ttl = self._settings.jwks_ttl_seconds
-        entry.metadata, entry.last_error = metadata, None
-        entry.fresh_until = now + ttl
-        entry.usable_until = now + ttl + self._settings.last_known_good_seconds
-
-    async def _fetch(self, issuer: str) -> ProviderMetadata:
-        try:
-            document, _ = await fetch_discovery(self._http, issuer, timeout=self._timeout)
-        except DocumentUnusable as exc:
-            raise DiscoveryError(str(exc)) from None
-        return parse_discovery(document, issuer)
-
-
-class ResponseTooLargeError(httpx.TransportError):
-    """The token endpoint's answer went past :data:`MAX_TOKEN_RESPONSE_BYTES`."""
-
-
-class _CappedStream(httpx.AsyncByteStream):
-    def __init__(self, stream: httpx.AsyncByteStream, limit: int) -> None:
-        self._stream = stream
-        self._limit = limit
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        total = 0
-        async for chunk in self._stream:
-            total += len(chunk)
-            if total > self._limit:
-                raise ResponseTooLargeError(f"response larger than {self._limit} bytes")
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-
-class BoundedTransport(httpx.AsyncBaseTransport):
-    """Caps every response body at ``limit`` bytes, for authlib's per-login clients.
-
-    authlib reads the token response whole; a hostile or broken token endpoint must not
-    make the broker buffer without end. One instance is shared by every login (one
-    connection pool); closing a per-login client does not close it, its owner does.
-    """
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int) -> None:
-        self._inner = inner
-        self._limit = limit
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
-        return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_CappedStream(stream, self._limit),
-            extensions=response.extensions,
-            request=request,
-        )
-
-    async def aclose(self) -> None:
-        """Per-login clients close this on exit: the shared pool must outlive them."""
-
-    async def shutdown(self) -> None:
-        await self._inner.aclose()
 
 
 @dataclass(frozen=True)

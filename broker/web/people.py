@@ -23,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from broker.client.snippets import credential_snippets
 from broker.clock import iso8601
 from broker.config import BrokerConfig, SamlProviderConfig
-from broker.console import ConsoleFederation, ConsoleSigninError, utc_text
 from broker.errors import StsError, access_denied, validation_error
+from broker.web.console import ConsoleFederation, ConsoleSigninError, utc_text
 from broker.web.cookies import cookie_value
 from broker.web.durations import MAX_DURATION, MIN_DURATION, duration_options
 from broker.web.forms import read_form
@@ -41,7 +42,6 @@ from broker.web.signin import (
     load_signed_in,
     page_header,
 )
-from broker.web.snippets import credential_snippets
 
 LAST_LOGIN_SECONDS = 365 * 24 * 3600
 SEARCH_THRESHOLD = 5

@@ -21,21 +21,20 @@ from starlette.routing import Route
 from broker.clock import Clock
 from broker.config import LoginProviderConfig
 from broker.errors import StsError
-from broker.identity import SamlIdentity, SamlVerifier
-from broker.store import Store
-from broker.sts.engine import REPLAY_MARGIN_SECONDS
-from broker.sts.federated import FederatedIdentity
-from broker.web.forms import read_form
-from broker.web.login import LoginBinding, LoginBindingError
-from broker.web.pages import error_page
-from broker.web.redirects import DEFAULT_RETURN, after_login
-from broker.web.saml_sp import (
+from broker.identity import FederatedIdentity, SamlIdentity, SamlVerifier
+from broker.identity.saml.sp import (
     HTTP_REDIRECT,
     authn_request,
     new_request_id,
     redirect_url,
     sp_metadata,
 )
+from broker.store import Store
+from broker.sts.engine import REPLAY_MARGIN_SECONDS
+from broker.web.forms import read_form
+from broker.web.login import LoginBinding, LoginBindingError
+from broker.web.pages import error_page
+from broker.web.redirects import DEFAULT_RETURN, after_login
 from broker.web.sessions import BrowserSessions
 from broker.web.signin import SignedIn
 

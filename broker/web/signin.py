@@ -20,8 +20,8 @@ from starlette.requests import HTTPConnection
 from broker.clock import Clock
 from broker.directory import Directory, Role
 from broker.errors import access_denied
+from broker.identity import FederatedIdentity
 from broker.sts.engine import RequestInfo, StsEngine
-from broker.sts.federated import FederatedIdentity
 from broker.web.sessions import BrowserSessions, Session
 
 LoginProtocol = Literal["saml", "oidc"]

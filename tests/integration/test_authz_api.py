@@ -38,14 +38,14 @@ from starlette.routing import Route
 from broker.app import create_app
 from broker.authz import (
     PROOF_HEADER,
-    AuthorizationMessages,
     AuthzService,
     RequireIamPermission,
     presign_caller_identity,
 )
 from broker.config import load_config
 from broker.directory import Directory
-from broker.sts.callers import Caller
+from broker.identity import Caller
+from broker.sts.messages import AuthorizationMessages
 from tests.integration.conftest import OffsetClock, Running, stop_server
 
 DEV = "111111111111"

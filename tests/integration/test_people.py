@@ -27,7 +27,7 @@ import yaml
 from markupsafe import escape
 
 from broker.app import create_app
-from broker.cli_profiles import process_command, write_profiles
+from broker.client.profiles import process_command, write_profiles
 from broker.config import load_config
 from idp_fixtures import SamlUser
 from idp_fixtures.oidc.server import OidcServer

@@ -24,7 +24,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from broker.config import BrokerConfig
 from broker.errors import StsError
-from broker.identity.oidc import WebIdentity
+from broker.identity import WebIdentity
 from tests.unit.test_oidc import (
     CLIENT,
     Issuer,

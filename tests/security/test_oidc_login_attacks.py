@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 from broker.clock import SystemClock
 from broker.config import OidcSettings
-from broker.web.oidc_login import ProviderDiscovery
+from broker.identity.oidc.discovery import ProviderDiscovery
 from idp_fixtures import Client, OidcProvider, User, hostile, s256, serve_in_thread
 from idp_fixtures.loopback import bind_socket, origin, running_in_thread
 from tests.integration.conftest import bind_loopback, free_port, stop_server

@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 
-from broker.authz import AuthorizationMessages, AuthzService
-from broker.authz.messages import MAX_MESSAGE_CHARS
+from broker.authz import AuthzService
 from broker.clock import FrozenClock
 from broker.directory import Directory, User
 from broker.errors import StsError
 from broker.iam import AuthzRequest, Decision, authorize, parse_policy
-from broker.sts.callers import Caller
-from broker.sts.tokens import SessionClaims, TokenSealer
+from broker.identity import Caller, SessionClaims, TokenSealer
+from broker.sts.messages import MAX_MESSAGE_CHARS, AuthorizationMessages
 
 ACCOUNT = "111111111111"
 NOW = 1_800_000_000.0

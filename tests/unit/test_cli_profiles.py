@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.cli_profiles import process_command, set_section, write_profiles
+from broker.client.profiles import process_command, set_section, write_profiles
 
 USER_FILE = """\
 # managed by hand; keep this comment

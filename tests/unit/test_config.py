@@ -10,6 +10,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
+from broker.app import load_broker_config
 from broker.config import (
     BrokerConfig,
     ConfigError,
@@ -50,7 +51,7 @@ def write(text: str, name: str = "c.yaml") -> str:
 
 def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        load_config(write(text), environ=environ or {})
+        load_broker_config(write(text), environ=environ or {})
     return str(info.value).splitlines()
 
 

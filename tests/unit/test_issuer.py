@@ -30,11 +30,9 @@ from broker.clock import FrozenClock
 from broker.config import BrokerConfig, ConfigError, load_config
 from broker.directory import Directory
 from broker.errors import StsError
-from broker.identity import WebIdentity, WebIdentityVerifier
+from broker.identity import Caller, SessionClaims, WebIdentity, WebIdentityVerifier
 from broker.issuer import CLAIM_NAMESPACE, IssuerKeys, WebIdentityIssuer, routes
 from broker.issuer.tokens import MAX_PAYLOAD_BYTES
-from broker.sts.callers import Caller
-from broker.sts.tokens import SessionClaims
 
 DEV = "111111111111"
 OFF = "222222222222"

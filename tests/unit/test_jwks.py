@@ -19,8 +19,8 @@ from joserfc.jwk import ECKey
 from broker.clock import FrozenClock
 from broker.config import BrokerConfig
 from broker.errors import StsError
-from broker.identity.jwks import parse_jwks
-from broker.identity.oidc import WebIdentity, WebIdentityVerifier
+from broker.identity import WebIdentity, WebIdentityVerifier
+from broker.identity.oidc import parse_jwks
 from tests.unit.test_oidc import (
     ACCOUNT,
     CLIENT,

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from broker.clock import FrozenClock
 from broker.config import BrokerConfig, OidcProviderConfig, infer_oidc_kind
 from broker.errors import StsError
-from broker.identity.oidc import WebIdentity, WebIdentityVerifier
+from broker.identity import WebIdentity, WebIdentityVerifier
 
 ACCOUNT = "111111111111"
 OTHER_ACCOUNT = "222222222222"

@@ -9,14 +9,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from broker.iam.evaluate import Evaluation, MatchedStatement
-from broker.identity.oidc import WebIdentity
+from broker.iam import Evaluation, MatchedStatement
+from broker.identity import FederatedIdentity, SessionClaims, WebIdentity
 from broker.records import fast_init
 from broker.request import HttpRequestParts
 from broker.sts.engine import RequestInfo
-from broker.sts.federated import FederatedIdentity
 from broker.sts.protocol import QueryRequest
-from broker.sts.tokens import SessionClaims
 
 
 @dataclass(frozen=True)

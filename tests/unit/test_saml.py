@@ -15,11 +15,18 @@ from typing import Any
 import httpx
 import pytest
 
+from broker.app import load_broker_config
 from broker.clock import FrozenClock
 from broker.config import ConfigError, load_config
 from broker.errors import StsError
-from broker.identity.saml import SamlIdentity, SamlVerifier, name_qualifier
-from broker.identity.saml_metadata import MetadataError, MetadataSource, parse_metadata
+from broker.identity.saml import (
+    MetadataError,
+    MetadataSource,
+    SamlIdentity,
+    SamlVerifier,
+    name_qualifier,
+    parse_metadata,
+)
 from tests.saml_builders import (
     ACCOUNT,
     ACS,
@@ -485,7 +492,7 @@ def test_config_refuses_a_broken_metadata_file(tmp_path: Path) -> None:
     (tmp_path / "idp.xml").write_bytes(b"<x/>")
     (tmp_path / "c.yaml").write_text(config_yaml())
     with pytest.raises(ConfigError, match="root is not an md:EntityDescriptor"):
-        load_config(tmp_path / "c.yaml", environ={})
+        load_broker_config(tmp_path / "c.yaml", environ={})
 
 
 class _MetadataServer:

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from saml2 import md, samlp
 
-from broker.identity.saml_crypto import load_sp_credentials
-from broker.web.saml_sp import (
+from broker.identity.saml import load_sp_credentials
+from broker.identity.saml.sp import (
     HTTP_POST,
     RSA_SHA256,
     authn_request,

@@ -10,17 +10,15 @@ from typing import Any
 
 import pytest
 
-from broker.authz import AuthorizationMessages
 from broker.clock import FrozenClock
 from broker.config import ConfigError, load_config
 from broker.directory import Directory
 from broker.errors import StsError
-from broker.identity import SamlVerifier, WebIdentityVerifier
+from broker.identity import FederatedIdentity, SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.issuer import WebIdentityIssuer
 from broker.store import MemoryStore
 from broker.sts.engine import RequestInfo, StsEngine
-from broker.sts.federated import FederatedIdentity
-from broker.sts.tokens import TokenSealer
+from broker.sts.messages import AuthorizationMessages
 from broker.web.signin import RoleChooser, SignedIn, role_session_name
 
 NOW = 1_800_000_000.0

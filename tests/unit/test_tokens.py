@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from broker.sts import tokens
-from broker.sts.tokens import SessionClaims, TokenInvalidError, TokenSealer
+from broker.identity import SessionClaims, TokenInvalidError, TokenSealer
+from broker.identity import session_tokens as tokens
 
 KEY_A = ("k2026a", b"A" * 32)
 KEY_B = ("k2026b", b"B" * 32)

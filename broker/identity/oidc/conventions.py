@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker.config import OidcKind
-from broker.errors import StsError
+from broker.errors import rejected_claim
 from broker.iam import ContextValue
 
 TAGS_CLAIM = "https://aws.amazon.com/tags"
@@ -33,11 +33,6 @@ _MAX_LIST_ITEMS = 100
 _MAX_VALUE_CHARS = 2048
 _NOT_EXPOSED = frozenset({"aud", "sub", TAGS_CLAIM, SOURCE_IDENTITY_CLAIM})
 """``aud``/``sub`` are set from the verified values; AWS's own claims feed tags instead."""
-
-
-def rejected_claim(message: str) -> StsError:
-    """AWS's answer when the signature is good but a claim is refused (403)."""
-    return StsError("IDPRejectedClaim", message, 403)
 
 
 def _refuse_case_twins(prefix: str, context: Mapping[str, ContextValue]) -> None:

@@ -42,7 +42,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from broker.clock import Clock
 from broker.config import OidcProviderConfig, OidcSettings, oidc_url_problem
-from broker.errors import StsError
+from broker.errors import StsError, communication_error, invalid_token, quoted
 from broker.identity.fetch import MAX_DOCUMENT_BYTES, DocumentUnusable, fetch_discovery, fetch_json
 from broker.identity.refresh import RefreshGate
 
@@ -122,18 +122,10 @@ class _IssuerState:
     gate: RefreshGate = field(default_factory=RefreshGate)
 
 
-def communication_error(issuer: str, reason: str) -> StsError:
-    """AWS's retryable answer for an issuer the broker can't get keys from."""
-    return StsError(
-        "IDPCommunicationError",
-        f"Couldn't retrieve verification key from your identity provider {issuer}: {reason}",
-        400,
+def _keys_unavailable(issuer: str, reason: str) -> StsError:
+    return communication_error(
+        f"Couldn't retrieve verification key from your identity provider {issuer}: {reason}"
     )
-
-
-def invalid_token(message: str) -> StsError:
-    """AWS's answer for a token that is not a valid, verifiable ID token."""
-    return StsError("InvalidIdentityToken", message, 400)
 
 
 def parse_jwks(document: object) -> tuple[tuple[VerificationKey, ...], dict[str, str]]:
@@ -247,12 +239,12 @@ def _select(keys: KeySet, kid: str | None, alg: str) -> _Selection:
                 return _Selection(
                     (), f"The issuer's key {kid!r} can't be used: {keys.rejected[kid]}.", False
                 )
-            return _Selection((), f"The issuer publishes no key with kid {_short(kid)}.", True)
+            return _Selection((), f"The issuer publishes no key with kid {quoted(kid)}.", True)
         fitting = tuple(key for key in named if alg in key.algorithms)
         if not fitting:
             allowed = ", ".join(sorted(set().union(*(key.algorithms for key in named))))
             return _Selection(
-                (), f"The key {_short(kid)} verifies {allowed}, but the token says {alg}.", False
+                (), f"The key {quoted(kid)} verifies {allowed}, but the token says {alg}.", False
             )
         return _Selection(fitting, "", False)
     fitting = tuple(key for key in keys.keys if alg in key.algorithms)
@@ -266,10 +258,6 @@ def _select(keys: KeySet, kid: str | None, alg: str) -> _Selection:
             False,
         )
     return _Selection(fitting, "", False)
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 64 else text[:61] + "...")
 
 
 def _max_age(cache_control: str | None) -> int | None:
@@ -339,7 +327,7 @@ class KeySource:
             if found.keys:
                 return found.keys
             if state.last_error is not None:
-                raise communication_error(provider.url, state.last_error)
+                raise _keys_unavailable(provider.url, state.last_error)
         raise invalid_token(found.reason)
 
     async def aclose(self) -> None:
@@ -361,7 +349,7 @@ class KeySource:
         if keys is not None and self._clock.time() < keys.usable_until:
             return keys
         reason = state.last_error or "no keys fetched yet"
-        raise communication_error(provider.url, reason)
+        raise _keys_unavailable(provider.url, reason)
 
     async def _refresh(self, provider: OidcProviderConfig, state: _IssuerState) -> None:
         """Fetch once, unless a fetch is in flight or one was tried lately (RefreshGate)."""

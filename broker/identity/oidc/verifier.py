@@ -9,14 +9,14 @@ otherwise use:
   secret), and no header may bring its own key (``jwk``, ``jku``, ``x5u``, ``x5c``) or demand
   processing we don't do (``crit``, ``cty``). JWE and oversized tokens are refused unread.
 - ``iss`` only selects the provider (a dict lookup in the role's account); keys come only
-  from that provider's JWKS (:mod:`broker.identity.jwks`); ``kid`` is only a lookup key.
+  from that provider's JWKS (:mod:`broker.identity.oidc.keys`); ``kid`` is only a lookup key.
 - The signature is checked with ``cryptography`` on the signing input as received (the
   header's ``alg`` picks the hash, the key's type must fit it); only then are claims
   believed. JSON with duplicate member names is refused, so no two parsers can read one
   token two ways.
 - Standard claims: exact ``iss``, ``aud`` holding a registered client ID (and ``azp``'s
   rule for several audiences), integer ``exp``/``iat``/``nbf`` within the clock skew, age
-  and lifetime bounded; then the issuer kind's own rules (:mod:`broker.identity.oidc_conventions`).
+  and lifetime bounded; then the issuer kind's own rules (:mod:`broker.identity.oidc.conventions`).
 - The replay key is computed from claims (issuer + ``jti``, else a hash of the decoded
   payload), never the token text: an ECDSA signature can be re-encoded, a payload can't.
 """
@@ -44,20 +44,18 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from broker.clock import Clock
 from broker.config import BrokerConfig, OidcProviderConfig
-from broker.errors import StsError, validation_error
+from broker.errors import StsError, invalid_token, quoted, rejected_claim, validation_error
 from broker.iam import ContextValue
-from broker.identity.jwks import (
-    ALLOWED_ALGORITHMS,
-    KeySource,
-    VerificationKey,
-    invalid_token,
-)
-from broker.identity.oidc_conventions import (
+from broker.identity.oidc.conventions import (
     SOURCE_IDENTITY_CLAIM,
     TAGS_CLAIM,
     Convention,
     convention_for,
-    rejected_claim,
+)
+from broker.identity.oidc.keys import (
+    ALLOWED_ALGORITHMS,
+    KeySource,
+    VerificationKey,
 )
 from broker.records import fast_init
 
@@ -104,7 +102,7 @@ class WebIdentity:
     source_identity: str | None
     replay_key: str | None
     """What a ``single_use`` provider's replay check claims; None for the others, which
-    never check (hashing the payload costs every request ~7 µs over HTTP for nothing)."""
+    never check (hashing the payload would cost every request for nothing)."""
     expires_at: int
     single_use: bool
     claims: Mapping[str, Any]
@@ -192,12 +190,13 @@ class WebIdentityVerifier:
         provider = self._providers.get((account, issuer))
         if provider is None:
             raise invalid_token(
-                f"No OpenIDConnect provider found in your account for {_short(issuer)}"
+                f"No OpenIDConnect provider found in your account for {quoted(issuer, 100)}"
             )
         if provider_id is not None and provider_id not in provider.names:
             raise validation_error(
-                f"ProviderId {_short(provider_id)} does not name the provider that issued this "
-                f"token ({provider.config.arn_path}); omit ProviderId for OpenID Connect ID tokens."
+                f"ProviderId {quoted(provider_id, 100)} does not name the provider that issued "
+                f"this token ({provider.config.arn_path}); omit ProviderId for OpenID Connect ID "
+                "tokens."
             )
         keys = self._keys.cached(provider.config, kid=header.kid, alg=header.alg)
         if keys is None:  # not cached, or stale: the full path (may fetch, may refuse)
@@ -348,7 +347,7 @@ def _check_header(header: Mapping[str, Any]) -> _Header:
         raise invalid_token(f"The token header parameter {found} is not accepted.")
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
-        shown = _short(alg) if isinstance(alg, str) else "missing"
+        shown = quoted(alg, 100) if isinstance(alg, str) else "missing"
         raise invalid_token(
             f"The token's signing algorithm ({shown}) is not accepted; "
             "use RS256, RS384, RS512, ES256, ES384 or ES512."
@@ -452,7 +451,7 @@ def _session_tags(raw: object) -> tuple[dict[str, str], tuple[str, ...]]:
     for key, value in principal.items():
         if not (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str)):
             raise rejected_claim(
-                f"Session tag {_short(key)}: each principal_tags value must be a list of "
+                f"Session tag {quoted(key, 100)}: each principal_tags value must be a list of "
                 "exactly one string."
             )
         tags[key] = value[0]
@@ -507,7 +506,3 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 100 else text[:97] + "...")

@@ -37,11 +37,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 
+from broker.identity.saml.xml import DS
+
 log = logging.getLogger("broker.saml")
 
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 XENC11 = "http://www.w3.org/2009/xmlenc11#"
-DS = "http://www.w3.org/2000/09/xmldsig#"
 
 RSA_OAEP_MGF1P = XENC + "rsa-oaep-mgf1p"
 RSA_OAEP = XENC11 + "rsa-oaep"
@@ -76,11 +77,6 @@ class SpCredentials:
     key: rsa.RSAPrivateKey = field(repr=False)
     certificate: x509.Certificate
     ephemeral: bool
-
-    @property
-    def certificate_pem(self) -> str:
-        """The certificate as PEM, for SP metadata and for IdP administrators."""
-        return self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def load_sp_credentials(

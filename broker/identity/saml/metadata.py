@@ -3,7 +3,7 @@
 This is the ``KeySource`` port for SAML. A provider's metadata (a file next to the config,
 or an https URL) is the *only* place signing keys come from: certificates inside a SAML
 message are never used. Metadata is parsed through the same gate as responses
-(:mod:`broker.identity.saml_xml`), reduced to a small frozen :class:`IdpMetadata` once per
+(:mod:`broker.identity.saml.xml`), reduced to a small frozen :class:`IdpMetadata` once per
 load, and the hot path is a dict lookup.
 
 Refresh: every ``saml.metadata_refresh_seconds`` the source is read again (file or URL).
@@ -26,6 +26,7 @@ import base64
 import binascii
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,15 +36,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 
 from broker.clock import Clock
-from broker.errors import StsError
+from broker.config import BrokerConfig, KeyPath
+from broker.errors import communication_error
 from broker.identity.fetch import FetchFailed, describe, fetch_bounded
-from broker.identity.saml_xml import XmlRefused, parse_xml
+from broker.identity.saml.xml import DS, MD, SAMLP, XmlRefused, parse_xml
 
 log = logging.getLogger("broker.saml")
 
-MD = "urn:oasis:names:tc:SAML:2.0:metadata"
-DS = "http://www.w3.org/2000/09/xmldsig#"
-PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
 MAX_METADATA_BYTES = 1024 * 1024
 _MAX_CERTIFICATES = 10
 _MIN_RSA_BITS = 2048
@@ -74,6 +73,26 @@ class MetadataError(Exception):
     """The metadata can't be used; ``str(exc)`` is safe to show and log."""
 
 
+def metadata_file_problems(config: BrokerConfig) -> Iterator[tuple[KeyPath, str]]:
+    """Each ``metadata_file`` the parser below would refuse, as a config mistake at its key.
+
+    A loader check (see :func:`broker.config.load_config`): a broken file stops start-up and
+    ``check-config`` with the file's line, by the same parser the broker reads it with.
+    """
+    for account_id, account in config.accounts.items():
+        for name, provider in account.saml_providers.items():
+            if provider.metadata_file is None:
+                continue
+            path = Path(provider.metadata_file)
+            at: KeyPath = ("accounts", account_id, "saml_providers", name, "metadata_file")
+            try:
+                parse_metadata(path.read_bytes())
+            except OSError as exc:
+                yield at, f"cannot read the metadata file {path} ({exc.strerror})"
+            except MetadataError as exc:
+                yield at, f"{path}: {exc}"
+
+
 def parse_metadata(data: bytes) -> IdpMetadata:
     """The IdP entity of a metadata document, or :class:`MetadataError` saying why not."""
     try:
@@ -100,7 +119,7 @@ def parse_metadata(data: bytes) -> IdpMetadata:
     descriptors = [
         d
         for d in root.findall(f"{{{MD}}}IDPSSODescriptor")
-        if PROTOCOL in (d.get("protocolSupportEnumeration") or "").split()
+        if SAMLP in (d.get("protocolSupportEnumeration") or "").split()
     ]
     if len(descriptors) != 1:
         raise MetadataError("the metadata must have exactly one SAML 2.0 IDPSSODescriptor")
@@ -160,15 +179,6 @@ def _b64(text: str) -> bytes:
         raise ValueError("not base64") from None
 
 
-def communication_error(provider_arn: str, reason: str) -> StsError:
-    """Retryable refusal: the provider's metadata (so its keys) can't be had."""
-    return StsError(
-        "IDPCommunicationError",
-        f"Couldn't load the SAML metadata of {provider_arn}: {reason}",
-        400,
-    )
-
-
 @dataclass
 class _State:
     """Mutable cache entry for one metadata source; only :class:`MetadataSource` touches it."""
@@ -200,7 +210,10 @@ class MetadataSource:
         if state.inflight is not None or (now >= state.fresh_until and now >= state.next_attempt):
             await self._refresh(source, state)
         if state.metadata is None:
-            raise communication_error(provider_arn, state.last_error or "not loaded yet")
+            raise communication_error(
+                f"Couldn't load the SAML metadata of {provider_arn}: "
+                f"{state.last_error or 'not loaded yet'}"
+            )
         return state.metadata
 
     async def aclose(self) -> None:

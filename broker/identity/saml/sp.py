@@ -19,12 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 
 from broker.clock import iso8601
-from broker.identity.saml_crypto import SpCredentials
+from broker.identity.saml.crypto import SpCredentials
+from broker.identity.saml.xml import DS, MD, SAML, SAMLP
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-MD = "urn:oasis:names:tc:SAML:2.0:metadata"
-DS = "http://www.w3.org/2000/09/xmldsig#"
 HTTP_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 HTTP_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"

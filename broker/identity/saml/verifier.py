@@ -4,7 +4,7 @@ This adapter is the only code that touches SAML XML. ``AssumeRoleWithSAML`` is u
 so the Response is the whole proof; the order below is what keeps signature wrapping
 (XSW), parser differentials and comment truncation out:
 
-1. **Gate** (:mod:`broker.identity.saml_xml`): strict base64, size cap, no DOCTYPE or
+1. **Gate** (:mod:`broker.identity.saml.xml`): strict base64, size cap, no DOCTYPE or
    entities, no XInclude, no comments or processing instructions, depth and element caps,
    unique IDs.
 2. **Shape before crypto**: the root is a Response holding exactly one ``Assertion`` or
@@ -15,13 +15,13 @@ so the Response is the whole proof; the order below is what keeps signature wrap
    ``SignedInfo``, RSA/ECDSA with SHA-256/384/512 and a SHA-256/384/512 digest; HMAC,
    SHA-1 and MD5 are refused by name.
 3. **Verify** with signxml, in process, with certificates from the provider's metadata
-   only (:mod:`broker.identity.saml_metadata`); a certificate in the message's ``KeyInfo``
+   only (:mod:`broker.identity.saml.metadata`); a certificate in the message's ``KeyInfo``
    is at most an ordering hint and never verifies anything. Every signature present must
    verify, and at least one must cover the assertion.
 4. **Read only what was verified**: from here on the code sees signxml's ``signed_xml``
    (the canonicalized signed element, re-parsed), never the posted tree. If only the
    Response is signed, the assertion is taken from inside the verified Response copy. An
-   ``EncryptedAssertion`` is decrypted (:mod:`broker.identity.saml_crypto`) and its
+   ``EncryptedAssertion`` is decrypted (:mod:`broker.identity.saml.crypto`) and its
    plaintext passes the gate again.
 5. **Protocol**: Status Success; Destination (required when the Response is signed) and
    Recipient among the accepted recipients; exactly one SubjectConfirmation, bearer, with
@@ -71,139 +71,52 @@ from types import MappingProxyType
 
 import httpx
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
-from signxml.exceptions import SignXMLException
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from broker.clock import Clock, iso8601
 from broker.config import BrokerConfig, SamlProviderConfig
-from broker.errors import StsError, validation_error
+from broker.errors import StsError, invalid_token, quoted, validation_error
 from broker.iam import ContextValue
-from broker.identity.saml_crypto import (
+from broker.identity.saml.attributes import (
+    PROVIDER_ARN,
+    ROLE,
+    SamlRole,
+    context_attributes,
+    read_attributes,
+    roles_of,
+    session_duration,
+    session_name,
+    session_tags,
+    source_identity,
+)
+from broker.identity.saml.crypto import (
     DecryptionRefused,
     SpCredentials,
     decrypt_assertion,
     load_sp_credentials,
 )
-from broker.identity.saml_metadata import IdpMetadata, MetadataSource
-from broker.identity.saml_xml import XmlRefused, parse_xml
+from broker.identity.saml.metadata import IdpMetadata, MetadataSource
+from broker.identity.saml.signature import SignatureChecker, assertion_signature
+from broker.identity.saml.xml import DS, SAML, SAMLP, XmlRefused, one_child, parse_xml, plain_text
 
-SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
-SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
-DS = "http://www.w3.org/2000/09/xmldsig#"
-EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
-ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 NAMEID_PREFIX = "urn:oasis:names:tc:SAML:2.0:nameid-format:"
 ENTITY_FORMAT = NAMEID_PREFIX + "entity"
 
-AWS_ATTRIBUTES = "https://aws.amazon.com/SAML/Attributes/"
-ROLE = AWS_ATTRIBUTES + "Role"
-ROLE_SESSION_NAME = AWS_ATTRIBUTES + "RoleSessionName"
-SESSION_DURATION = AWS_ATTRIBUTES + "SessionDuration"
-SOURCE_IDENTITY = AWS_ATTRIBUTES + "SourceIdentity"
-PRINCIPAL_TAG = AWS_ATTRIBUTES + "PrincipalTag:"
-TRANSITIVE_TAG_KEYS = AWS_ATTRIBUTES + "TransitiveTagKeys"
-_AWS_NAMES = (ROLE, ROLE_SESSION_NAME, SESSION_DURATION, SOURCE_IDENTITY, TRANSITIVE_TAG_KEYS)
 
 AWS_RECIPIENT = re.compile(
     r"https://(?:[a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2}\.)?signin\.aws\.amazon\.com/saml", re.ASCII
 )
 """AWS's sign-in ACS, global or regional: a valid Recipient only for AWS-audience providers."""
 
-_SIGNATURE_METHODS = {
-    SignatureMethod.RSA_SHA256,
-    SignatureMethod.RSA_SHA384,
-    SignatureMethod.RSA_SHA512,
-    SignatureMethod.ECDSA_SHA256,
-    SignatureMethod.ECDSA_SHA384,
-    SignatureMethod.ECDSA_SHA512,
-}
-_DIGESTS = {DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}
-_SIGNATURE_URIS = frozenset(method.value for method in _SIGNATURE_METHODS)
-_DIGEST_URIS = frozenset(digest.value for digest in _DIGESTS)
-_SIGNATURE_CHILDREN = frozenset(
-    {f"{{{DS}}}SignedInfo", f"{{{DS}}}SignatureValue", f"{{{DS}}}KeyInfo"}
-)
-
-_ROLE_ARN = re.compile(
-    r"arn:aws:iam::([0-9]{12}):role/(?:[\x21-\x7e]{0,510}/)?[\w+=,.@-]{1,64}", re.ASCII
-)
-_PROVIDER_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):saml-provider/([\w.-]{1,128})", re.ASCII)
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
-_TAG_KEY = re.compile(r"[\w\s.:/=+\-@]{1,128}")
 _DATETIME = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?Z", re.ASCII
 )
-MAX_ROLE_VALUES = 100
-MAX_SESSION_TAGS = 50
-MAX_ATTRIBUTE_VALUES = 1000
 _MIN_RESPONSE_CHARS = 4
-
-_EDU = "urn:oid:1.3.6.1.4.1.5923."
-CONTEXT_ATTRIBUTES: Mapping[str, str] = MappingProxyType(
-    {
-        **{
-            f"{_EDU}1.1.1.{n}": f"saml:{key}"
-            for n, key in (
-                (1, "edupersonaffiliation"),
-                (2, "edupersonnickname"),
-                (3, "edupersonorgdn"),
-                (4, "edupersonorgunitdn"),
-                (5, "edupersonprimaryaffiliation"),
-                (6, "edupersonprincipalname"),
-                (7, "edupersonentitlement"),
-                (8, "edupersonprimaryorgunitdn"),
-                (9, "edupersonscopedaffiliation"),
-                (10, "edupersontargetedid"),
-                (11, "edupersonassurance"),
-            )
-        },
-        **{
-            f"{_EDU}1.2.1.{n}": f"saml:{key}"
-            for n, key in (
-                (2, "eduorghomepageuri"),
-                (3, "eduorgidentityauthnpolicyuri"),
-                (4, "eduorglegalname"),
-                (5, "eduorgsuperioruri"),
-                (6, "eduorgwhitepagesuri"),
-            )
-        },
-        "urn:oid:2.5.4.3": "saml:cn",
-        "urn:oid:2.5.4.4": "saml:surname",
-        "urn:oid:2.5.4.41": "saml:name",
-        "urn:oid:2.5.4.42": "saml:givenName",
-        "urn:oid:2.5.4.45": "saml:x500UniqueIdentifier",
-        "urn:oid:0.9.2342.19200300.100.1.1": "saml:uid",
-        "urn:oid:0.9.2342.19200300.100.1.3": "saml:mail",
-    }
-)
-"""Attribute name (URN) -> trust-policy key, as AWS maps them; friendly names also map."""
-_FRIENDLY_CONTEXT = MappingProxyType(
-    {
-        **{key.removeprefix("saml:").lower(): key for key in CONTEXT_ATTRIBUTES.values()},
-        "mail": "saml:mail",
-        "uid": "saml:uid",
-        "cn": "saml:cn",
-        "sn": "saml:surname",
-        "givenname": "saml:givenName",
-    }
-)
 
 
 # --------------------------------------------------------------------------- values
-
-
-@dataclass(frozen=True)
-class SamlRole:
-    """One ``Role`` attribute value: a role and the provider allowed to assume it."""
-
-    role_arn: str
-    provider_arn: str
 
 
 @dataclass(frozen=True)
@@ -249,7 +162,7 @@ class SamlIdentity:
         """This identity as seen by one of its providers (its roles only, its keys)."""
         if provider_arn == self.provider_arn:
             return self
-        match = _PROVIDER_ARN.fullmatch(provider_arn)
+        match = PROVIDER_ARN.fullmatch(provider_arn)
         roles = tuple(role for role in self.roles if role.provider_arn == provider_arn)
         if match is None or not roles:
             raise ValueError(f"{provider_arn} is not a provider of this identity")
@@ -274,16 +187,6 @@ def name_qualifier(issuer: str, account: str, provider_name: str) -> str:
     return base64.b64encode(digest.digest()).decode("ascii")
 
 
-def invalid_token(message: str) -> StsError:
-    """The Response is not a valid, verifiable SAML response for this broker."""
-    return StsError("InvalidIdentityToken", message, 400)
-
-
-def rejected_claim(message: str) -> StsError:
-    """The signature is fine but a claim can't be accepted."""
-    return StsError("IDPRejectedClaim", message, 403)
-
-
 def _expired(now: float, expires: float) -> StsError:
     return StsError(
         "ExpiredTokenException",
@@ -302,14 +205,6 @@ class _Provider:
     arn: str
     config: SamlProviderConfig
     audiences: frozenset[str]
-
-
-@dataclass(frozen=True)
-class _Verified:
-    """A signature that held: the signed element (re-parsed) and the certificate used."""
-
-    element: etree._Element
-    certificate: x509.Certificate
 
 
 # --------------------------------------------------------------------------- verifier
@@ -344,7 +239,7 @@ class SamlVerifier:
                     config=provider,
                     audiences=frozenset({self.sp_entity_id, *provider.audiences}),
                 )
-        self._signature_configs: dict[bytes, SignatureConfiguration] = {}
+        self._signatures = SignatureChecker()
         if self._providers:
             # Load (or make, with its warning) the SP key pair at start-up, not at first login.
             _ = self.sp_credentials
@@ -375,7 +270,7 @@ class SamlVerifier:
         response_view = root
         used: list[x509.Certificate] = []
         if response_signature is not None:
-            verified = self._verify_signature(root, response_signature, certificates, "Response")
+            verified = self._signatures.verify(root, response_signature, certificates, "Response")
             response_view = verified.element
             used.append(verified.certificate)
             response_signature_view, carrier = _response_shape(response_view)
@@ -387,11 +282,9 @@ class SamlVerifier:
             assertion = self._decrypt(carrier, allow_cbc=allow_cbc)
         else:
             assertion = carrier
-        assertion_signature = _assertion_signature(assertion)
-        if assertion_signature is not None:
-            verified = self._verify_signature(
-                assertion, assertion_signature, certificates, "Assertion"
-            )
+        signature = assertion_signature(assertion)
+        if signature is not None:
+            verified = self._signatures.verify(assertion, signature, certificates, "Assertion")
             assertion = verified.element
             used.append(verified.certificate)
         elif response_signature is None:
@@ -400,7 +293,7 @@ class SamlVerifier:
                 "carries a signature."
             )
         if (
-            _assertion_signature(assertion) is not None
+            assertion_signature(assertion) is not None
             or assertion.find(f".//{{{DS}}}Signature") is not None
         ):
             raise invalid_token("The Assertion carries more than one signature.")
@@ -438,7 +331,7 @@ class SamlVerifier:
         """The metadata of one configured provider (SSO endpoints for SP-initiated login)."""
         provider = self._providers.get(provider_arn)
         if provider is None:
-            raise invalid_token(f"No SAML provider {_short(provider_arn)} exists.")
+            raise invalid_token(f"No SAML provider {quoted(provider_arn)} exists.")
         return await self._metadata.get(provider.config.metadata_source, provider_arn=provider.arn)
 
     def provider_arns(self) -> tuple[str, ...]:
@@ -475,14 +368,14 @@ class SamlVerifier:
     ) -> list[tuple[_Provider, IdpMetadata]]:
         """The providers this Response may come from, with their metadata."""
         if provider_arn is not None:
-            if not _PROVIDER_ARN.fullmatch(provider_arn):
+            if not PROVIDER_ARN.fullmatch(provider_arn):
                 raise validation_error(
-                    f"PrincipalArn {_short(provider_arn)} is not a SAML provider ARN "
+                    f"PrincipalArn {quoted(provider_arn)} is not a SAML provider ARN "
                     "(arn:aws:iam::ACCOUNT:saml-provider/NAME)."
                 )
             provider = self._providers.get(provider_arn)
             if provider is None:
-                raise invalid_token(f"No SAML provider {_short(provider_arn)} exists.")
+                raise invalid_token(f"No SAML provider {quoted(provider_arn)} exists.")
             metadata = await self._metadata.get(
                 provider.config.metadata_source, provider_arn=provider.arn
             )
@@ -497,63 +390,8 @@ class SamlVerifier:
             if metadata.entity_id == issuer_hint:
                 found.append((provider, metadata))
         if not found:
-            raise invalid_token(f"No SAML provider is configured for issuer {_short(issuer_hint)}.")
+            raise invalid_token(f"No SAML provider is configured for issuer {quoted(issuer_hint)}.")
         return found
-
-    def _verify_signature(
-        self,
-        signed: etree._Element,
-        signature: etree._Element,
-        certificates: list[x509.Certificate],
-        what: str,
-    ) -> _Verified:
-        """Verify ``signed``'s enveloped signature with metadata certificates only."""
-        _check_signature_shape(signed, signature, what)
-        for certificate in _hinted(certificates, signature):
-            try:
-                result = XMLVerifier().verify(
-                    signed,
-                    x509_cert=certificate,
-                    id_attribute="ID",
-                    expect_config=self._signature_config(certificate),
-                )
-            except (
-                SignXMLException,
-                etree.LxmlError,
-                ValueError,
-                TypeError,
-                CryptoInvalidSignature,
-            ):
-                continue
-            element = result.signed_xml if not isinstance(result, list) else None
-            if element is None or element.tag != signed.tag:
-                break
-            return _Verified(element=element, certificate=certificate)
-        raise invalid_token(
-            f"The {what} signature is not valid: it was not made by a key in the identity "
-            "provider's metadata, or the signed content was changed."
-        )
-
-    def _signature_config(self, certificate: x509.Certificate) -> SignatureConfiguration:
-        """Strict signxml settings for one metadata certificate, built once per certificate.
-
-        ``verification_time`` is pinned inside the certificate's validity: metadata keys
-        are trusted because the metadata lists them, not for their certificate dates (SAML
-        Metadata Interoperability Profile), and nothing here may read the wall clock.
-        """
-        key = certificate.public_bytes(Encoding.DER)
-        config = self._signature_configs.get(key)
-        if config is None:
-            config = SignatureConfiguration(
-                require_x509=True,
-                location="./",
-                expect_references=1,
-                signature_methods=frozenset(_SIGNATURE_METHODS),
-                digest_algorithms=frozenset(_DIGESTS),
-                verification_time=certificate.not_valid_before_utc,
-            )
-            self._signature_configs[key] = config
-        return config
 
     def _decrypt(self, carrier: etree._Element, *, allow_cbc: bool) -> etree._Element:
         try:
@@ -586,8 +424,8 @@ class SamlVerifier:
         issuer = _issuer(assertion, "Assertion")
         if issuer != entity_id:
             raise invalid_token(
-                f"The assertion's Issuer {_short(issuer or '')} is not the entity ID of the "
-                f"identity provider whose key signed it ({_short(entity_id)})."
+                f"The assertion's Issuer {quoted(issuer or '')} is not the entity ID of the "
+                f"identity provider whose key signed it ({quoted(entity_id)})."
             )
         response_issuer = _issuer(response, "Response")
         if response_issuer is not None and response_issuer != entity_id:
@@ -599,9 +437,9 @@ class SamlVerifier:
         if issued > now + self._skew:
             raise invalid_token("The assertion was issued in the future; check the IdP clock.")
 
-        subject = _one(assertion, f"{{{SAML}}}Subject", "Subject")
-        name_id = _one(subject, f"{{{SAML}}}NameID", "Subject NameID")
-        subject_text = _text(name_id, "NameID")
+        subject = one_child(assertion, f"{{{SAML}}}Subject", "Subject")
+        name_id = one_child(subject, f"{{{SAML}}}NameID", "Subject NameID")
+        subject_text = plain_text(name_id, "NameID")
         if not 1 <= len(subject_text) <= 1024:
             raise invalid_token("The NameID must be 1 to 1024 characters.")
         name_format = (
@@ -638,9 +476,9 @@ class SamlVerifier:
             assert refusal is not None
             raise refusal
 
-        attributes, aws = _attributes(assertion)
-        roles = _roles(aws.get(ROLE, ()), accepted)
-        tags, transitive = _tags(aws)
+        attributes, aws = read_attributes(assertion)
+        roles = roles_of(aws.get(ROLE, ()), [p.arn for p in accepted])
+        tags, transitive = session_tags(aws)
         first = accepted[0]
         qualifier = name_qualifier(issuer, first.account, first.name)
         context: dict[str, ContextValue] = {
@@ -651,7 +489,7 @@ class SamlVerifier:
             "saml:namequalifier": qualifier,
             "saml:doc": f"{first.account}/{first.name}",
         }
-        context.update(_context_attributes(attributes))
+        context.update(context_attributes(attributes))
         return SamlIdentity(
             issuer=issuer,
             account=first.account,
@@ -662,10 +500,10 @@ class SamlVerifier:
             audience=confirmation.recipient,
             name_qualifier=qualifier,
             roles=roles,
-            session_name=_session_name(aws),
-            session_duration=_session_duration(aws),
+            session_name=session_name(aws),
+            session_duration=session_duration(aws),
             session_not_on_or_after=session_end,
-            source_identity=_source_identity(aws),
+            source_identity=source_identity(aws),
             session_tags=MappingProxyType(tags),
             transitive_tag_keys=transitive,
             context=MappingProxyType(context),
@@ -686,7 +524,9 @@ class SamlVerifier:
         confirmation = confirmations[0]
         if confirmation.get("Method") != BEARER:
             raise invalid_token("The SubjectConfirmation method must be bearer.")
-        data = _one(confirmation, f"{{{SAML}}}SubjectConfirmationData", "SubjectConfirmationData")
+        data = one_child(
+            confirmation, f"{{{SAML}}}SubjectConfirmationData", "SubjectConfirmationData"
+        )
         if data.get("NotBefore") is not None:
             raise invalid_token("A bearer SubjectConfirmationData must not have NotBefore.")
         recipient = data.get("Recipient")
@@ -702,7 +542,7 @@ class SamlVerifier:
         )
 
     def _conditions(self, assertion: etree._Element, now: float) -> _Conditions:
-        conditions = _one(assertion, f"{{{SAML}}}Conditions", "Conditions")
+        conditions = one_child(assertion, f"{{{SAML}}}Conditions", "Conditions")
         not_before = conditions.get("NotBefore")
         if not_before is not None:
             start = _instant(not_before, "Conditions NotBefore")
@@ -719,7 +559,9 @@ class SamlVerifier:
         one_time_use = False
         for child in conditions:
             if child.tag == f"{{{SAML}}}AudienceRestriction":
-                values = [_text(a, "Audience") for a in child if a.tag == f"{{{SAML}}}Audience"]
+                values = [
+                    plain_text(a, "Audience") for a in child if a.tag == f"{{{SAML}}}Audience"
+                ]
                 if not values or len(values) != len(child):
                     raise invalid_token("An AudienceRestriction must hold only Audience elements.")
                 restrictions.append(frozenset(values))
@@ -763,12 +605,12 @@ class SamlVerifier:
         """Why this provider can't accept the assertion (None when it can)."""
         if not self._recipient_ok(provider, recipient):
             return invalid_token(
-                f"The SubjectConfirmationData Recipient {_short(recipient)} is not this "
+                f"The SubjectConfirmationData Recipient {quoted(recipient)} is not this "
                 f"broker's ACS URL ({self.acs_url})."
             )
         if destination is not None and not self._recipient_ok(provider, destination):
             return invalid_token(
-                f"The Response Destination {_short(destination)} is not this broker's ACS "
+                f"The Response Destination {quoted(destination)} is not this broker's ACS "
                 f"URL ({self.acs_url})."
             )
         for restriction in audiences:
@@ -828,7 +670,7 @@ def _check_status(response: etree._Element) -> None:
     status = response.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
     value = status.get("Value") if status is not None else None
     if value != STATUS_SUCCESS:
-        shown = _short(value.rsplit(":", 1)[-1]) if value else "missing"
+        shown = quoted(value.rsplit(":", 1)[-1]) if value else "missing"
         raise invalid_token(f"The identity provider did not report success (status {shown}).")
 
 
@@ -867,62 +709,6 @@ def _response_shape(root: etree._Element) -> tuple[etree._Element | None, etree.
     return (own[0] if own else None), carrier
 
 
-def _assertion_signature(assertion: etree._Element) -> etree._Element | None:
-    found = [child for child in assertion if child.tag == f"{{{DS}}}Signature"]
-    if len(found) > 1:
-        raise invalid_token("The Assertion carries more than one signature.")
-    return found[0] if found else None
-
-
-def _check_signature_shape(signed: etree._Element, signature: etree._Element, what: str) -> None:
-    """Refuse every signature form beyond the one SAML needs, before any crypto runs."""
-    if any(child.tag not in _SIGNATURE_CHILDREN for child in signature):
-        raise invalid_token(
-            f"The {what} signature has unexpected elements "
-            "(only SignedInfo, SignatureValue and KeyInfo are accepted)."
-        )
-    info = _one(signature, f"{{{DS}}}SignedInfo", f"{what} signature SignedInfo")
-    c14n = _one(info, f"{{{DS}}}CanonicalizationMethod", "CanonicalizationMethod")
-    if c14n.get("Algorithm") != EXC_C14N:
-        raise invalid_token(f"The {what} signature must use exclusive canonicalization.")
-    method = _one(info, f"{{{DS}}}SignatureMethod", "SignatureMethod").get("Algorithm") or ""
-    if method not in _SIGNATURE_URIS:
-        kind = "HMAC" if "hmac" in method.lower() else "SHA-1" if "sha1" in method.lower() else "it"
-        raise invalid_token(
-            f"The {what} signature algorithm is not accepted ({kind}); use RSA or ECDSA "
-            "with SHA-256, SHA-384 or SHA-512."
-        )
-    references = info.findall(f"{{{DS}}}Reference")
-    if len(references) != 1:
-        raise invalid_token(f"The {what} signature must have exactly one Reference.")
-    reference = references[0]
-    element_id = signed.get("ID")
-    if not element_id or reference.get("URI") != f"#{element_id}":
-        raise invalid_token(
-            f"The {what} signature must reference the element it is in (URI #{{its ID}})."
-        )
-    transforms = reference.findall(f"{{{DS}}}Transforms/{{{DS}}}Transform")
-    if (
-        [t.get("Algorithm") for t in transforms] != [ENVELOPED, EXC_C14N]
-        or any(
-            len(child) > 0
-            and (len(child) != 1 or etree.QName(child[0]).localname != "InclusiveNamespaces")
-            for child in transforms
-        )
-        or len(transforms[0]) > 0
-    ):
-        raise invalid_token(
-            f"The {what} signature's transforms must be exactly enveloped-signature and "
-            "exclusive canonicalization."
-        )
-    digest = _one(reference, f"{{{DS}}}DigestMethod", "DigestMethod").get("Algorithm") or ""
-    if digest not in _DIGEST_URIS:
-        raise invalid_token(
-            f"The {what} signature's digest algorithm is not accepted; use SHA-256, SHA-384 "
-            "or SHA-512."
-        )
-
-
 def _certificates_of(candidates: Iterable[tuple[_Provider, IdpMetadata]]) -> list[x509.Certificate]:
     out: list[x509.Certificate] = []
     for _, metadata in candidates:
@@ -930,40 +716,7 @@ def _certificates_of(candidates: Iterable[tuple[_Provider, IdpMetadata]]) -> lis
     return out
 
 
-def _hinted(
-    certificates: list[x509.Certificate], signature: etree._Element
-) -> list[x509.Certificate]:
-    """Metadata certificates, the one equal to the message's embedded certificate first.
-
-    The embedded certificate only orders the tries (saving a failed verification during a
-    key rollover); it is never itself used to verify anything.
-    """
-    element = signature.find(f"{{{DS}}}KeyInfo/{{{DS}}}X509Data/{{{DS}}}X509Certificate")
-    if element is None or not element.text:
-        return certificates
-    try:
-        embedded = base64.b64decode("".join(str(element.text).split()), validate=True)
-    except (binascii.Error, ValueError):
-        return certificates
-    first = [c for c in certificates if c.public_bytes(Encoding.DER) == embedded]
-    return first + [c for c in certificates if c not in first]
-
-
 # --------------------------------------------------------------------------- reading
-
-
-def _one(parent: etree._Element, tag: str, what: str) -> etree._Element:
-    found = parent.findall(tag)
-    if len(found) != 1:
-        raise invalid_token(f"The SAML response must have exactly one {what} (found {len(found)}).")
-    return found[0]
-
-
-def _text(element: etree._Element, what: str) -> str:
-    """An element's whole text; child elements (or anything but one text node) are refused."""
-    if len(element) > 0:
-        raise invalid_token(f"The {what} must be plain text.")
-    return str(element.text or "")
 
 
 def _issuer(parent: etree._Element, what: str) -> str | None:
@@ -977,7 +730,7 @@ def _issuer(parent: etree._Element, what: str) -> str | None:
     issuer = found[0]
     if issuer.get("Format") not in (None, ENTITY_FORMAT):
         raise invalid_token(f"The {what} Issuer's Format must be the entity format.")
-    return _text(issuer, f"{what} Issuer")
+    return plain_text(issuer, f"{what} Issuer")
 
 
 def _instant(value: str | None, what: str) -> float:
@@ -992,172 +745,3 @@ def _instant(value: str | None, what: str) -> float:
         raise invalid_token(f"The {what} is not a valid date/time.") from None
     fraction = float(match.group(7)) if match.group(7) else 0.0
     return moment.timestamp() + fraction
-
-
-def _attributes(
-    assertion: etree._Element,
-) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
-    """(every attribute by Name, the AWS ones), from AttributeStatements of the assertion only."""
-    merged: dict[str, list[str]] = {}
-    aws: dict[str, tuple[str, ...]] = {}
-    total = 0
-    for statement in assertion.findall(f"{{{SAML}}}AttributeStatement"):
-        for attribute in statement:
-            if attribute.tag == f"{{{SAML}}}EncryptedAttribute":
-                raise invalid_token("Encrypted attributes are not supported.")
-            if attribute.tag != f"{{{SAML}}}Attribute":
-                continue
-            name = attribute.get("Name") or ""
-            aws_name = _aws_name(name)
-            values: list[str] = []
-            for value in attribute.findall(f"{{{SAML}}}AttributeValue"):
-                if len(value) > 0:
-                    if aws_name:
-                        raise rejected_claim(f"The {_short(name)} attribute values must be text.")
-                    continue
-                values.append(str(value.text or ""))
-            total += len(values)
-            if total > MAX_ATTRIBUTE_VALUES:
-                raise invalid_token(
-                    f"The assertion has more than {MAX_ATTRIBUTE_VALUES} attribute values."
-                )
-            if aws_name:
-                if name in aws:
-                    raise rejected_claim(f"The {_short(name)} attribute appears more than once.")
-                aws[name] = tuple(values)
-            merged.setdefault(name, []).extend(values)
-    if (
-        ROLE not in aws
-        and assertion.find(f".//{{{SAML}}}Advice//{{{SAML}}}Attribute[@Name='{ROLE}']") is not None
-    ):
-        raise rejected_claim("The Role attribute is only inside Advice, which is never read.")
-    return {name: tuple(values) for name, values in merged.items()}, aws
-
-
-def _aws_name(name: str) -> bool:
-    """True for AWS's attribute names; refuses names that differ from one only in case."""
-    if not name.lower().startswith(AWS_ATTRIBUTES.lower()):
-        return False
-    if name in _AWS_NAMES or (name.startswith(PRINCIPAL_TAG) and len(name) > len(PRINCIPAL_TAG)):
-        return True
-    folded = name.lower()
-    if any(folded == known.lower() for known in _AWS_NAMES) or folded.startswith(
-        PRINCIPAL_TAG.lower()
-    ):
-        raise rejected_claim(
-            f"The attribute {_short(name)} differs from AWS's name only in case; "
-            "AWS attribute names are case-sensitive."
-        )
-    return False
-
-
-def _roles(values: tuple[str, ...], providers: list[_Provider]) -> tuple[SamlRole, ...]:
-    if len(values) > MAX_ROLE_VALUES:
-        raise rejected_claim(f"The Role attribute has more than {MAX_ROLE_VALUES} values.")
-    by_arn = {provider.arn: provider for provider in providers}
-    roles: list[SamlRole] = []
-    for value in values:
-        parts = value.split(",")
-        if len(parts) != 2:
-            raise rejected_claim(
-                f"Role value {_short(value)} must be a role ARN and a SAML provider ARN, "
-                "separated by a comma."
-            )
-        role_arn, provider_arn = (parts[1], parts[0]) if ":saml-provider/" in parts[0] else parts
-        role_match = _ROLE_ARN.fullmatch(role_arn)
-        provider_match = _PROVIDER_ARN.fullmatch(provider_arn)
-        if role_match is None or provider_match is None:
-            raise rejected_claim(f"Role value {_short(value)} does not hold well-formed ARNs.")
-        if role_match.group(1) != provider_match.group(1):
-            raise rejected_claim(
-                f"Role value {_short(value)} pairs a role with a provider of another account."
-            )
-        if provider_arn in by_arn:
-            role = SamlRole(role_arn=role_arn, provider_arn=provider_arn)
-            if role not in roles:
-                roles.append(role)
-    if not roles:
-        names = ", ".join(sorted(by_arn))
-        raise rejected_claim(f"The assertion's Role attribute names no role for {names}.")
-    return tuple(roles)
-
-
-def _single(aws: Mapping[str, tuple[str, ...]], name: str) -> str | None:
-    values = aws.get(name)
-    if values is None:
-        return None
-    if len(values) != 1:
-        raise rejected_claim(
-            f"The {name.removeprefix(AWS_ATTRIBUTES)} attribute must have exactly one value."
-        )
-    return values[0]
-
-
-def _session_name(aws: Mapping[str, tuple[str, ...]]) -> str | None:
-    value = _single(aws, ROLE_SESSION_NAME)
-    if value is not None and not _SESSION_NAME.fullmatch(value):
-        raise rejected_claim(
-            f"RoleSessionName must be 2 to 64 of letters, digits and +=,.@_- (got {_short(value)})."
-        )
-    return value
-
-
-def _session_duration(aws: Mapping[str, tuple[str, ...]]) -> int | None:
-    value = _single(aws, SESSION_DURATION)
-    if value is None:
-        return None
-    if not re.fullmatch(r"[0-9]{3,5}", value, re.ASCII) or not 900 <= int(value) <= 43200:
-        raise rejected_claim(f"SessionDuration must be 900 to 43200 seconds (got {_short(value)}).")
-    return int(value)
-
-
-def _source_identity(aws: Mapping[str, tuple[str, ...]]) -> str | None:
-    value = _single(aws, SOURCE_IDENTITY)
-    if value is not None and (
-        not _SESSION_NAME.fullmatch(value) or value.lower().startswith("aws:")
-    ):
-        raise rejected_claim(
-            "SourceIdentity must be 2 to 64 of letters, digits and +=,.@_- and must not start "
-            "with aws:."
-        )
-    return value
-
-
-def _tags(aws: Mapping[str, tuple[str, ...]]) -> tuple[dict[str, str], tuple[str, ...]]:
-    tags: dict[str, str] = {}
-    folded: set[str] = set()
-    for name in aws:
-        if not name.startswith(PRINCIPAL_TAG):
-            continue
-        key = name.removeprefix(PRINCIPAL_TAG)
-        value = _single(aws, name) or ""
-        if not _TAG_KEY.fullmatch(key) or len(value) > 256:
-            raise rejected_claim(
-                f"Session tag {_short(key)}: keys are 1-128 and values at most 256 characters."
-            )
-        if key.lower() in folded:
-            raise rejected_claim(f"Session tag {_short(key)} is given twice (keys ignore case).")
-        folded.add(key.lower())
-        tags[key] = value
-    if len(tags) > MAX_SESSION_TAGS:
-        raise rejected_claim(f"At most {MAX_SESSION_TAGS} session tags are accepted.")
-    transitive = aws.get(TRANSITIVE_TAG_KEYS, ())
-    for key in transitive:
-        if key.lower() not in folded:
-            raise rejected_claim(f"Transitive tag key {_short(key)} is not a session tag.")
-    return tags, tuple(transitive)
-
-
-def _context_attributes(attributes: Mapping[str, tuple[str, ...]]) -> dict[str, ContextValue]:
-    collected: dict[str, list[str]] = {}
-    for name, values in attributes.items():
-        key = CONTEXT_ATTRIBUTES.get(name) or _FRIENDLY_CONTEXT.get(name.lower())
-        if key is not None and values:
-            collected.setdefault(key, []).extend(values)
-    return {
-        key: values[0] if len(values) == 1 else tuple(values) for key, values in collected.items()
-    }
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 64 else text[:61] + "...")

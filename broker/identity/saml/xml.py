@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 
+from broker.errors import invalid_token, quoted
+
 MAX_DEPTH = 64
 """Deepest element nesting accepted; a real SAML response is under 15 levels deep."""
 MAX_ELEMENTS = 10_000
@@ -42,6 +44,14 @@ XINCLUDE_NAMESPACES = frozenset(
 )
 _DECLARATION = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+"""The SAML 2.0 protocol namespace (Response, AuthnRequest); also the metadata's
+``protocolSupportEnumeration`` value for SAML 2.0."""
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
+DS = "http://www.w3.org/2000/09/xmldsig#"
 
 
 class XmlRefused(Exception):
@@ -134,10 +144,20 @@ def _check_tree(root: etree._Element, what: str) -> frozenset[str]:
     if len(unique) != len(values):
         duplicate = next(value for value in values if values.count(value) > 1)
         raise XmlRefused(
-            f"The {what} uses the ID {_short(duplicate)} more than once; IDs must be unique."
+            f"The {what} uses the ID {quoted(duplicate)} more than once; IDs must be unique."
         )
     return unique
 
 
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 64 else text[:61] + "...")
+def one_child(parent: etree._Element, tag: str, what: str) -> etree._Element:
+    found = parent.findall(tag)
+    if len(found) != 1:
+        raise invalid_token(f"The SAML response must have exactly one {what} (found {len(found)}).")
+    return found[0]
+
+
+def plain_text(element: etree._Element, what: str) -> str:
+    """An element's whole text; child elements (or anything but one text node) are refused."""
+    if len(element) > 0:
+        raise invalid_token(f"The {what} must be plain text.")
+    return str(element.text or "")

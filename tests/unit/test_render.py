@@ -9,7 +9,8 @@ import botocore.session
 import pytest
 from botocore.model import ServiceModel
 
-from broker.sts.model import StsModel, _members_emitter
+from broker.sts.model import StsModel
+from broker.sts.render import members_emitter
 from tests.unit.test_sts_model import _sample_output
 
 SERVICE: ServiceModel = botocore.session.get_session().get_service_model("sts")
@@ -22,7 +23,7 @@ Render = Callable[[Mapping[str, Any], str, list[str]], None]
 def _both(action: str) -> tuple[Render, Render]:
     shape = MODEL._ops[action].output
     assert shape is not None
-    return MODEL._renderers[action], _members_emitter(shape, "    ")
+    return MODEL._renderers[action], members_emitter(shape, "    ")
 
 
 def _outcome(render: Render, action: str, result: Any) -> tuple[str, str]:

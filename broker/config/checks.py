@@ -1,0 +1,134 @@
+"""Rules that span the config file: what no single field can know about the others.
+
+They run on the raw (substituted) data, not on the validated models, so they report beside
+the field errors of the same run instead of only after those are fixed, and they tolerate
+malformed parts (pydantic reports those).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from broker.config.fields import MFA_SERIAL, KeyPath, format_key_path, oidc_arn_path
+from broker.loopback import is_loopback_host
+
+
+def cross_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
+    """Rules that span the file. Tolerant of malformed parts: pydantic reports those."""
+    found: list[tuple[KeyPath, str]] = []
+    seen: dict[str, dict[str, KeyPath]] = {}
+
+    def unique(what: str, value: str, at: KeyPath) -> None:
+        first = seen.setdefault(what, {}).setdefault(value, at)
+        if first != at:
+            found.append((at, f"{what} {value!r} is already used at {format_key_path(first)}"))
+
+    for at, key_id in _strings_in(data.get("token_keys"), "id", ("token_keys",)):
+        unique("token key ID", key_id, at)
+    found.extend(_login_checks(data))
+    demo = _dict_or_empty(data.get("demo"))
+    public_url = data.get("public_url")
+    if any(demo.get(k) is True for k in ("saml_idp", "oidc_provider")) and isinstance(
+        public_url, str
+    ):
+        host = urlsplit(public_url).hostname or ""
+        if not is_loopback_host(host):
+            found.append(
+                (
+                    ("demo",),
+                    "the demo IdPs sign in whoever clicks; they run only on a loopback "
+                    f"public_url (this one's host is {host!r})",
+                )
+            )
+    managed = data.get("managed_policies", {})
+    defined = set(managed) if isinstance(managed, dict) else None
+    for account_id, account in _dict_or_empty(data.get("accounts")).items():
+        base: KeyPath = ("accounts", account_id)
+        alias = _dict_or_empty(account).get("alias")
+        if isinstance(alias, str):
+            unique("account alias", alias, (*base, "alias"))
+        providers = _dict_or_empty(account).get("oidc_providers")
+        for at, url in _strings_in(providers, "url", (*base, "oidc_providers")):
+            # Same ARN, same provider: http/https or a trailing slash don't make a second one.
+            unique(f"OIDC provider in account {account_id}", oidc_arn_path(url), at)
+        for kind in ("users", "roles"):
+            for name, principal in _dict_or_empty(_dict_or_empty(account).get(kind)).items():
+                where: KeyPath = (*base, kind, name)
+                refs = _list_or_empty(_dict_or_empty(principal).get("managed_policies"))
+                for i, ref in enumerate(refs):
+                    if isinstance(ref, str) and defined is not None and ref not in defined:
+                        reason = f"managed policy {ref!r} is not defined in managed_policies"
+                        found.append(((*where, "managed_policies", i), reason))
+                keys = _dict_or_empty(principal).get("access_keys")
+                for at, key_id in _strings_in(keys, "id", (*where, "access_keys")):
+                    unique("access key ID", key_id, at)
+                devices = _dict_or_empty(principal).get("mfa_devices")
+                for at, serial in _strings_in(devices, "serial", (*where, "mfa_devices")):
+                    unique("MFA serial", serial, at)
+                    match = re.fullmatch(MFA_SERIAL, serial, re.ASCII)
+                    if match and match.group(1) != account_id:
+                        other = match.group(1)
+                        found.append(
+                            (at, f"MFA device must be in account {account_id}, not {other}")
+                        )
+    return found
+
+
+def _login_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
+    """Each login provider must name something the accounts define, or it could sign no one in."""
+    found: list[tuple[KeyPath, str]] = []
+    accounts = _dict_or_empty(data.get("accounts"))
+    for name, provider in _dict_or_empty(
+        _dict_or_empty(data.get("login")).get("providers")
+    ).items():
+        at: KeyPath = ("login", "providers", name)
+        saml = _dict_or_empty(_dict_or_empty(provider).get("saml"))
+        account, saml_name = saml.get("account"), saml.get("provider")
+        if isinstance(account, str) and isinstance(saml_name, str):
+            defined = _dict_or_empty(_dict_or_empty(accounts.get(account)).get("saml_providers"))
+            if saml_name not in defined:
+                found.append(
+                    (
+                        (*at, "saml", "provider"),
+                        f"account {account} has no saml_providers entry {saml_name!r}",
+                    )
+                )
+        oidc = _dict_or_empty(_dict_or_empty(provider).get("oidc"))
+        url, client_id = oidc.get("url"), oidc.get("client_id")
+        if isinstance(url, str) and isinstance(client_id, str):
+            trusted = any(
+                isinstance(p, dict)
+                and isinstance(p.get("url"), str)
+                and oidc_arn_path(p["url"]) == oidc_arn_path(url)
+                and client_id in _list_or_empty(p.get("client_ids"))
+                for a in accounts.values()
+                for p in _list_or_empty(_dict_or_empty(a).get("oidc_providers"))
+            )
+            if not trusted:
+                found.append(
+                    (
+                        (*at, "oidc", "client_id"),
+                        f"no account's oidc_providers lists {url} with this client ID, so no "
+                        "role could trust its users; add it to client_ids there",
+                    )
+                )
+    return found
+
+
+def _strings_in(items: object, field: str, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """(path, value) of ``field`` in each mapping of a list, skipping malformed entries."""
+    for index, item in enumerate(_list_or_empty(items)):
+        value = _dict_or_empty(item).get(field)
+        if isinstance(value, str):
+            yield (*path, index, field), value
+
+
+def _dict_or_empty(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list_or_empty(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -1,0 +1,15 @@
+"""OpenID Connect ID tokens: verification, the issuers' keys, and each issuer's conventions.
+
+The face of the package. Behind it: :mod:`~broker.identity.oidc.verifier` (a JWT in, a
+:class:`WebIdentity` out), :mod:`~broker.identity.oidc.keys` (JWKS fetched, cached and
+refreshed), :mod:`~broker.identity.oidc.conventions` (Google, Cognito, GitHub Actions:
+their claim checks and condition keys) and :mod:`~broker.identity.oidc.discovery` (the
+provider documents browser sign-in needs).
+"""
+
+from __future__ import annotations
+
+from broker.identity.oidc.keys import KeySource, VerificationKey, parse_jwks
+from broker.identity.oidc.verifier import WebIdentity, WebIdentityVerifier
+
+__all__ = ["KeySource", "VerificationKey", "WebIdentity", "WebIdentityVerifier", "parse_jwks"]
