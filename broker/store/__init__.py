@@ -11,7 +11,7 @@ from pathlib import Path
 
 from broker.clock import Clock
 from broker.store.memory import MemoryStore
-from broker.store.port import Store, StoreFullError
+from broker.store.port import Store, StoreFullError, StoreUnavailableError
 from broker.store.sqlite import SqliteStore
 
 
@@ -24,4 +24,11 @@ def open_store(state: str, clock: Clock) -> Store:
     raise ValueError(f"unknown state backend {state!r}: use 'memory' or 'sqlite:///path'")
 
 
-__all__ = ["MemoryStore", "SqliteStore", "Store", "StoreFullError", "open_store"]
+__all__ = [
+    "MemoryStore",
+    "SqliteStore",
+    "Store",
+    "StoreFullError",
+    "StoreUnavailableError",
+    "open_store",
+]

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from broker.clock import FrozenClock
-from broker.store import MemoryStore, SqliteStore, Store, StoreFullError, open_store
+from broker.store import (
+    MemoryStore,
+    SqliteStore,
+    Store,
+    StoreFullError,
+    StoreUnavailableError,
+    open_store,
+)
 
 
 def _backends(tmp_path: Path, clock: FrozenClock) -> list[Store]:
@@ -86,3 +94,19 @@ def test_full_memory_store_refuses_instead_of_forgetting_live_entries() -> None:
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown state backend"):
         open_store("redis://x", FrozenClock(0))
+
+
+def test_sqlite_failure_is_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = SqliteStore(path, FrozenClock(0.0))
+    with sqlite3.connect(path) as other:
+        other.execute("DROP TABLE entries")
+
+    async def run() -> None:
+        with pytest.raises(StoreUnavailableError) as caught:
+            await store.claim("n", "k", 60)
+        assert str(caught.value) == f"SQLite store {path} failed: no such table: entries"
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+        await store.close()
+
+    asyncio.run(run())
