@@ -1,4 +1,4 @@
-"""The Store interface and its one error, apart from the backends that implement it."""
+"""The Store interface and its errors, apart from the backends that implement it."""
 
 from __future__ import annotations
 
@@ -31,3 +31,12 @@ class Store(Protocol):
 
 class StoreFullError(Exception):
     """The store refused to forget live entries to make room (that would re-open replays)."""
+
+
+class StoreUnavailableError(Exception):
+    """The backend could not be reached or refused the operation; the caller must fail closed.
+
+    Raised for a backend's own I/O failures (Redis down, timed out, out of memory, read-only,
+    wrong credentials; a SQLite file that cannot be written) so request paths can catch one
+    type. The message names where and what, never a secret.
+    """

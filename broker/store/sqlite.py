@@ -2,7 +2,9 @@
 
 ``claim`` is a single ``INSERT ... ON CONFLICT ... WHERE expired`` statement, so the check
 and the write are one atomic step even with several processes on the same file (WAL mode).
-Calls run in a worker thread so a slow disk never blocks the event loop.
+Calls run in a worker thread so a slow disk never blocks the event loop. SQLite's own
+operational failures (file locked past the busy timeout, disk full, unwritable) surface as
+:class:`StoreUnavailableError`, like any other backend's I/O failures.
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from broker.clock import Clock
+from broker.store.port import StoreUnavailableError
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -42,6 +50,7 @@ class SqliteStore:
 
     def __init__(self, path: Path, clock: Clock) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
         self._clock = clock
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
@@ -81,17 +90,23 @@ class SqliteStore:
         if self._writes % 1000 == 0:
             self._db.execute("DELETE FROM entries WHERE expires <= ?", (now,))
 
+    async def _in_thread(self, call: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await asyncio.to_thread(call, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"SQLite store {self._path} failed: {exc}") from exc
+
     async def claim(self, namespace: str, key: str, ttl: float) -> bool:
-        return await asyncio.to_thread(self._claim, namespace, key, ttl)
+        return await self._in_thread(self._claim, namespace, key, ttl)
 
     async def get(self, namespace: str, key: str) -> bytes | None:
-        return await asyncio.to_thread(self._get, namespace, key)
+        return await self._in_thread(self._get, namespace, key)
 
     async def put(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
-        await asyncio.to_thread(self._put, namespace, key, value, ttl)
+        await self._in_thread(self._put, namespace, key, value, ttl)
 
     async def delete(self, namespace: str, key: str) -> None:
-        await asyncio.to_thread(self._delete, namespace, key)
+        await self._in_thread(self._delete, namespace, key)
 
     async def close(self) -> None:
         with self._lock:

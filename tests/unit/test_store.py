@@ -1,70 +1,193 @@
-"""Store backends: claim is first-wins, expiry is honoured, SQLite is shared across opens."""
+"""Store backends: one contract for memory, SQLite and Redis, then each one's own edges.
+
+The contract runs against every backend: claim is first-wins, expiry frees a key again,
+namespaces never meet, and two handles on one state (a second SQLite open of the file, a
+second RedisStore with the same prefix) agree under concurrency. Memory and SQLite expire
+by the injected clock, which the tests move; Redis expires by its own clock, so for it the
+tests use short real TTLs and wait them out. The Redis variant runs against a real
+``redis-server`` (tests/redis_server.py) and skips, or fails, without one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from broker.clock import FrozenClock
-from broker.store import MemoryStore, SqliteStore, Store, StoreFullError, open_store
+from broker.store import (
+    MemoryStore,
+    RedisStore,
+    SqliteStore,
+    Store,
+    StoreFullError,
+    StoreUnavailableError,
+    open_store,
+)
+from tests.redis_server import RedisServer
+
+SHORT_TTL = 0.2
+"""Long enough for the next call to find the key alive, short enough to wait out (Redis)."""
+PAST_SHORT_TTL = 0.3
 
 
-def _backends(tmp_path: Path, clock: FrozenClock) -> list[Store]:
-    return [MemoryStore(clock), SqliteStore(tmp_path / "state.db", clock)]
+@dataclass
+class Backend:
+    """One backend under test: how to reach its state again, and how time passes for it."""
+
+    open: Callable[[], Store]
+    """Another handle on the same state (for memory, the same store: there is one)."""
+    elapse: Callable[[float], Awaitable[None]]
+    """Let ``seconds`` pass as this backend sees time."""
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
-def test_claim_put_get_delete_and_expiry(tmp_path: Path, backend: str) -> None:
+def _memory() -> Backend:
     clock = FrozenClock(1000.0)
-    store = open_store("memory" if backend == "memory" else f"sqlite:///{tmp_path}/s.db", clock)
+    store = MemoryStore(clock)
 
-    async def run() -> None:
+    async def elapse(seconds: float) -> None:
+        clock.advance(seconds)
+
+    return Backend(open=lambda: store, elapse=elapse)
+
+
+def _sqlite(path: Path) -> Backend:
+    clock = FrozenClock(1000.0)
+
+    async def elapse(seconds: float) -> None:
+        clock.advance(seconds)
+
+    return Backend(open=lambda: SqliteStore(path, clock), elapse=elapse)
+
+
+def _redis(server: RedisServer) -> Backend:
+    prefix = f"test-{uuid.uuid4().hex}:"  # one session-wide server: every test its own keys
+    return Backend(open=lambda: RedisStore(server.url, key_prefix=prefix), elapse=asyncio.sleep)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "memory":
+        return _memory()
+    if request.param == "sqlite":
+        return _sqlite(tmp_path / "state.db")
+    return _redis(request.getfixturevalue("redis_server"))
+
+
+def run(backend: Backend, test: Callable[[Store], Awaitable[None]]) -> None:
+    """Run ``test`` with a fresh handle in its own event loop, closing the handle after."""
+
+    async def main() -> None:
+        store = backend.open()
+        try:
+            await test(store)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def test_claim_is_first_caller_only(backend: Backend) -> None:
+    async def test(store: Store) -> None:
         assert await store.claim("mfa", "dev#1", 60) is True
         assert await store.claim("mfa", "dev#1", 60) is False
-        assert await store.claim("other", "dev#1", 60) is True  # namespaces are separate
-        clock.advance(61)
-        assert await store.claim("mfa", "dev#1", 60) is True  # expired: usable again
-        await store.put("s", "k", b"v1", 10)
-        assert await store.get("s", "k") == b"v1"
-        await store.put("s", "k", b"v2", 10)
-        assert await store.get("s", "k") == b"v2"
-        clock.advance(11)
+        assert await store.claim("mfa", "dev#1", 60) is False
+        assert await store.claim("mfa", "dev#2", 60) is True
+        assert await store.claim("other", "dev#1", 60) is True
+
+    run(backend, test)
+
+
+def test_claim_after_expiry_succeeds_again(backend: Backend) -> None:
+    async def test(store: Store) -> None:
+        assert await store.claim("mfa", "dev#1", SHORT_TTL) is True
+        assert await store.claim("mfa", "dev#1", SHORT_TTL) is False
+        await backend.elapse(PAST_SHORT_TTL)
+        assert await store.claim("mfa", "dev#1", SHORT_TTL) is True
+
+    run(backend, test)
+
+
+def test_put_get_delete_and_expiry(backend: Backend) -> None:
+    async def test(store: Store) -> None:
         assert await store.get("s", "k") is None
-        await store.put("s", "k", b"v3", 10)
+        await store.put("s", "k", b"v1", 60)
+        assert await store.get("s", "k") == b"v1"
+        await store.put("s", "k", b"\x00v2\xff", 60)
+        assert await store.get("s", "k") == b"\x00v2\xff"
         await store.delete("s", "k")
         assert await store.get("s", "k") is None
-        await store.close()
+        await store.delete("s", "never-there")
+        await store.put("s", "short", b"v", SHORT_TTL)
+        assert await store.get("s", "short") == b"v"
+        await backend.elapse(PAST_SHORT_TTL)
+        assert await store.get("s", "short") is None
 
-    asyncio.run(run())
-
-
-def test_concurrent_claims_have_exactly_one_winner(tmp_path: Path) -> None:
-    clock = FrozenClock(1000.0)
-
-    async def run(store: Store) -> list[bool]:
-        results = await asyncio.gather(*(store.claim("n", "same", 60) for _ in range(50)))
-        await store.close()
-        return list(results)
-
-    for store in _backends(tmp_path, clock):
-        assert sorted(asyncio.run(run(store))) == [False] * 49 + [True]
+    run(backend, test)
 
 
-def test_sqlite_state_is_shared_between_two_opens(tmp_path: Path) -> None:
-    """Two workers on one host open the same file: a code used by one is refused by the other."""
-    clock = FrozenClock(1000.0)
-    first = SqliteStore(tmp_path / "shared.db", clock)
-    second = SqliteStore(tmp_path / "shared.db", clock)
+def test_a_put_key_is_claimed_and_a_deleted_one_is_free(backend: Backend) -> None:
+    async def test(store: Store) -> None:
+        await store.put("n", "k", b"v", 60)
+        assert await store.claim("n", "k", 60) is False
+        await store.delete("n", "k")
+        assert await store.claim("n", "k", 60) is True
 
-    async def run() -> None:
-        assert await first.claim("mfa", "dev#7", 60) is True
-        assert await second.claim("mfa", "dev#7", 60) is False
-        await first.close()
-        await second.close()
+    run(backend, test)
 
-    asyncio.run(run())
+
+# Pairs that would share a key if the namespace were joined to the key unescaped, or with
+# only ':' escaped: ("a\\", "b:x") and ("a:b", "x").
+NAMESPACED = [("a:b", "c"), ("a", "b:c"), ("a\\", "b:x"), ("a:b", "x"), ("", "a:b"), ("a", ":b")]
+
+
+def test_namespaces_are_isolated_whatever_they_hold(backend: Backend) -> None:
+    async def test(store: Store) -> None:
+        for i, (namespace, key) in enumerate(NAMESPACED):
+            await store.put(namespace, key, str(i).encode(), 60)
+        for i, (namespace, key) in enumerate(NAMESPACED):
+            assert await store.get(namespace, key) == str(i).encode()
+        assert await store.get("a", "b") is None
+        await store.delete("a", "b:c")
+        assert await store.get("a:b", "c") == b"0"
+
+    run(backend, test)
+
+
+def test_two_handles_on_one_state_agree(backend: Backend) -> None:
+    """Two workers (or nodes) share the state: a code used by one is refused by the other."""
+
+    async def test(first: Store) -> None:
+        second = backend.open()
+        try:
+            assert await first.claim("mfa", "dev#7", 60) is True
+            assert await second.claim("mfa", "dev#7", 60) is False
+            await second.put("s", "k", b"v", 60)
+            assert await first.get("s", "k") == b"v"
+        finally:
+            await second.close()
+
+    run(backend, test)
+
+
+def test_concurrent_claims_through_two_handles_have_exactly_one_winner(backend: Backend) -> None:
+    async def test(first: Store) -> None:
+        second = backend.open()
+        try:
+            results = await asyncio.gather(
+                *((first, second)[i % 2].claim("n", "same", 60) for i in range(50))
+            )
+        finally:
+            await second.close()
+        assert sorted(results) == [False] * 49 + [True]
+
+    run(backend, test)
 
 
 def test_full_memory_store_refuses_instead_of_forgetting_live_entries() -> None:
@@ -83,6 +206,100 @@ def test_full_memory_store_refuses_instead_of_forgetting_live_entries() -> None:
     asyncio.run(run())
 
 
-def test_unknown_backend_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown state backend"):
-        open_store("redis://x", FrozenClock(0))
+def test_sqlite_failure_is_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = SqliteStore(path, FrozenClock(0.0))
+    with sqlite3.connect(path) as other:
+        other.execute("DROP TABLE entries")
+
+    async def run() -> None:
+        with pytest.raises(StoreUnavailableError) as caught:
+            await store.claim("n", "k", 60)
+        assert str(caught.value) == f"SQLite store {path} failed: no such table: entries"
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+        await store.close()
+
+    asyncio.run(run())
+
+
+PASSWORD = "s3cr3t-pw"
+UNKNOWN = "unknown state backend {!r}: use 'memory', 'sqlite:///path' or 'redis://host:port/db'"
+INVALID = "invalid Redis URL: "
+SCHEME = INVALID + "it must start with redis://, rediss://, valkey:// or valkeys://"
+PORT = INVALID + "the port must be a number from 1 to 65535 (got {!r})"
+DB = INVALID + "the database must be a number, as in redis://host:6379/0 (got {!r})"
+NO_HOST = INVALID + "it names no host (as in redis://host:6379/0)"
+OPTIONS = INVALID + "options after '?' or '#' are not supported"
+ENCODE = INVALID + "percent-encode '/', '?', '#' and '@' in the user name and password"
+USER_ALONE = INVALID + (
+    "a user name needs a password (redis://user:password@host); "
+    "for a password alone write redis://:password@host"
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("memcached://h:11211", UNKNOWN.format("memcached://h:11211")),
+        (f"redis+tls://:{PASSWORD}@h:6379", UNKNOWN.format("redis+tls://***@h:6379")),
+        (f"Redis://:{PASSWORD}@h", UNKNOWN.format("Redis://***@h")),
+        (f":{PASSWORD}@h:6379", UNKNOWN.format("***@h:6379")),
+        ("redis", SCHEME),
+        (f"redis://:{PASSWORD}@h:99999/0", PORT.format("99999")),
+        ("redis://h:0", PORT.format("0")),
+        ("valkey://h:port/0", PORT.format("port")),
+        ("redis://[::1]:x/0", PORT.format("x")),
+        (f"redis://:{PASSWORD}@h:6379/db0", DB.format("db0")),
+        ("rediss://h:6379/0/1", DB.format("0/1")),
+        ("redis://h/-1", DB.format("-1")),
+        (f"redis://:{PASSWORD}@:6379/0", NO_HOST),
+        ("redis:///0", NO_HOST),
+        ("redis://h:6379/0?ssl_cert_reqs=none", OPTIONS),
+        ("redis://:s3cr/3t-pw@h:6379/0", ENCODE),
+        ("redis://:s3cr?3t-pw@h:6379/0", ENCODE),
+        ("redis://alice@h:6379", USER_ALONE),
+    ],
+)
+def test_bad_state_urls_are_refused_with_the_reason_and_without_the_password(
+    state: str, message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        open_store(state, FrozenClock(0))
+    assert str(caught.value) == message
+    assert "s3cr" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [
+        ("redis://h", "redis://h:6379/0"),
+        ("redis://h:7000/3", "redis://h:7000/3"),
+        ("valkey://h/", "valkey://h:6379/0"),
+        (f"rediss://alice:{PASSWORD}@cache:6380/1", "rediss://alice:***@cache:6380/1"),
+        (f"valkeys://:{PASSWORD}@[::1]:6379/0", "valkeys://:***@[::1]:6379/0"),
+        ("redis://:p%40ss%2Fw%3Ard@h", "redis://:***@h:6379/0"),
+    ],
+)
+def test_redis_urls_open_a_store_that_shows_no_password(state: str, shown: str) -> None:
+    store = open_store(state, FrozenClock(0), key_prefix="b1:")
+    assert isinstance(store, RedisStore)
+    assert repr(store) == str(store) == f"RedisStore({shown!r}, key_prefix='b1:')"
+    asyncio.run(store.close())
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("timeout", 0.0, "timeout must be a positive number of seconds (got 0.0)"),
+        (
+            "connect_timeout",
+            math.inf,
+            "connect_timeout must be a positive number of seconds (got inf)",
+        ),
+        ("max_connections", 0, "max_connections must be at least 1 (got 0)"),
+    ],
+)
+def test_unbounded_redis_settings_are_refused(option: str, value: float, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        RedisStore("redis://h", **{option: value})
+    assert str(caught.value) == message
