@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from broker import __version__
 from broker.authz import AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
-from broker.config import BrokerConfig, ConfigCheck, load_config
+from broker.config import BrokerConfig, ConfigCheck, ConfigError, load_config
 from broker.demo import demo_middleware
 from broker.directory import Directory
 from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
@@ -30,6 +30,8 @@ from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
 from broker.sts.model import StsModel
+from broker.sts.upstream import UpstreamSetupError
+from broker.sts.upstream_sessions import UpstreamSessions
 from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
 from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
@@ -67,6 +69,35 @@ def load_broker_config(
     return load_config(path, environ=environ, checks=CONFIG_CHECKS)
 
 
+def upstream_sessions(config: BrokerConfig, issuer: WebIdentityIssuer) -> UpstreamSessions | None:
+    """The upstream STS client, when an account's roles live in real AWS (else None).
+
+    Built at start-up, so an unknown ``upstream.credentials.profile`` stops the broker with
+    the setting named; and said once what ``via: web-identity`` needs from AWS's side.
+    """
+    vias = {a.upstream.via for a in config.accounts.values() if a.upstream is not None}
+    if not vias:
+        return None
+    if "web-identity" in vias:
+        if not config.issuer.keys:
+            log.warning(
+                "via: web-identity with no issuer keys configured: the ephemeral keys change "
+                "at every restart and differ between nodes, so AWS will refuse tokens it "
+                "cannot verify; configure issuer.keys"
+            )
+        if not config.public_url.startswith("https://"):
+            log.warning(
+                "via: web-identity: AWS fetches the broker's OIDC discovery document and "
+                "JWKS from public_url (%s) over HTTPS; an http URL works only for a "
+                "stand-in upstream on this machine",
+                config.public_url,
+            )
+    try:
+        return UpstreamSessions(config, issuer)
+    except UpstreamSetupError as exc:
+        raise ConfigError.problem(config, ("upstream", "credentials"), str(exc)) from None
+
+
 def token_keys(config: BrokerConfig) -> list[tuple[str, bytes]]:
     """The configured token keys, or an ephemeral one (and say what that costs).
 
@@ -99,6 +130,7 @@ def create_app(
     web = WebIdentityVerifier(config, clock)
     saml = SamlVerifier(config, clock)
     issuer = WebIdentityIssuer(config, clock)
+    upstream = upstream_sessions(config, issuer)
     engine = StsEngine(
         directory=directory,
         sealer=sealer,
@@ -108,6 +140,7 @@ def create_app(
         saml=saml,
         issuer=issuer,
         messages=messages,
+        upstream=upstream,
     )
     authz = AuthzApi(
         service=AuthzService(
@@ -165,7 +198,13 @@ def create_app(
             logins=config.login.providers,
             max_body_bytes=config.saml.max_response_bytes * 2,
         )
-        people = PeopleRoutes(config=config, sessions=sessions, chooser=chooser, console=console)
+        people = PeopleRoutes(
+            config=config,
+            sessions=sessions,
+            chooser=chooser,
+            console=console,
+            upstream=upstream,
+        )
         routes += browser.routes()
         routes += people.routes()
         routes += CliRoutes(
@@ -203,6 +242,8 @@ def create_app(
         if oidc_login is not None:
             await oidc_login.aclose()
         await state.close()
+        if upstream is not None:
+            await upstream.aclose()
 
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.config import BrokerConfig, ConfigError
+from broker.config import BrokerConfig, ConfigError, UpstreamVia
 from broker.iam import MalformedPolicyError, Policy, PolicyKind, parse_policy
 from broker.ids import unique_id
 
@@ -48,6 +48,9 @@ class Role:
     tags: Mapping[str, str]
     description: str = ""
     """The config's ``description``, shown by the role picker."""
+    upstream: UpstreamVia | None = None
+    """How an upstream account's sessions are obtained from real AWS; None for a role the
+    broker's own STS serves."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ class Directory:
                     policies=tuple(policies),
                     tags=dict(role.tags),
                     description=role.description,
+                    upstream=account.upstream.via if account.upstream is not None else None,
                 )
         if problems:
             raise ConfigError([p for err in problems for p in err.problems])

@@ -29,6 +29,7 @@ def cross_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
     for at, key_id in _strings_in(data.get("token_keys"), "id", ("token_keys",)):
         unique("token key ID", key_id, at)
     found.extend(_login_checks(data))
+    found.extend(_upstream_checks(data))
     demo = _dict_or_empty(data.get("demo"))
     public_url = data.get("public_url")
     if any(demo.get(k) is True for k in ("saml_idp", "oidc_provider")) and isinstance(
@@ -115,6 +116,53 @@ def _login_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
                         "role could trust its users; add it to client_ids there",
                     )
                 )
+    return found
+
+
+_UPSTREAM_ROLE_KEYS = {
+    "policies": "permission policies",
+    "managed_policies": "managed policies",
+    "tags": "tags",
+}
+
+
+def _upstream_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
+    """An upstream account's principals and permissions live in AWS: the broker holds only
+    its roles' names, the trust policies it decides with, and their maximum durations.
+    Anything more would read as if it applied, and would not."""
+    found: list[tuple[KeyPath, str]] = []
+    for account_id, account in _dict_or_empty(data.get("accounts")).items():
+        entry = _dict_or_empty(account)
+        if not isinstance(entry.get("upstream"), dict):
+            continue
+        base: KeyPath = ("accounts", account_id)
+        if _dict_or_empty(entry.get("users")):
+            found.append(
+                (
+                    (*base, "users"),
+                    "an upstream account has no users in the broker: its principals live in "
+                    "AWS (remove users, or remove upstream to serve the account locally)",
+                )
+            )
+        if entry.get("outbound_web_identity_federation") is True:
+            found.append(
+                (
+                    (*base, "outbound_web_identity_federation"),
+                    "GetWebIdentityToken is for the broker's own principals; an upstream "
+                    "account has none",
+                )
+            )
+        for name, role in _dict_or_empty(entry.get("roles")).items():
+            for key, what in _UPSTREAM_ROLE_KEYS.items():
+                if key in _dict_or_empty(role):
+                    found.append(
+                        (
+                            (*base, "roles", name, key),
+                            f"the {what} of an upstream role live on the role in AWS; the "
+                            "broker keeps only trust_policy, max_session_duration, path and "
+                            "description",
+                        )
+                    )
     return found
 
 

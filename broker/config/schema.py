@@ -12,6 +12,8 @@ its findings through :meth:`ConfigError.problem` so they read the same way.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -394,8 +396,136 @@ class SamlProviderConfig(_Model):
         return f"arn:aws:iam::{account}:saml-provider/{name}"
 
 
+Partition = Literal["aws", "aws-cn", "aws-us-gov"]
+
+
+@dataclass(frozen=True)
+class PartitionDefaults:
+    """Where a partition's STS, sign-in and console live (AWS's own endpoints)."""
+
+    sts_endpoint: str
+    region: str
+    federation_endpoint: str
+    console_url: str
+
+
+PARTITIONS: Mapping[str, PartitionDefaults] = {
+    "aws": PartitionDefaults(
+        "https://sts.amazonaws.com",
+        "us-east-1",
+        "https://signin.aws.amazon.com/federation",
+        "https://console.aws.amazon.com/",
+    ),
+    "aws-cn": PartitionDefaults(
+        "https://sts.cn-north-1.amazonaws.com.cn",
+        "cn-north-1",
+        "https://signin.amazonaws.cn/federation",
+        "https://console.amazonaws.cn/",
+    ),
+    "aws-us-gov": PartitionDefaults(
+        "https://sts.us-gov-west-1.amazonaws.com",
+        "us-gov-west-1",
+        "https://signin.amazonaws-us-gov.com/federation",
+        "https://console.amazonaws-us-gov.com/",
+    ),
+}
+
+
+class UpstreamCredentialsConfig(_Model):
+    """How the broker authenticates to upstream STS for ``via: assume-role`` accounts.
+
+    ``profile`` names a profile of the broker host's AWS config (``~/.aws/config`` or
+    ``AWS_CONFIG_FILE``); without it botocore's default chain is used (environment,
+    shared files, container or instance role). The secret itself never enters this file.
+    """
+
+    profile: (
+        Annotated[
+            str,
+            text_field(
+                r"[\w+=,.@:/-]{1,128}", "profile names are 1-128 of letters, digits and +=,.@:/_-"
+            ),
+        ]
+        | None
+    ) = None
+
+
+class UpstreamSettings(_Model):
+    """Where "real AWS" is, for accounts whose roles live there (``accounts.ID.upstream``).
+
+    Unset endpoints take the partition's own (AWS's global STS, sign-in and console for
+    ``aws``); set ``sts_endpoint`` to a regional endpoint, or to a stand-in in tests.
+    """
+
+    sts_endpoint: Annotated[str, Checked(as_oidc_url, URL_SCHEMA)] | None = None
+    region: (
+        Annotated[str, text_field(REGION, "must be an AWS region name like us-east-1")] | None
+    ) = None
+    partition: Partition = "aws"
+    federation_endpoint: Annotated[str, Checked(as_oidc_url, URL_SCHEMA)] | None = None
+    console_url: Annotated[str, Checked(as_oidc_url, URL_SCHEMA)] | None = None
+    credentials: UpstreamCredentialsConfig = Field(default_factory=UpstreamCredentialsConfig)
+    audience: Annotated[
+        str, text_field(r"[\x21-\x7e]{1,255}", "audiences are 1-255 printable ASCII characters")
+    ] = "sts.amazonaws.com"
+    """``aud`` of the ID tokens the broker signs for ``via: web-identity``: a client ID of the
+    IAM OIDC provider created for the broker in AWS."""
+    token_lifetime_seconds: Annotated[int, ranged(60, 3600)] = 300
+    """How long those ID tokens live: they are used at once, so a few minutes."""
+    connect_timeout_seconds: Annotated[int, ranged(1, 30)] = 3
+    read_timeout_seconds: Annotated[int, ranged(1, 60)] = 10
+    max_attempts: Annotated[int, ranged(1, 10)] = 3
+    """Attempts per upstream call, botocore's standard retry mode (Throttling included)."""
+
+    @property
+    def endpoints(self) -> PartitionDefaults:
+        """The endpoints in force: each set value, else the partition's own."""
+        base = PARTITIONS[self.partition]
+        return PartitionDefaults(
+            sts_endpoint=self.sts_endpoint or base.sts_endpoint,
+            region=self.region or base.region,
+            federation_endpoint=self.federation_endpoint or base.federation_endpoint,
+            console_url=self.console_url or base.console_url,
+        )
+
+
+UpstreamVia = Literal["assume-role", "web-identity"]
+
+
+class AccountUpstream(_Model):
+    """An account whose roles live in real AWS: the broker decides, upstream STS issues.
+
+    ``via: assume-role``: the broker calls AssumeRole with its own AWS credentials
+    (``upstream.credentials``). ``via: web-identity``: it signs an ID token with its issuer
+    keys and calls AssumeRoleWithWebIdentity, holding no AWS secret at all.
+    """
+
+    via: UpstreamVia
+    external_id: (
+        Annotated[
+            str,
+            text_field(
+                r"[\w+=,.@:/-]{2,1224}", "external IDs are 2-1224 of letters, digits and +=,.@:/_-"
+            ),
+        ]
+        | None
+    ) = None
+    """Sent as AssumeRole's ``ExternalId`` (``via: assume-role`` only), if the AWS role's
+    trust policy asks for one."""
+
+    @model_validator(mode="after")
+    def _external_id_for_assume_role(self) -> AccountUpstream:
+        if self.external_id is not None and self.via != "assume-role":
+            raise fail("external_id applies only to via: assume-role")
+        return self
+
+
 class AccountConfig(_Model):
-    """One AWS-style account: its users, its roles and (later) its federation providers."""
+    """One AWS-style account: its users, its roles and its federation providers.
+
+    A *local* account (no ``upstream``) is served by the broker's own STS; an *upstream* one
+    names roles that exist in real AWS, so it holds no users and no role permissions here.
+    """
 
     alias: Alias | None = None
     users: dict[PrincipalName, UserConfig] = Field(default_factory=dict)
@@ -404,6 +534,8 @@ class AccountConfig(_Model):
     oidc_providers: list[OidcProviderConfig] = Field(default_factory=list)
     outbound_web_identity_federation: bool = False
     """GetWebIdentityToken for this account's principals; off by default, as in AWS."""
+    upstream: AccountUpstream | None = None
+    """Set for an account whose roles live in real AWS (see :class:`UpstreamSettings`)."""
 
 
 class SamlLoginConfig(_Model):
@@ -538,6 +670,7 @@ class BrokerConfig(_Model):
     issuer: IssuerSettings = Field(default_factory=IssuerSettings)
     login: LoginSettings = Field(default_factory=LoginSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     accounts: dict[AccountId, AccountConfig]
     managed_policies: dict[ManagedPolicyName, PolicyDocument] = Field(default_factory=dict)
 

@@ -39,6 +39,8 @@ class FederatedIdentity:
     """The ``Federated`` principal values this identity matches (ARN and short names)."""
     context: Mapping[str, ContextValue]
     """The provider's condition keys (``saml:sub``, ``accounts.google.com:aud``, ...)."""
+    subject: str = ""
+    """Who the person is at their provider: the SAML NameID or the token's ``sub``."""
     session_tags: Mapping[str, str] = field(default_factory=dict)
     transitive_tag_keys: tuple[str, ...] = ()
     source_identity: str | None = None
@@ -63,6 +65,7 @@ class FederatedIdentity:
             provider_arn=identity.provider_arn,
             principal_names=(identity.provider_arn,),
             context=identity.context,
+            subject=identity.subject,
             session_tags=identity.session_tags,
             transitive_tag_keys=identity.transitive_tag_keys,
             source_identity=identity.source_identity,
@@ -80,6 +83,7 @@ class FederatedIdentity:
             provider_arn=identity.provider_arn,
             principal_names=identity.principal_names,
             context=identity.context,
+            subject=identity.subject,
             session_tags=identity.session_tags,
             transitive_tag_keys=identity.transitive_tag_keys,
             source_identity=identity.source_identity,
@@ -92,6 +96,7 @@ class FederatedIdentity:
             "provider_arn": self.provider_arn,
             "principal_names": list(self.principal_names),
             "context": {k: v if isinstance(v, str) else list(v) for k, v in self.context.items()},
+            "subject": self.subject,
             "session_tags": dict(self.session_tags),
             "transitive_tag_keys": list(self.transitive_tag_keys),
             "source_identity": self.source_identity,
@@ -114,6 +119,7 @@ class FederatedIdentity:
         transitive = _strings(raw.get("transitive_tag_keys"))
         source = raw.get("source_identity")
         roles = raw.get("roles")
+        subject = raw.get("subject", "")
         if (
             action is None
             or not isinstance(provider_arn, str)
@@ -127,6 +133,7 @@ class FederatedIdentity:
             or not (roles is None or _strings(roles) is not None)
             or not _optional_int(raw.get("max_duration"))
             or not _optional_int(raw.get("not_after"))
+            or not isinstance(subject, str)
         ):
             return None
         return cls(
@@ -134,6 +141,7 @@ class FederatedIdentity:
             provider_arn=provider_arn,
             principal_names=names,
             context=MappingProxyType(context),
+            subject=subject,
             session_tags=MappingProxyType(dict(tags)),
             transitive_tag_keys=transitive,
             source_identity=source,

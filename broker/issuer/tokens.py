@@ -37,6 +37,7 @@ from broker.clock import Clock, iso8601
 from broker.config import ISSUER_ALGORITHMS, BrokerConfig, IssuerAlgorithm
 from broker.errors import StsError, shortened, validation_error
 from broker.identity import Caller
+from broker.identity.oidc import SOURCE_IDENTITY_CLAIM, TAGS_CLAIM
 from broker.issuer.keys import IssuerKeys
 
 CLAIM_NAMESPACE = "https://sts.amazonaws.com/"
@@ -156,6 +157,46 @@ class WebIdentityIssuer:
         header = {"alg": key.algorithm, "kid": key.kid, "typ": "JWT"}
         token = jws.serialize_compact(header, payload, key.key, algorithms=[key.algorithm])
         return token, expires_at
+
+    def mint_for_upstream(
+        self,
+        subject: str,
+        *,
+        audience: str,
+        lifetime: int,
+        tags: Mapping[str, str],
+        transitive_tag_keys: Sequence[str],
+        source_identity: str | None,
+    ) -> str:
+        """An ID token that vouches for ``subject`` to upstream STS (``via: web-identity``).
+
+        The broker has already decided; this token carries the decision to AWS, which
+        checks it against the IAM OIDC provider made for the broker (``iss`` = public_url,
+        ``aud`` among its client IDs) and the role's trust policy there. Session tags and
+        the source identity travel in AWS's own claims (``https://aws.amazon.com/tags``,
+        ``https://aws.amazon.com/source_identity``), the only way AssumeRoleWithWebIdentity
+        takes them. RS256: every upstream that accepts one of our algorithms accepts it.
+        """
+        now = int(self._clock.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer_url,
+            "sub": subject,
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + lifetime,
+            "jti": str(uuid.uuid4()),
+        }
+        if tags:
+            claims[TAGS_CLAIM] = {
+                "principal_tags": {key: [value] for key, value in tags.items()},
+                "transitive_tag_keys": list(transitive_tag_keys),
+            }
+        if source_identity is not None:
+            claims[SOURCE_IDENTITY_CLAIM] = source_identity
+        key = self._keys.signer("RS256")
+        header = {"alg": key.algorithm, "kid": key.kid, "typ": "JWT"}
+        return jws.serialize_compact(header, _payload(claims), key.key, algorithms=[key.algorithm])
 
     def _claims(
         self,

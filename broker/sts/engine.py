@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from broker.issuer import WebIdentityIssuer
 from broker.records import fast_init
 from broker.store import Store
 from broker.sts.decisions import assume_role_problem, identity_problem
+from broker.sts.grants import RoleGrant
 from broker.sts.messages import AuthorizationMessages
 from broker.sts.session_rules import (
     SESSION_TOKEN_DEFAULT_DURATION,
@@ -52,8 +53,10 @@ from broker.sts.session_rules import (
     role_duration,
     session_tags,
     tag_keys,
+    upstream_subject,
     validated_tags,
 )
+from broker.sts.upstream_sessions import UpstreamSessions
 from broker.totp import STEP_SECONDS, WINDOW, matching_step
 
 log = logging.getLogger("broker.sts")
@@ -98,6 +101,7 @@ class StsEngine:
         saml: SamlVerifier,
         issuer: WebIdentityIssuer,
         messages: AuthorizationMessages,
+        upstream: UpstreamSessions | None = None,
     ) -> None:
         self._directory = directory
         self._sealer = sealer
@@ -107,6 +111,8 @@ class StsEngine:
         self._saml = saml
         self._messages = messages
         self._issuer = issuer
+        self._upstream = upstream
+        """Issues the sessions of upstream accounts (None when the config has none)."""
         self._handlers: dict[str, Handler] = {
             "GetCallerIdentity": self.get_caller_identity,
             "GetAccessKeyInfo": self.get_access_key_info,
@@ -205,7 +211,7 @@ class StsEngine:
         self._require_identity_allow(caller, "sts:GetFederationToken", arn, info, extra)
         if tags:
             self._require_identity_allow(caller, "sts:TagSession", arn, info, extra)
-        policy_text, policy_arns = self._session_policies(params)
+        policy_text, policy_arns = self._session_policies(params, None)
         packed = packed_size(policy_text, policy_arns, params.get("Tags", ()))
         duration = int(params.get("DurationSeconds", SESSION_TOKEN_DEFAULT_DURATION))
         now = int(info.now)
@@ -283,7 +289,7 @@ class StsEngine:
         mfa_now = await self._check_mfa(caller, params, info)
         tags, transitive = session_tags(params, parent)
         source_identity = carried_source_identity(params.get("SourceIdentity"), parent)
-        policy_text, policy_arns = self._session_policies(params)
+        policy_text, policy_arns = self._session_policies(params, role)
         packed = packed_size(policy_text, policy_arns, params.get("Tags", ()))
 
         context = caller.context(
@@ -307,30 +313,31 @@ class StsEngine:
         mfa_at = (
             now if mfa_now else (parent.mfa_authenticated_at if parent and parent.mfa else None)
         )
-        claims = _role_claims(
-            role,
-            session_name,
-            now=now,
+        grant = RoleGrant(
+            role=role,
+            session_name=session_name,
             duration=duration,
-            source_arn=parent.source_arn if parent is not None else caller.arn,
             tags=tags,
-            transitive=transitive,
+            transitive_tag_keys=tuple(transitive),
             source_identity=source_identity,
             policy_text=policy_text,
-            policy_arns=policy_arns,
+            policy_arns=tuple(policy_arns),
+            subject=caller.principal_arn,
+            source_arn=parent.source_arn if parent is not None else caller.arn,
             mfa=mfa,
-            mfa_at=mfa_at,
+            mfa_authenticated_at=mfa_at,
             chain_depth=(parent.chain_depth + 1) if chained and parent is not None else 0,
         )
+        result = await self._issue(grant, packed, now)
         log.info(
             "AssumeRole %s -> %s (%ds, chain %d, mfa %s)",
             caller.arn,
-            claims.arn,
+            result["AssumedRoleUser"]["Arn"],
             duration,
-            claims.chain_depth,
+            grant.chain_depth,
             mfa,
         )
-        return self._role_result(claims, packed)
+        return result
 
     async def assume_role_with_web_identity(
         self, params: Mapping[str, Any], info: RequestInfo
@@ -348,33 +355,28 @@ class StsEngine:
             provider_id=params.get("ProviderId"),
         )
 
-        async def replay_check() -> None:
-            key = identity.replay_key  # None unless the provider is single_use
-            if key is None:
-                return
-            ttl = max(1.0, identity.expires_at - info.now) + REPLAY_MARGIN_SECONDS
-            if not await self._store.claim("web-identity", key, ttl):
-                raise StsError(
-                    "InvalidIdentityToken",
-                    "This web identity token was already used, and its provider is single_use.",
-                )
-
-        claims, packed = await self._federated_session(
+        replay = _SingleUse(
+            self._store,
+            "web-identity",
+            identity.replay_key,  # None unless the provider is single_use
+            max(1.0, identity.expires_at - info.now) + REPLAY_MARGIN_SECONDS,
+            "This web identity token was already used, and its provider is single_use.",
+        )
+        result = await self._federated_session(
             FederatedIdentity.from_web(identity),
             role,
             params["RoleSessionName"],
             params,
             info,
-            before_mint=replay_check,
+            replay=replay,
         )
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "AssumeRoleWithWebIdentity %s/%s -> %s",
                 identity.issuer,
                 identity.subject,
-                claims.arn,
+                result["AssumedRoleUser"]["Arn"],
             )
-        result = self._role_result(claims, packed)
         result.update(
             SubjectFromWebIdentityToken=identity.subject,
             Provider=identity.provider_arn,
@@ -410,27 +412,29 @@ class StsEngine:
                 " attribute; AWS requires one.",
             )
 
-        async def replay_check() -> None:
-            if not identity.single_use:
-                return
-            ttl = max(1.0, identity.not_on_or_after - info.now) + REPLAY_MARGIN_SECONDS
-            key = f"{identity.issuer}#{identity.assertion_id}#{role_arn}"
-            if not await self._store.claim("saml-assertion", key, ttl):
-                raise StsError(
-                    "InvalidIdentityToken",
-                    "This SAML assertion was already redeemed for this role.",
-                )
-
-        claims, packed = await self._federated_session(
+        replay = _SingleUse(
+            self._store,
+            "saml-assertion",
+            f"{identity.issuer}#{identity.assertion_id}#{role_arn}"
+            if identity.single_use
+            else None,
+            max(1.0, identity.not_on_or_after - info.now) + REPLAY_MARGIN_SECONDS,
+            "This SAML assertion was already redeemed for this role.",
+        )
+        result = await self._federated_session(
             FederatedIdentity.from_saml(identity),
             role,
             identity.session_name,
             params,
             info,
-            before_mint=replay_check,
+            replay=replay,
         )
-        log.info("AssumeRoleWithSAML %s/%s -> %s", identity.issuer, identity.subject, claims.arn)
-        result = self._role_result(claims, packed)
+        log.info(
+            "AssumeRoleWithSAML %s/%s -> %s",
+            identity.issuer,
+            identity.subject,
+            result["AssumedRoleUser"]["Arn"],
+        )
         result.update(
             Subject=identity.subject,
             SubjectType=identity.subject_type,
@@ -463,9 +467,14 @@ class StsEngine:
         if role is not None and role.account != identity.account:
             role = None  # a provider vouches only within its own account, as in IAM
         params = {} if duration is None else {"DurationSeconds": duration}
-        claims, packed = await self._federated_session(identity, role, session_name, params, info)
-        log.info("%s (browser) via %s -> %s", identity.action, identity.provider_arn, claims.arn)
-        return self._role_result(claims, packed)
+        result = await self._federated_session(identity, role, session_name, params, info)
+        log.info(
+            "%s (browser) via %s -> %s",
+            identity.action,
+            identity.provider_arn,
+            result["AssumedRoleUser"]["Arn"],
+        )
+        return result
 
     def admits(
         self, identity: FederatedIdentity, role: Role, *, session_name: str, info: RequestInfo
@@ -489,39 +498,42 @@ class StsEngine:
         params: Mapping[str, Any],
         info: RequestInfo,
         *,
-        before_mint: Callable[[], Awaitable[None]] | None = None,
-    ) -> tuple[SessionClaims, int | None]:
+        replay: _SingleUse | None = None,
+    ) -> dict[str, Any]:
         """The one federated path: tags, source identity, session policies, trust, duration.
 
-        ``before_mint`` runs once everything else has passed (the replay claim, so a refused
-        request does not use up a single-use token or assertion).
+        ``replay`` is claimed once everything else has passed, so a refused request does
+        not use up a single-use token or assertion, and released again if upstream STS then
+        refuses or cannot be reached (nothing was issued for it).
         """
-        role, duration, tags, transitive, source_identity = self._federated_decision(
+        admitted, duration, tags, transitive, source_identity = self._federated_decision(
             identity, role, session_name, params, info
         )
-        policy_text, policy_arns = self._session_policies(params)
+        policy_text, policy_arns = self._session_policies(params, admitted)
         # The validated tags are the claimed ones (same keys, values and order).
         packed = packed_size(
             policy_text, policy_arns, [{"Key": k, "Value": v} for k, v in tags.items()]
         )
-        if before_mint is not None:
-            await before_mint()
-        claims = _role_claims(
-            role,
-            session_name,
-            now=int(info.now),
+        grant = RoleGrant(
+            role=admitted,
+            session_name=session_name,
             duration=duration,
-            source_arn=identity.provider_arn,
             tags=tags,
-            transitive=transitive,
+            transitive_tag_keys=tuple(transitive),
             source_identity=source_identity,
             policy_text=policy_text,
-            policy_arns=policy_arns,
-            mfa=False,
-            mfa_at=None,
-            chain_depth=0,
+            policy_arns=tuple(policy_arns),
+            subject=upstream_subject(identity.provider_arn, identity.subject),
+            source_arn=identity.provider_arn,
         )
-        return claims, packed
+        if replay is not None:
+            await replay.claim()
+        try:
+            return await self._issue(grant, packed, int(info.now))
+        except StsError:
+            if replay is not None:
+                await replay.release()
+            raise
 
     def _federated_decision(
         self,
@@ -575,6 +587,16 @@ class StsEngine:
             "SessionToken": token,
             "Expiration": float(claims.expires_at),
         }
+
+    async def _issue(self, grant: RoleGrant, packed: int | None, now: int) -> dict[str, Any]:
+        """AssumeRole-shaped result members: sealed here, or obtained from upstream STS."""
+        if grant.role.upstream is None:
+            return self._role_result(_claims_of(grant, now), packed)
+        if self._upstream is None:  # the app builds it whenever an account is upstream
+            raise StsError(
+                "ServiceUnavailable", "No upstream STS is configured.", 503, sender=False
+            )
+        return await self._upstream.issue(grant)
 
     def _role_result(self, claims: SessionClaims, packed: int | None) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -653,10 +675,14 @@ class StsEngine:
             )
         return True
 
-    def _session_policies(self, params: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    def _session_policies(
+        self, params: Mapping[str, Any], role: Role | None
+    ) -> tuple[str | None, list[str]]:
         """Validate ``Policy`` and ``PolicyArns``; return the minified text and the ARNs.
 
         The token carries the text, not the parsed form; callers parse it (cached) on use.
+        For a role of an upstream account the ARNs name AWS's managed policies, which AWS
+        checks; the broker's ``managed_policies`` apply to its own sessions only.
         """
         text: str | None = params.get("Policy")
         if text is not None:
@@ -672,6 +698,8 @@ class StsEngine:
                 raise StsError("MalformedPolicyDocument", exc.reason) from None
             text = json.dumps(document, separators=(",", ":"))
         arns = [item["arn"] for item in params.get("PolicyArns", ())]
+        if role is not None and role.upstream is not None:
+            return text, arns
         for arn in arns:
             if self._directory.managed_policy(arn) is None:
                 raise validation_error(
@@ -720,23 +748,9 @@ def _federated_principal(names: tuple[str, ...]) -> Principal:
     return Principal(kind="Federated", arns=names, account=None)
 
 
-def _role_claims(
-    role: Role,
-    session_name: str,
-    *,
-    now: int,
-    duration: int,
-    source_arn: str,
-    tags: Mapping[str, str],
-    transitive: Sequence[str],
-    source_identity: str | None,
-    policy_text: str | None,
-    policy_arns: Sequence[str],
-    mfa: bool,
-    mfa_at: int | None,
-    chain_depth: int,
-) -> SessionClaims:
-    """A role session, whichever AssumeRole* action made it."""
+def _claims_of(grant: RoleGrant, now: int) -> SessionClaims:
+    """The sealed claims of a local role session, whichever AssumeRole* action granted it."""
+    role, session_name = grant.role, grant.session_name
     return SessionClaims(
         access_key_id=new_access_key_id(role.account),
         account=role.account,
@@ -746,17 +760,40 @@ def _role_claims(
         principal_name=role.name,
         principal_path=role.path,
         issued_at=now,
-        expires_at=now + duration,
-        source_arn=source_arn,
-        tags=dict(tags),
-        transitive_tag_keys=tuple(transitive),
-        source_identity=source_identity,
-        session_policy=policy_text,
-        policy_arns=tuple(policy_arns),
-        mfa=mfa,
-        mfa_authenticated_at=mfa_at,
-        chain_depth=chain_depth,
+        expires_at=now + grant.duration,
+        source_arn=grant.source_arn,
+        tags=dict(grant.tags),
+        transitive_tag_keys=tuple(grant.transitive_tag_keys),
+        source_identity=grant.source_identity,
+        session_policy=grant.policy_text,
+        policy_arns=tuple(grant.policy_arns),
+        mfa=grant.mfa,
+        mfa_authenticated_at=grant.mfa_authenticated_at,
+        chain_depth=grant.chain_depth,
     )
+
+
+class _SingleUse:
+    """A single-use token's or assertion's replay record: claimed atomically in the Store
+    just before issuing, released if nothing was issued after all. ``key`` None: not
+    single-use, nothing to record."""
+
+    def __init__(self, store: Store, namespace: str, key: str | None, ttl: float, used: str):
+        self._store = store
+        self._namespace = namespace
+        self._key = key
+        self._ttl = ttl
+        self._used = used
+
+    async def claim(self) -> None:
+        if self._key is not None and not await self._store.claim(
+            self._namespace, self._key, self._ttl
+        ):
+            raise StsError("InvalidIdentityToken", self._used)
+
+    async def release(self) -> None:
+        if self._key is not None:
+            await self._store.delete(self._namespace, self._key)
 
 
 def _account_in_arn(arn: str) -> str:

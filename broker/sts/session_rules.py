@@ -8,6 +8,7 @@ is stated once, in AWS's words.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import zlib
@@ -185,3 +186,20 @@ def packed_size(
             f"Packed size of the session policies and tags is {percent}% of the allowed limit.",
         )
     return percent
+
+
+MAX_SUBJECT_CHARS = 255
+"""The longest ``sub`` an ID token may carry (AWS's and the broker's verifier's bound)."""
+
+
+def upstream_subject(provider_arn: str, subject: str) -> str:
+    """A stable, unambiguous subject for a federated person: ``PROVIDER_ARN/SUBJECT``.
+
+    Qualified by the provider, so an AWS trust policy that tests ``sub`` cannot be met by
+    another IdP's person of the same name; a subject too long to fit is replaced by its
+    SHA-256, which is as stable.
+    """
+    qualified = f"{provider_arn}/{subject}"
+    if len(qualified) <= MAX_SUBJECT_CHARS:
+        return qualified
+    return f"{provider_arn}/sha256:{hashlib.sha256(subject.encode()).hexdigest()}"

@@ -500,6 +500,11 @@ class CliRoutes:
                 grant.signed_in, grant.role_arn, grant.duration, info
             )
         except StsError as exc:
+            if exc.status >= 500 or exc.code == "Throttling":
+                # Upstream STS is down or busy: the grant is still good, try again later.
+                return oauth_error(
+                    "temporarily_unavailable", f"{exc.code}: {exc.message}", exc.status
+                )
             # The trust policy, the role or the sign-in's bounds changed since approval.
             return oauth_error("invalid_grant", f"{exc.code}: {exc.message}")
         refresh = await self._grants.issue_refresh(grant, family)

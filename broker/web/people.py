@@ -12,6 +12,7 @@ role" is another ``POST /assume``, not another IdP login.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from broker.client.snippets import credential_snippets
 from broker.clock import iso8601
 from broker.config import BrokerConfig, SamlProviderConfig
 from broker.errors import StsError, access_denied, validation_error
+from broker.sts.upstream_sessions import UpstreamSessions
 from broker.web.console import ConsoleFederation, ConsoleSigninError, utc_text
 from broker.web.cookies import cookie_value
 from broker.web.durations import MAX_DURATION, MIN_DURATION, duration_options
@@ -43,6 +45,7 @@ from broker.web.signin import (
     page_header,
 )
 
+log = logging.getLogger("broker.web")
 LAST_LOGIN_SECONDS = 365 * 24 * 3600
 SEARCH_THRESHOLD = 5
 """The role picker shows its filter box above this many roles."""
@@ -122,10 +125,12 @@ class PeopleRoutes:
         sessions: BrowserSessions,
         chooser: RoleChooser,
         console: ConsoleFederation,
+        upstream: UpstreamSessions | None = None,
     ) -> None:
         self._sessions = sessions
         self._chooser = chooser
         self._console = console
+        self._upstream = upstream
         console.link_role_picker("/roles")
         self._public_url = config.public_url.rstrip("/")
         self._choices = login_choices(config)
@@ -210,18 +215,34 @@ class PeopleRoutes:
                 raise access_denied(f"Not authorized: this sign-in may not use {role_arn}")
             result = await self._chooser.assume(signed_in, role_arn, duration, info)
         except StsError as exc:
-            status = 400 if exc.code == "ValidationError" else 403
-            return self._picker(request, current, status=status, error=exc)
+            return self._picker(request, current, status=_page_status(exc), error=exc)
         try:
-            console_url: str | None = self._console.login_url(result["Credentials"])
+            console_url: str | None = await self._console_link(choice, result, info.now)
         except ConsoleSigninError as exc:
             # Not expected for credentials minted a moment ago; the keys still work.
             if target == "console":
                 return error_page(403, "Console sign-in refused", str(exc), "ConsoleSignin")
             console_url = None
+        except StsError as exc:
+            # AWS's federation endpoint refused or could not be reached: the keys still work.
+            if target == "console":
+                return error_page(
+                    _page_status(exc), "AWS console sign-in failed", exc.message, exc.code
+                )
+            log.warning("console link for %s: %s: %s", choice.arn, exc.code, exc.message)
+            console_url = None
         if target == "console" and console_url is not None:
             return RedirectResponse(console_url, status_code=303)
         return self._credentials(current, choice, result, console_url)
+
+    async def _console_link(
+        self, choice: RoleChoice, result: Mapping[str, Any], now: float
+    ) -> str:
+        """The console sign-in URL for fresh credentials: AWS's federation endpoint for an
+        upstream role, the broker's own ``/federation`` for a local one."""
+        if choice.upstream and self._upstream is not None:
+            return await self._upstream.console_link(result["Credentials"], now)
+        return self._console.login_url(result["Credentials"])
 
     async def logout(self, request: Request) -> Response:
         """End the session on the server (the CSRF middleware checked the form)."""
@@ -280,6 +301,14 @@ class PeopleRoutes:
             ),
             **page_header(self._sessions, current),
         )
+
+
+def _page_status(error: StsError) -> int:
+    """The role picker's status for a refusal: AWS's for a server-side failure (an upstream
+    that is down answers 503), 400 for a bad request or throttling, else 403."""
+    if error.status >= 500:
+        return error.status
+    return 400 if error.code in ("ValidationError", "Throttling") else 403
 
 
 def _assume_fields(form: Mapping[str, str]) -> tuple[str, int, str]:

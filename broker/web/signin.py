@@ -149,6 +149,8 @@ class RoleChoice:
     description: str
     max_duration: int
     """The longest session this sign-in may ask for (the role's maximum, SAML caps)."""
+    upstream: bool = False
+    """The role lives in real AWS: its credentials and console are AWS's."""
 
 
 class RoleChooser:
@@ -242,6 +244,7 @@ class RoleChooser:
             account_label=f"{alias} ({role.account})" if alias else role.account,
             description=role.description,
             max_duration=longest,
+            upstream=role.upstream is not None,
         )
 
 
