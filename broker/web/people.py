@@ -235,9 +235,7 @@ class PeopleRoutes:
             return RedirectResponse(console_url, status_code=303)
         return self._credentials(current, choice, result, console_url)
 
-    async def _console_link(
-        self, choice: RoleChoice, result: Mapping[str, Any], now: float
-    ) -> str:
+    async def _console_link(self, choice: RoleChoice, result: Mapping[str, Any], now: float) -> str:
         """The console sign-in URL for fresh credentials: AWS's federation endpoint for an
         upstream role, the broker's own ``/federation`` for a local one."""
         if choice.upstream and self._upstream is not None:
