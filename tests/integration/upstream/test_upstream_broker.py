@@ -55,6 +55,12 @@ KEYED_CORP = f"arn:aws:iam::{KEYED}:saml-provider/Corp"
 BROKER_KEY = "AKIAUPSTREAMBROKERAB"
 BROKER_SECRET = "UpstreamBrokerSecretKeyNeverLogged000001"
 SESSION = "alice@example.com"
+LOCAL = "111111111111"
+"""A local account of the broker, whose user may assume an upstream role."""
+CI_KEY = "AKIALOCALCIUSERKEYAB"
+CI_SECRET = "LocalCiUserSecretKeyForAssumeRole0000001"
+CI_USER = f"arn:aws:iam::{LOCAL}:user/ci"
+CI_DEPLOY = f"arn:aws:iam::{WEBID}:role/CiDeploy"
 
 
 class _Counter:
@@ -126,6 +132,19 @@ def _upstream_config(upstream_url: str, broker_url: str) -> dict[str, Any]:
                 "roles": {
                     "Deploy": {"trust_policy": web_trust(provider)},
                     "Untrusting": {"trust_policy": web_trust("accounts.google.com")},
+                    "CiDeploy": {
+                        "trust_policy": {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Principal": {"Federated": provider},
+                                    "Action": "sts:AssumeRoleWithWebIdentity",
+                                    "Condition": {"StringEquals": {f"{issuer_host}:sub": CI_USER}},
+                                }
+                            ],
+                        }
+                    },
                 },
             },
             KEYED: {
@@ -177,6 +196,25 @@ def _broker_config(url: str, acs: str, upstream_url: str) -> dict[str, Any]:
             }
         },
         "accounts": {
+            LOCAL: {
+                "users": {
+                    "ci": {
+                        "access_keys": [{"id": CI_KEY, "secret": CI_SECRET}],
+                        "policies": {
+                            "assume": {
+                                "Version": "2012-10-17",
+                                "Statement": [
+                                    {
+                                        "Effect": "Allow",
+                                        "Action": "sts:AssumeRole",
+                                        "Resource": [CI_DEPLOY, DEPLOY],
+                                    }
+                                ],
+                            }
+                        },
+                    }
+                },
+            },
             WEBID: {
                 "upstream": {"via": "web-identity"},
                 "saml_providers": {"Corp": {"metadata_url": "IDP_METADATA_URL"}},
@@ -187,6 +225,18 @@ def _broker_config(url: str, acs: str, upstream_url: str) -> dict[str, Any]:
                     },
                     "Untrusting": {"trust_policy": saml_trust(WEB_CORP, acs)},
                     "Forbidden": {"trust_policy": refused},
+                    "CiDeploy": {
+                        "trust_policy": {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Principal": {"AWS": CI_USER},
+                                    "Action": "sts:AssumeRole",
+                                }
+                            ],
+                        }
+                    },
                 },
             },
             KEYED: {
@@ -314,6 +364,27 @@ def test_upstream_validation_errors_pass_through(pair: Pair) -> None:
         "upstream STS: The requested DurationSeconds exceeds the MaxSessionDuration set for "
         "this role."
     )
+
+
+def test_a_broker_user_assumes_an_upstream_role_with_a_signed_call(pair: Pair) -> None:
+    """AssumeRole signed with the broker's own keys, for a role of an upstream account:
+    the broker decides (its trust policy names the user), the upstream issues (its trust
+    policy tests the ``sub`` the broker's token carries: the user's ARN)."""
+    sts = boto3.client(
+        "sts",
+        endpoint_url=pair.broker.url,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}),
+        aws_access_key_id=CI_KEY,
+        aws_secret_access_key=CI_SECRET,
+    )
+    result = sts.assume_role(RoleArn=CI_DEPLOY, RoleSessionName="pipeline")
+    arn = f"arn:aws:sts::{WEBID}:assumed-role/CiDeploy/pipeline"
+    assert result["AssumedRoleUser"]["Arn"] == arn
+    assert pair.upstream_sts(result["Credentials"]).get_caller_identity()["Arn"] == arn
+    with pytest.raises(ClientError) as info:  # the broker's trust policy names only ci
+        sts.assume_role(RoleArn=DEPLOY, RoleSessionName="pipeline")
+    assert info.value.response["Error"]["Code"] == "AccessDenied"
 
 
 # ---------------------------------------------------------------------- via: assume-role
