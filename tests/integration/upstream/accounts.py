@@ -31,6 +31,7 @@ from broker.app import create_app
 from broker.config import load_config
 from idp_fixtures import SamlUser
 from idp_fixtures.saml import SamlServer, serve_saml_in_thread
+from idp_fixtures.saml.presets import okta
 from tests.integration.conftest import bind_loopback, start_server, stop_server
 from tests.integration.test_people import People, _assume, _block, _csrf
 from tests.integration.test_saml import _sp_certificate
@@ -83,6 +84,17 @@ class UpstreamBroker:
 
     def people(self) -> People:
         return People(url=self.url, idp=self.idp)
+
+    def assertion(self, role: str, provider: str, session_name: str, **options: Any) -> str:
+        """A SAML response from the fixture IdP for the STS API (unsolicited, base64)."""
+        return okta(
+            self.idp.idp,
+            sp_entity_id=f"{self.url}/saml/metadata",
+            acs_url=self.acs,
+            roles=((role, provider),),
+            session_name=session_name,
+            **options,
+        )
 
     def sts(self) -> Any:
         """An unsigned boto3 STS client for the broker (AssumeRoleWith* carry their proof)."""

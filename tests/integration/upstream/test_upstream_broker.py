@@ -30,7 +30,6 @@ from botocore.exceptions import ClientError
 from broker.app import create_app
 from broker.config import load_config
 from idp_fixtures import SamlUser
-from idp_fixtures.saml.presets import okta
 from tests.integration.conftest import bind_loopback, start_server, stop_server
 from tests.integration.test_people import _csrf
 from tests.integration.upstream.accounts import (
@@ -293,13 +292,11 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
 
 def _saml(pair: Pair, user: str, role: str, provider: str = WEB_CORP) -> dict[str, Any]:
     team = "blue" if user == "alice" else "red"
-    assertion = okta(
-        pair.broker.idp.idp,
+    assertion = pair.broker.assertion(
+        role,
+        provider,
+        f"{user}@example.com",
         user=_person(user, team),
-        sp_entity_id=f"{pair.broker.url}/saml/metadata",
-        acs_url=pair.broker.acs,
-        roles=((role, provider),),
-        session_name=f"{user}@example.com",
         principal_tags={"team": team},
         source_identity=user,
     )

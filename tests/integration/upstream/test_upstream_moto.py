@@ -26,7 +26,6 @@ from botocore.exceptions import ClientError
 from moto.sts.models import sts_backends
 
 from idp_fixtures import OidcServer, SamlUser, google
-from idp_fixtures.saml.presets import okta
 from tests.integration.cli_setup import CliHome, approval_form, cli_home, read_until, url_in
 from tests.integration.test_people import _csrf
 from tests.integration.upstream.accounts import (
@@ -168,13 +167,7 @@ def test_saml_signin_role_picker_credentials_work_on_moto(
 
 
 def test_duration_and_expiration_are_upstreams(broker: UpstreamBroker, moto_server: Moto) -> None:
-    assertion = okta(
-        broker.idp.idp,
-        sp_entity_id=f"{broker.url}/saml/metadata",
-        acs_url=broker.acs,
-        roles=((ADMIN, CORP),),
-        session_name="alice-long",
-    )
+    assertion = broker.assertion(ADMIN, CORP, "alice-long")
     result = broker.sts().assume_role_with_saml(
         RoleArn=ADMIN, PrincipalArn=CORP, SAMLAssertion=assertion, DurationSeconds=5400
     )
@@ -209,13 +202,7 @@ def test_assume_role_with_web_identity_for_an_upstream_role_returns_moto_keys(
 def test_assume_role_with_saml_for_an_upstream_role_returns_moto_keys(
     broker: UpstreamBroker, moto_server: Moto
 ) -> None:
-    assertion = okta(
-        broker.idp.idp,
-        sp_entity_id=f"{broker.url}/saml/metadata",
-        acs_url=broker.acs,
-        roles=((WEB_ADMIN, WEB_CORP),),
-        session_name="alice-api",
-    )
+    assertion = broker.assertion(WEB_ADMIN, WEB_CORP, "alice-api")
     result = broker.sts().assume_role_with_saml(
         RoleArn=WEB_ADMIN, PrincipalArn=WEB_CORP, SAMLAssertion=assertion
     )
@@ -312,13 +299,7 @@ def test_upstream_down_or_slow_is_service_unavailable_everywhere(tmp_path: Path,
             aws_profiles={"broker": (MOTO_KEY_ID, MOTO_SECRET)},
         ) as down,
     ):
-        assertion = okta(
-            down.idp.idp,
-            sp_entity_id=f"{down.url}/saml/metadata",
-            acs_url=down.acs,
-            roles=((ADMIN, CORP),),
-            session_name="alice-api",
-        )
+        assertion = down.assertion(ADMIN, CORP, "alice-api")
         started = time.monotonic()
         answer = httpx.post(
             down.url,
