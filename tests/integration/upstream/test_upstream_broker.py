@@ -13,7 +13,9 @@ the Console button signs in at the upstream's federation endpoint.
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,7 @@ KEYED_CORP = f"arn:aws:iam::{KEYED}:saml-provider/Corp"
 BROKER_KEY = "AKIAUPSTREAMBROKERAB"
 BROKER_SECRET = "UpstreamBrokerSecretKeyNeverLogged000001"
 SESSION = "alice@example.com"
+JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 LOCAL = "111111111111"
 """A local account of the broker, whose user may assume an upstream role."""
 CI_KEY = "AKIALOCALCIUSERKEYAB"
@@ -323,6 +326,14 @@ def test_web_identity_upstream_sees_the_tags_and_source_identity(pair: Pair) -> 
     # The keys are the upstream's: its own GetCallerIdentity knows them.
     identity = pair.upstream_sts(result["Credentials"]).get_caller_identity()
     assert identity["Arn"] == arn
+    # The ID token the broker signed for the upstream is a bearer secret: never logged
+    # (botocore logs request bodies at DEBUG, which these tests run at).
+    for line in pair.broker.logs:
+        for token in JWT.findall(line):
+            payload = token.split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            assert claims.get("iss") != pair.broker.url, line[:200]
+    assert_no_secret_logged(pair.broker.logs, result["Credentials"]["SecretAccessKey"])
 
 
 def test_the_upstream_refuses_what_its_trust_policy_refuses(pair: Pair) -> None:
