@@ -25,7 +25,7 @@ from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
-from broker.store import Store, open_store
+from broker.store import Store, open_configured_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
@@ -91,7 +91,7 @@ def create_app(
     keys = token_keys(config)
     sealer = TokenSealer(keys)
     messages = AuthorizationMessages(keys, clock=clock)
-    state = store or open_store(config.state, clock)
+    state = store or open_configured_store(config, clock)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
