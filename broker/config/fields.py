@@ -155,7 +155,9 @@ def decimal_seconds(low: float, high: float) -> Checked:
         if isinstance(value, str) and re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", value):
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail(f"must be a number of seconds between {low} and {high} (got {kind_of(value)})")
+            raise fail(
+                f"must be a number of seconds between {low} and {high} (got {kind_of(value)})"
+            )
         if not low <= value <= high:  # NaN fails this too
             raise fail(f"must be between {low} and {high} seconds (got {value})")
         return float(value)
