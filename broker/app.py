@@ -25,7 +25,7 @@ from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
-from broker.store import Store, open_configured_store
+from broker.store import STORE_FAILURES, Store, open_configured_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
@@ -35,6 +35,7 @@ from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
 from broker.web.console import ConsoleFederation
 from broker.web.oidc_login import OidcLoginRoutes
+from broker.web.outage import store_outage_answer
 from broker.web.pages import STATIC_DIR
 from broker.web.people import PeopleRoutes, is_signin_query
 from broker.web.redirects import RETURN_PREFIXES
@@ -65,6 +66,24 @@ def load_broker_config(
     """The config file with every check a serving broker makes: the file's own rules and
     the contents of the files it names (SAML metadata), one list of mistakes in line order."""
     return load_config(path, environ=environ, checks=CONFIG_CHECKS)
+
+
+CONFIG_ENV = "STS_BROKER_CONFIG"
+"""The variable naming the config file: ``serve``'s default, and what each worker reads."""
+
+
+def app_from_environment() -> Starlette:
+    """The broker for the config file ``$STS_BROKER_CONFIG`` names: uvicorn's app factory.
+
+    ``sts-broker serve --workers N`` hands uvicorn this import string, and each worker
+    process calls it to build its own app (its own store connections, its own key caches);
+    ``serve`` has already checked the file, and the worker count, before any worker starts.
+    ``uvicorn --factory broker.app:app_from_environment`` works the same.
+    """
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        raise RuntimeError(f"{CONFIG_ENV} names no config file")
+    return create_app(load_broker_config(path))
 
 
 def token_keys(config: BrokerConfig) -> list[tuple[str, bytes]]:
@@ -207,5 +226,6 @@ def create_app(
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
         middleware=[*demo_middleware(config, sp=saml, clock=clock), *middleware],
+        exception_handlers={kind: store_outage_answer for kind in STORE_FAILURES},
         lifespan=lifespan,
     )

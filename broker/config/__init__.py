@@ -22,6 +22,7 @@ from broker.config.fields import (
     sp_key_problem,
 )
 from broker.config.loader import ConfigCheck, ConfigError, Problem, load_config
+from broker.config.processes import check_processes, several_processes_problems
 from broker.config.schema import (
     AccessKeyConfig,
     AccountConfig,
@@ -79,6 +80,7 @@ __all__ = [
     "TokenKey",
     "UserConfig",
     "WebSettings",
+    "check_processes",
     "config_json_schema",
     "format_key_path",
     "infer_oidc_kind",
@@ -86,5 +88,6 @@ __all__ = [
     "load_config",
     "oidc_arn_path",
     "oidc_url_problem",
+    "several_processes_problems",
     "sp_key_problem",
 ]

@@ -13,7 +13,7 @@ from broker.clock import Clock
 from broker.config import BrokerConfig
 from broker.config.state_url import masked
 from broker.store.memory import MemoryStore
-from broker.store.port import Store, StoreFullError, StoreUnavailableError
+from broker.store.port import STORE_FAILURES, Store, StoreFullError, StoreUnavailableError
 from broker.store.redis import DEFAULT_KEY_PREFIX, SCHEMES, RedisStore
 from broker.store.sqlite import SqliteStore
 
@@ -67,6 +67,7 @@ def open_configured_store(config: BrokerConfig, clock: Clock) -> Store:
 
 __all__ = [
     "DEFAULT_KEY_PREFIX",
+    "STORE_FAILURES",
     "MemoryStore",
     "RedisStore",
     "SqliteStore",
