@@ -294,10 +294,18 @@ def bind_loopback() -> socket.socket:
     return sock
 
 
-def start_server(app: Any, sock: socket.socket | None = None) -> tuple[str, Running]:
+HTTP_PARSERS = ("h11", "httptools")
+"""The HTTP/1.1 parsers uvicorn offers; ``serve`` picks httptools when it is installed."""
+
+
+def start_server(
+    app: Any, sock: socket.socket | None = None, *, http: str = "auto"
+) -> tuple[str, Running]:
+    """Serve ``app`` in a thread; ``http`` picks uvicorn's parser (``auto``: httptools if
+    installed, as ``sts-broker serve`` does)."""
     sock = sock or bind_loopback()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", http=http))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
