@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         help="HTTP/1.1 parser (default auto: httptools when installed, else h11)",
     )
     serve.add_argument(
+        "--loop",
+        default="auto",
+        choices=["auto", "asyncio", "uvloop"],
+        help="event loop (default auto: uvloop when installed, else asyncio)",
+    )
+    serve.add_argument(
         "--shutdown-timeout",
         type=float,
         default=30.0,
@@ -203,7 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
             port,
         )
     parser = args.http if args.http != "auto" else "httptools" if _installed("httptools") else "h11"
-    loop = "uvloop" if _installed("uvloop") else "asyncio"
+    loop = args.loop if args.loop != "auto" else "uvloop" if _installed("uvloop") else "asyncio"
     log.info(
         "sts-broker %s: %d worker(s), HTTP parser %s, event loop %s, state %s",
         __version__,
@@ -221,6 +227,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=port,
         workers=args.workers,
         http=parser,
+        loop=loop,
         log_level=args.log_level,
         log_config=log_config,
         access_log=False,

@@ -85,6 +85,11 @@ class RedisServer:
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's ID while it runs (bench/ reads its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> None:
         """Run the server and return once it answers PING."""
         if self._process is not None:
