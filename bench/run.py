@@ -100,6 +100,8 @@ WEB_TARGET = 0.5
 DEFAULT_SECTIONS = ("sts", "web", "saml")
 """What runs without ``--only``: the signed STS workloads, web identity, SAML (each with
 its floor)."""
+SERVER_OPTIONS: list[str] = []
+"""``--http`` / ``--loop`` for every ``bench/server.py`` process, from the command line."""
 SECTIONS = (*DEFAULT_SECTIONS, "store", "workers")
 """``--only`` choices; ``store`` (memory vs sqlite vs redis) and ``workers`` (serve with one
 and two workers) run only when named (:mod:`fleet`)."""
@@ -142,7 +144,7 @@ def serve(kind: str, *extra: str) -> Iterator[Server]:
     """
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "server.py"), kind, *extra],
+            [sys.executable, str(HERE / "server.py"), kind, *extra, *SERVER_OPTIONS],
             stdout=subprocess.PIPE,
             stderr=log,
             cwd=ROOT,
@@ -504,7 +506,8 @@ def machine() -> dict[str, Any]:
 
 def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
-        f"\nHTTP, one uvicorn worker, loopback, {args.concurrency} concurrent keep-alive "
+        f"\nHTTP, one uvicorn worker ({args.http} parser, {args.loop} loop), loopback, "
+        f"{args.concurrency} concurrent keep-alive "
         f"connections ({args.client} client), {args.seconds:g}s per workload after "
         f"{args.warmup:g}s warm-up"
         + (
@@ -624,6 +627,18 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="web section: alternate N bare-form/web-identity windows of seconds/N each",
     )
+    parser.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="the servers' HTTP parser (auto: httptools when installed, as serve)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the servers' event loop (auto: uvloop when installed, as serve)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--no-micro", action="store_true", help="skip the in-process section")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP section")
@@ -650,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.saml_baseline_ops <= 1000:
         parser.error("--saml-baseline-ops must be 1..1000")
     args.only = tuple(args.only or DEFAULT_SECTIONS)
+    SERVER_OPTIONS[:] = ["--http", args.http, "--loop", args.loop]
     with tempfile.TemporaryDirectory(prefix="sts-bench-") as folder:
         args.config = deployment_config(DEMO, Path(folder))
         return run_all(args)
@@ -745,6 +761,8 @@ def run_all(args: argparse.Namespace) -> int:
                 "client": args.client,
                 "only": list(args.only),
                 "saml_baseline_ops": args.saml_baseline_ops,
+                "http": args.http,
+                "loop": args.loop,
             },
             "http": rows,
             "web_identity_target": web_target(rows),

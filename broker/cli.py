@@ -130,6 +130,9 @@ def _log_config(level: str) -> dict[str, Any]:
         "stream": "ext://sys.stderr",
     }
     config["loggers"]["broker"] = {"handlers": ["broker"], "level": level, "propagate": False}
+    # Libraries' own warnings (httpx, authlib, ...) in the same format, not Python's bare
+    # last-resort line.
+    config["root"] = {"handlers": ["broker"], "level": "WARNING"}
     return config
 
 

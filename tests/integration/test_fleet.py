@@ -516,3 +516,67 @@ def test_redis_outage_fails_store_paths_closed_and_the_fleet_recovers_by_itself(
     assert warnings, "the outage was not logged"
     assert any(f"127.0.0.1:{fleet.redis.port}" in w for w in warnings)
     assert PASSWORD not in caplog.text
+
+
+def test_a_full_memory_store_fails_closed_like_an_unreachable_one() -> None:
+    """The memory store refuses to evict live entries when full (that would re-open
+    replays): the same 503 as a Redis outage, and the stateless path still answers."""
+    from broker.clock import SystemClock  # noqa: PLC0415
+    from broker.config import BrokerConfig  # noqa: PLC0415
+    from broker.store import MemoryStore  # noqa: PLC0415
+
+    alice = _key(0)
+    seed = base64.b32encode(os.urandom(20)).decode()
+    sock = bind_loopback()
+    root = f"arn:aws:iam::{DEV}:root"
+    config = BrokerConfig.model_validate(
+        {
+            "public_url": f"http://127.0.0.1:{sock.getsockname()[1]}",
+            "accounts": {
+                DEV: {
+                    "users": {
+                        "alice": {
+                            "access_keys": [{"id": alice.id, "secret": alice.secret}],
+                            "mfa_devices": [{"serial": MFA, "totp_secret": seed}],
+                            "policies": {
+                                "assume": {
+                                    "Version": "2012-10-17",
+                                    "Statement": [
+                                        {
+                                            "Effect": "Allow",
+                                            "Action": "sts:AssumeRole",
+                                            "Resource": "*",
+                                        }
+                                    ],
+                                }
+                            },
+                        }
+                    },
+                    "roles": {
+                        "Plain": {"trust_policy": _trust({"AWS": root}, "sts:AssumeRole")},
+                    },
+                }
+            },
+        },
+        context={"base_dir": None},
+    )
+    clock = SystemClock()
+    full = MemoryStore(clock, max_entries=0)
+    url, running = start_server(create_app(config, clock=clock, store=full), sock)
+    try:
+        sts = boto3.client(
+            "sts",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=alice.id,
+            aws_secret_access_key=alice.secret,
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+        )
+        code = totp_now(decode_secret(seed), time.time())
+        with pytest.raises(ClientError) as refused:
+            sts.get_session_token(SerialNumber=MFA, TokenCode=code)
+        assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert sts.assume_role(RoleArn=PLAIN, RoleSessionName="still-works")["Credentials"]
+    finally:
+        stop_server(running)

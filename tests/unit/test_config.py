@@ -15,9 +15,11 @@ from broker.config import (
     BrokerConfig,
     ConfigError,
     Problem,
+    check_processes,
     config_json_schema,
     format_key_path,
     load_config,
+    several_processes_problems,
 )
 from broker.ids import account_of_key
 from tests.saml_builders import keypair, metadata
@@ -1010,3 +1012,28 @@ def test_json_schema_describes_the_file() -> None:
     assert key["id"]["pattern"] == "^(?:AKIA[A-Z2-7]{16})$"
     assert key["secret"]["writeOnly"] is True
     assert schema["$defs"]["TokenKey"]["properties"]["secret"]["writeOnly"] is True
+
+
+def test_several_workers_need_shared_state_and_configured_keys() -> None:
+    demo = load_config(DEMO, environ={})
+    check_processes(demo, 1)  # one worker shares nothing with anyone: all fine
+    assert [path for path, _ in several_processes_problems(demo, 2)] == [
+        ("state",),
+        ("token_keys",),
+        ("issuer", "keys"),
+        ("saml", "sp_key_file"),
+    ]
+    with pytest.raises(ConfigError) as caught:
+        check_processes(demo, 4)
+    first = caught.value.problems[0]
+    assert (first.key_path, first.line) == ("state", 23)
+    assert first.reason.startswith("'memory' cannot be served with 4 workers")
+
+    shared = load_config(
+        write(
+            MINIMAL
+            + f"state: sqlite:///s.db\ntoken_keys:\n  - {{id: k1, secret: '{TOKEN_SECRET}'}}\n"
+        ),
+        environ={},
+    )
+    assert several_processes_problems(shared, 8) == []
