@@ -116,6 +116,14 @@ class RedisSettings(_Model):
     """How long one reply may take, and the wait for a free pooled connection."""
     max_connections: Annotated[int, ranged(1, 10000)] = 50
     """Connections each worker process may open (they are pooled and reused)."""
+    tls_ca_file: Annotated[str, Checked(as_string, {"type": "string"})] | None = None
+    """PEM CA certificates that verify a ``rediss://`` server instead of the system's."""
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _resolve_ca_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Relative to the config file, and it must exist at start-up."""
+        return existing_file(value, info)
 
 
 class OidcSettings(_Model):

@@ -18,7 +18,8 @@ from urllib.parse import unquote
 
 REDIS_SCHEMES = ("redis", "rediss", "valkey", "valkeys")
 """URL schemes of the Redis (or Valkey) backend; the ``s`` forms use TLS."""
-_TLS_SCHEMES = ("rediss", "valkeys")
+TLS_SCHEMES = ("rediss", "valkeys")
+"""The schemes that connect over TLS."""
 _DEFAULT_PORT = 6379
 
 
@@ -35,7 +36,7 @@ class RedisAddress:
 
     @property
     def tls(self) -> bool:
-        return self.scheme in _TLS_SCHEMES
+        return self.scheme in TLS_SCHEMES
 
     @property
     def where(self) -> str:

@@ -26,6 +26,7 @@ def open_store(
     connect_timeout: float = 0.5,
     timeout: float = 0.5,
     max_connections: int = 50,
+    tls_ca_file: str | None = None,
 ) -> Store:
     """Build the backend named by the config's ``state`` value.
 
@@ -45,6 +46,7 @@ def open_store(
             connect_timeout=connect_timeout,
             timeout=timeout,
             max_connections=max_connections,
+            tls_ca_file=tls_ca_file,
         )
     raise ValueError(
         f"unknown state backend {masked(state)!r}: "
@@ -62,6 +64,7 @@ def open_configured_store(config: BrokerConfig, clock: Clock) -> Store:
         connect_timeout=redis.connect_timeout_seconds,
         timeout=redis.timeout_seconds,
         max_connections=redis.max_connections,
+        tls_ca_file=redis.tls_ca_file,
     )
 
 

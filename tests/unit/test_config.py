@@ -1037,3 +1037,16 @@ def test_several_workers_need_shared_state_and_configured_keys() -> None:
         environ={},
     )
     assert several_processes_problems(shared, 8) == []
+
+
+def test_a_redis_ca_file_needs_a_tls_url_and_must_exist() -> None:
+    Path("ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    plain = MINIMAL + "state: redis://cache:6379/0\nredis:\n  tls_ca_file: ca.pem\n"
+    assert one_problem(plain) == (
+        "c.yaml:9: redis.tls_ca_file: is set, but state is not a TLS Redis URL "
+        "(rediss:// or valkeys://)"
+    )
+    missing = MINIMAL + "state: rediss://cache:6380/0\nredis:\n  tls_ca_file: nope.pem\n"
+    assert one_problem(missing).startswith("c.yaml:9: redis.tls_ca_file: file not found: ")
+    tls = MINIMAL + "state: valkeys://cache\nredis:\n  tls_ca_file: ca.pem\n"
+    assert load_config(write(tls), environ={}).redis.tls_ca_file == str(Path("ca.pem").resolve())
