@@ -198,7 +198,10 @@ def test_sigterm_lets_every_accepted_request_finish_under_load(tmp_path: Path, p
     # Every request a worker processed reached its client as a 200, and nothing else did.
     assert processed == answered, (len(processed), len(answered))
     assert len(answered) > 50
-    # Only refusals without any answer, and only once the signal had come.
-    assert set(tally.no_answer) <= {"ConnectError", "RemoteProtocolError", "ReadError"}
+    # The rest were refused without any answer: the listener closed, or a connection still
+    # in the kernel's backlog was reset.
+    refusals = {"ConnectError", "ConnectTimeout", "RemoteProtocolError", "ReadError", "WriteError"}
+    assert set(tally.no_answer) <= refusals
+    # The drain was quick: nothing was answered long after the signal.
     assert all(at < signalled + 5 for at, _ in tally.answered)
     assert "Waiting for application shutdown" in output or "Shutting down" in output
