@@ -2,6 +2,8 @@
 #   docker build -t sts-broker .
 #   docker run -p 127.0.0.1:8080:8080 sts-broker       (the demo: loopback only, its IdPs sign in anyone)
 #   docker run -p 8080:8080 -v $PWD/config:/config sts-broker serve /config/broker.yaml --host 0.0.0.0
+#   ... serve /config/broker.yaml --host 0.0.0.0 --workers 2   (state: sqlite or redis; docs/deployment.md)
+# docker stop sends SIGTERM: the broker stops accepting and lets requests in flight finish.
 FROM python:3.12-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -12,7 +14,10 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:3.12-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/sts-broker --create-home broker
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+# The wheels include uvicorn's standard extra: serve then parses HTTP with httptools and runs
+# on uvloop. Fail the build, not the first request, if either is missing.
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && python -c "import httptools, uvloop"
 COPY config/demo.yaml /etc/sts-broker/demo.yaml
 USER broker
 WORKDIR /var/lib/sts-broker

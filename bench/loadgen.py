@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -111,6 +112,8 @@ class LoadResult:
     server_cpu_s: float
     client_cpu_s: float
     first_error: str | None = None
+    store_cpu_s: float = 0.0
+    """CPU of the store's own process (a redis-server) over the window; 0 when none."""
 
     @property
     def rps(self) -> float:
@@ -146,6 +149,7 @@ def merge_results(results: Sequence[LoadResult]) -> LoadResult:
         server_cpu_s=sum(r.server_cpu_s for r in results),
         client_cpu_s=sum(r.client_cpu_s for r in results),
         first_error=next((r.first_error for r in results if r.first_error), None),
+        store_cpu_s=sum(r.store_cpu_s for r in results),
     )
 
 
@@ -178,8 +182,7 @@ def _check(status: int, body: bytes, expect: bytes) -> str | None:
 async def _raw_worker(
     url: str,
     wires: Sequence[bytes],
-    offset: int,
-    step: int,
+    cursor: Iterator[int],
     expect: bytes,
     deadline: float,
     tally: _Tally,
@@ -188,11 +191,9 @@ async def _raw_worker(
     parts = urlsplit(url)
     assert parts.hostname is not None and parts.port is not None
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    index = offset
     try:
         while time.perf_counter() < deadline:
-            wire = wires[index % len(wires)]
-            index += step
+            wire = wires[next(cursor) % len(wires)]
             started = time.perf_counter_ns()
             try:
                 writer.write(wire)
@@ -222,16 +223,13 @@ async def _httpx_worker(
     http: httpx.AsyncClient,
     url: str,
     pool: Sequence[Prepared],
-    offset: int,
-    step: int,
+    cursor: Iterator[int],
     expect: bytes,
     deadline: float,
     tally: _Tally,
 ) -> None:
-    index = offset
     while time.perf_counter() < deadline:
-        item = pool[index % len(pool)]
-        index += step
+        item = pool[next(cursor) % len(pool)]
         started = time.perf_counter_ns()
         try:
             response = await http.post(url, content=item.body, headers=item.headers)
@@ -251,20 +249,24 @@ async def _drive(
     concurrency: int,
     seconds: float,
     record: bool,
+    cursor: Iterator[int],
 ) -> _Tally:
-    """C tasks, each sending one request at a time until the deadline (closed loop)."""
+    """C tasks, each sending one request at a time until the deadline (closed loop).
+
+    The tasks take pool entries from one shared ``cursor``, in order: a pool of one-time
+    requests (single-use tokens) is then never sent twice while it lasts.
+    """
     deadline = time.perf_counter() + seconds
     tally = _Tally(record)
     if kind == "raw":
         tasks = [
-            _raw_worker(url, wires, i, concurrency, expect, deadline, tally)
-            for i in range(concurrency)
+            _raw_worker(url, wires, cursor, expect, deadline, tally) for _ in range(concurrency)
         ]
     else:
         assert http is not None
         tasks = [
-            _httpx_worker(http, url, pool, i, concurrency, expect, deadline, tally)
-            for i in range(concurrency)
+            _httpx_worker(http, url, pool, cursor, expect, deadline, tally)
+            for _ in range(concurrency)
         ]
     await asyncio.gather(*tasks)
     return tally
@@ -278,25 +280,37 @@ async def run_load(
     concurrency: int,
     seconds: float,
     warmup: float,
-    server_pid: int,
+    server_pid: int | Sequence[int],
     kind: str = "raw",
+    store_pid: int | None = None,
+    cursor: Iterator[int] | None = None,
 ) -> LoadResult:
     """Warm up (connections open, caches filled, not recorded), then one timed window.
 
     ``kind`` is ``raw`` (minimal asyncio client) or ``httpx`` (httpx.AsyncClient).
+    ``server_pid`` may list several processes (a supervisor and its workers): their CPU is
+    summed. ``store_pid`` (a redis-server) is measured apart. ``cursor`` carries the
+    position in the pool over several calls (one-time pools); by default each call starts
+    at the pool's beginning.
     """
     wires = [item.wire() for item in pool]
+    pids = [server_pid] if isinstance(server_pid, int) else list(server_pid)
+    cursor = cursor if cursor is not None else itertools.count()
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(client(concurrency)) if kind == "httpx" else None
         if warmup > 0:
-            await _drive(kind, http, url, pool, wires, expect, concurrency, warmup, False)
-        server_before = proc_cpu_seconds(server_pid)
+            await _drive(kind, http, url, pool, wires, expect, concurrency, warmup, False, cursor)
+        server_before = sum(map(proc_cpu_seconds, pids))
+        store_before = proc_cpu_seconds(store_pid) if store_pid else 0.0
         client_before = time.process_time()
         started = time.perf_counter()
-        tally = await _drive(kind, http, url, pool, wires, expect, concurrency, seconds, True)
+        tally = await _drive(
+            kind, http, url, pool, wires, expect, concurrency, seconds, True, cursor
+        )
         elapsed = time.perf_counter() - started
         client_cpu = time.process_time() - client_before
-        server_cpu = proc_cpu_seconds(server_pid) - server_before
+        server_cpu = sum(map(proc_cpu_seconds, pids)) - server_before
+        store_cpu = (proc_cpu_seconds(store_pid) - store_before) if store_pid else 0.0
     return LoadResult(
         requests=tally.requests,
         errors=tally.errors,
@@ -305,4 +319,5 @@ async def run_load(
         server_cpu_s=server_cpu,
         client_cpu_s=client_cpu,
         first_error=tally.first_error,
+        store_cpu_s=store_cpu,
     )

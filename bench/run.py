@@ -46,6 +46,7 @@ for entry in (str(ROOT), str(HERE)):  # repo for `broker`, bench/ for the siblin
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
+from fleet import print_rows, print_store_share, rows_json, run_stores, run_workers  # noqa: E402
 from loadgen import FORM_CT, LoadResult, Prepared, merge_results, run_load, sign_pool  # noqa: E402
 from micro import (  # noqa: E402
     ALICE_KEY,
@@ -96,8 +97,14 @@ ALICE_ARN = "arn:aws:iam::111111111111:user/alice"
 STARTUP_TIMEOUT_S = 20.0
 WEB_TARGET = 0.5
 """The web identity issue's target: at least half of bare-form's req/s."""
-SECTIONS = ("sts", "web", "saml")
-"""``--only`` choices: the signed STS workloads, web identity, SAML (each with its floor)."""
+DEFAULT_SECTIONS = ("sts", "web", "saml")
+"""What runs without ``--only``: the signed STS workloads, web identity, SAML (each with
+its floor)."""
+SERVER_OPTIONS: list[str] = []
+"""``--http`` / ``--loop`` for every ``bench/server.py`` process, from the command line."""
+SECTIONS = (*DEFAULT_SECTIONS, "store", "workers")
+"""``--only`` choices; ``store`` (memory vs sqlite vs redis) and ``workers`` (serve with one
+and two workers) run only when named (:mod:`fleet`)."""
 
 
 # --------------------------------------------------------------------------- servers
@@ -137,7 +144,7 @@ def serve(kind: str, *extra: str) -> Iterator[Server]:
     """
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "server.py"), kind, *extra],
+            [sys.executable, str(HERE / "server.py"), kind, *extra, *SERVER_OPTIONS],
             stdout=subprocess.PIPE,
             stderr=log,
             cwd=ROOT,
@@ -499,7 +506,8 @@ def machine() -> dict[str, Any]:
 
 def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
-        f"\nHTTP, one uvicorn worker, loopback, {args.concurrency} concurrent keep-alive "
+        f"\nHTTP, one uvicorn worker ({args.http} parser, {args.loop} loop), loopback, "
+        f"{args.concurrency} concurrent keep-alive "
         f"connections ({args.client} client), {args.seconds:g}s per workload after "
         f"{args.warmup:g}s warm-up"
         + (
@@ -619,6 +627,18 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="web section: alternate N bare-form/web-identity windows of seconds/N each",
     )
+    parser.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="the servers' HTTP parser (auto: httptools when installed, as serve)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="the servers' event loop (auto: uvloop when installed, as serve)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--no-micro", action="store_true", help="skip the in-process section")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP section")
@@ -628,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=SECTIONS,
         help="run only this section (repeatable): sts = baseline + signed STS workloads, "
         "web = bare-form + web identity, saml = bare-form-saml + AssumeRoleWithSAML + the "
-        "pysaml2 comparison; default all",
+        "pysaml2 comparison; store = memory vs sqlite vs redis; workers = serve with 1 and 2 "
+        "workers; default sts, web and saml",
     )
     parser.add_argument(
         "--saml-baseline-ops",
@@ -643,7 +664,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 1")
     if not 1 <= args.saml_baseline_ops <= 1000:
         parser.error("--saml-baseline-ops must be 1..1000")
-    args.only = tuple(args.only or SECTIONS)
+    args.only = tuple(args.only or DEFAULT_SECTIONS)
+    SERVER_OPTIONS[:] = ["--http", args.http, "--loop", args.loop]
     with tempfile.TemporaryDirectory(prefix="sts-bench-") as folder:
         args.config = deployment_config(DEMO, Path(folder))
         return run_all(args)
@@ -669,15 +691,44 @@ def run_all(args: argparse.Namespace) -> int:
 
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
-    if not args.no_http:
+    fleet_errors: list[int] = []
+    if not args.no_http and set(args.only) & set(DEFAULT_SECTIONS):
         scenarios, extra = run_http(args)
         by_name = {s.name: s.result for s in scenarios}
         rows = [s.row(by_name[s.baseline]) for s in scenarios]
         print_http(rows, args)
         print_target(web_target(rows))
+    fleet_json: dict[str, Any] = {}
+    if "store" in args.only:
+        stores = run_stores(args)
+        print_rows(
+            f"State backends: one uvicorn worker each, {args.concurrency} connections, "
+            f"{args.seconds:g}s per row in {args.rounds} alternating rounds "
+            "(rps/1st: against memory)",
+            stores["rows"],
+        )
+        print_store_share(stores["rows"], stores["claim_us"])
+        fleet_json["stores"] = {"rows": rows_json(stores["rows"]), "claim_us": stores["claim_us"]}
+        errors = sum(r.result.errors for r in stores["rows"])
+        if errors:
+            print(f"\nFAIL: the store section had {errors} errors", file=sys.stderr)
+            fleet_errors.append(errors)
+    if "workers" in args.only:
+        workers = run_workers(args)
+        print_rows(
+            f"sts-broker serve --workers N: {args.concurrency} connections, {args.seconds:g}s per "
+            f"row in {args.rounds} alternating rounds; generator on the same {info['cpus']} "
+            "CPUs (rps/1st: against 1 worker)",
+            workers,
+        )
+        fleet_json["workers"] = rows_json(workers)
+        errors = sum(r.result.errors for r in workers)
+        if errors:
+            print(f"\nFAIL: the workers section had {errors} errors", file=sys.stderr)
+            fleet_errors.append(errors)
     report = None
     saml: SamlMicro | None = None
-    if not args.no_micro:
+    if not args.no_micro and set(args.only) & set(DEFAULT_SECTIONS):
         timings: list[Timing] = []
         if "sts" in args.only or "web" in args.only:
             with quiet_startup():  # the demo's ephemeral-key warnings stay out of the table
@@ -710,6 +761,8 @@ def run_all(args: argparse.Namespace) -> int:
                 "client": args.client,
                 "only": list(args.only),
                 "saml_baseline_ops": args.saml_baseline_ops,
+                "http": args.http,
+                "loop": args.loop,
             },
             "http": rows,
             "web_identity_target": web_target(rows),
@@ -726,10 +779,11 @@ def run_all(args: argparse.Namespace) -> int:
             },
             "packed_policy_size_percent": report.packed_policy_size_percent if report else None,
             "bodies": {k: v for k, v in extra.items() if k.endswith("_bytes")},
+            **fleet_json,
         }
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
 
-    status = 0
+    status = 1 if fleet_errors else 0
     for r in rows:
         if r["errors"]:
             print(

@@ -1,7 +1,8 @@
 """One benchmark server process: the broker from a config file, or the bare baseline app.
 
 Run as ``python bench/server.py {broker,baseline,bare-form} [--config PATH] [--body-file F]
-[--token-param NAME]``.
+[--token-param NAME] [--http auto|h11|httptools] [--loop auto|asyncio|uvloop]`` (``auto``, as
+``sts-broker serve``: httptools and uvloop when installed, which they are by default).
 The process binds a loopback socket on port 0 itself (no port race), prints ``PORT <n>`` on
 stdout, then serves with one uvicorn worker until it is terminated. It lives in its own
 process so the load generator's CPU time is never counted as the server's, and so
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--token-param", default="WebIdentityToken", help="bare-form: the parameter required"
     )
+    parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"])
+    parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     args = parser.parse_args(argv)
 
     # WARNING, not the CLI's default INFO: the access line per request is a logging cost,
@@ -143,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="on",
         workers=1,
         backlog=1024,
+        http=args.http,
+        loop=args.loop,
     )
     uvicorn.Server(config).run(sockets=[sock])
 

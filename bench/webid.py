@@ -51,11 +51,11 @@ class Issuer:
         path.write_text(json.dumps(self.jwks(), indent=2) + "\n")
         return path
 
-    def token(self, subject: str, *, now: float | None = None) -> str:
+    def token(self, subject: str, *, now: float | None = None, iss: str = ISSUER) -> str:
         """An RS256 ID token with exactly the claims the issue names: iss/sub/aud/iat/exp."""
         issued = int(time.time() if now is None else now)
         claims = {
-            "iss": ISSUER,
+            "iss": iss,
             "sub": subject,
             "aud": CLIENT_ID,
             "iat": issued,
@@ -63,14 +63,16 @@ class Issuer:
         }
         return jwt.encode({"alg": "RS256", "kid": KID, "typ": "JWT"}, claims, self.key)
 
-    def tokens(self, count: int) -> list[str]:
+    def tokens(self, count: int, *, iss: str = ISSUER, first: int = 0) -> list[str]:
         """``count`` distinct tokens (distinct fixed-width ``sub``), minted before timing.
 
         Fixed width so every answer, which echoes ``sub``, has the same size as the
         bare-form baseline's fixed body.
         """
         now = time.time()
-        return [self.token(f"bench-user-{i:05d}", now=now) for i in range(count)]
+        return [
+            self.token(f"bench-user-{i:05d}", now=now, iss=iss) for i in range(first, first + count)
+        ]
 
 
 def add_web_identity(data: dict[str, Any], jwks_path: Path) -> dict[str, Any]:
@@ -116,12 +118,12 @@ def write_config(demo: Path, folder: Path, issuer: Issuer) -> Path:
     return path
 
 
-def request_body(token: str) -> str:
+def request_body(token: str, *, role: str = ROLE_NAME) -> str:
     """The unsigned form body an AWS SDK posts for AssumeRoleWithWebIdentity."""
     params = {
         "Action": "AssumeRoleWithWebIdentity",
         "Version": "2011-06-15",
-        "RoleArn": ROLE_ARN,
+        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/{role}",
         "RoleSessionName": SESSION_NAME,
         "WebIdentityToken": token,
     }

@@ -25,7 +25,7 @@ from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
-from broker.store import Store, open_store
+from broker.store import STORE_FAILURES, Store, open_configured_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
@@ -37,6 +37,7 @@ from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
 from broker.web.console import ConsoleFederation
 from broker.web.oidc_login import OidcLoginRoutes
+from broker.web.outage import store_outage_answer
 from broker.web.pages import STATIC_DIR
 from broker.web.people import PeopleRoutes, is_signin_query
 from broker.web.redirects import RETURN_PREFIXES
@@ -98,6 +99,24 @@ def upstream_sessions(config: BrokerConfig, issuer: WebIdentityIssuer) -> Upstre
         raise ConfigError.problem(config, ("upstream", "credentials"), str(exc)) from None
 
 
+CONFIG_ENV = "STS_BROKER_CONFIG"
+"""The variable naming the config file: ``serve``'s default, and what each worker reads."""
+
+
+def app_from_environment() -> Starlette:
+    """The broker for the config file ``$STS_BROKER_CONFIG`` names: uvicorn's app factory.
+
+    ``sts-broker serve --workers N`` hands uvicorn this import string, and each worker
+    process calls it to build its own app (its own store connections, its own key caches);
+    ``serve`` has already checked the file, and the worker count, before any worker starts.
+    ``uvicorn --factory broker.app:app_from_environment`` works the same.
+    """
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        raise RuntimeError(f"{CONFIG_ENV} names no config file")
+    return create_app(load_broker_config(path))
+
+
 def token_keys(config: BrokerConfig) -> list[tuple[str, bytes]]:
     """The configured token keys, or an ephemeral one (and say what that costs).
 
@@ -122,7 +141,7 @@ def create_app(
     keys = token_keys(config)
     sealer = TokenSealer(keys)
     messages = AuthorizationMessages(keys, clock=clock)
-    state = store or open_store(config.state, clock)
+    state = store or open_configured_store(config, clock)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -248,5 +267,6 @@ def create_app(
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
         middleware=[*demo_middleware(config, sp=saml, clock=clock), *middleware],
+        exception_handlers={kind: store_outage_answer for kind in STORE_FAILURES},
         lifespan=lifespan,
     )

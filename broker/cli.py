@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import argparse
 import base64
+import copy
+import importlib.util
 import json
 import logging
+import logging.config
 import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from broker import __version__
 from broker.client import login as client_login
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 EXIT_CONFIG = 2
 
@@ -46,6 +53,32 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default: public_url's port)")
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.add_argument(
+        "--workers",
+        type=_at_least_one,
+        default=1,
+        help="worker processes, under uvicorn's process manager (default 1); more than one "
+        "needs shared state (sqlite or redis) and configured keys",
+    )
+    serve.add_argument(
+        "--http",
+        default="auto",
+        choices=["auto", "h11", "httptools"],
+        help="HTTP/1.1 parser (default auto: httptools when installed, else h11)",
+    )
+    serve.add_argument(
+        "--loop",
+        default="auto",
+        choices=["auto", "asyncio", "uvloop"],
+        help="event loop (default auto: uvloop when installed, else asyncio)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long requests in flight may take to finish (default 30)",
     )
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
@@ -73,6 +106,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _at_least_one(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1 (got {text!r})")
+    return int(text)
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging set-up plus the broker's own loggers, for every worker process.
+
+    uvicorn applies this in each worker it starts, so the broker's warnings and access lines
+    come out of every worker alike, in one format.
+    """
+    from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415 - see module doc
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["broker"] = {
+        "format": "%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"
+    }
+    config["handlers"]["broker"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "broker",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["broker"] = {"handlers": ["broker"], "level": level, "propagate": False}
+    # Libraries' own warnings (httpx, authlib, ...) in the same format, not Python's bare
+    # last-resort line.
+    config["root"] = {"handlers": ["broker"], "level": "WARNING"}
+    return config
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 def _check(path: str) -> int:
     """Load and fully validate (IAM grammar included); list every problem."""
     from broker.app import load_broker_config  # noqa: PLC0415 - see module doc
@@ -89,22 +156,36 @@ def _check(path: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Check everything, then hand the app (or, for several workers, its factory) to uvicorn.
+
+    uvicorn's own signal handling gives the graceful shutdown: on SIGTERM or SIGINT it stops
+    accepting, lets requests in flight finish (``--shutdown-timeout`` at most) and exits; with
+    several workers its process manager passes the signal on to each worker and waits.
+    """
     import uvicorn  # noqa: PLC0415 - see module doc
 
-    from broker.app import create_app, load_broker_config  # noqa: PLC0415
-    from broker.config import ConfigError  # noqa: PLC0415
+    from broker.app import CONFIG_ENV, create_app, load_broker_config  # noqa: PLC0415
+    from broker.config import ConfigError, check_processes  # noqa: PLC0415
+    from broker.directory import Directory  # noqa: PLC0415
     from broker.loopback import is_loopback_host  # noqa: PLC0415
 
     path = args.config_file or args.config
     if not path:
         print("sts-broker serve: give a config file (or set STS_BROKER_CONFIG)", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_config = _log_config(args.log_level.upper())
+    logging.config.dictConfig(log_config)
+    log = logging.getLogger("broker")
     try:
         config = load_broker_config(path)
-        app = create_app(config)
+        check_processes(config, args.workers)
+        # One worker runs in this process; several build their own apps, so here only the
+        # checks that building one makes (the IAM grammar) run before any of them starts.
+        if args.workers == 1:
+            target: Starlette | str = create_app(config)
+        else:
+            Directory.build(config)
+            target = "broker.app:app_from_environment"
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
@@ -123,14 +204,38 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return EXIT_CONFIG
     if demo_idps and not is_loopback_host(host):
-        logging.getLogger("broker").warning(
+        log.warning(
             "serving the demo IdPs on %s: they sign in whoever clicks; publish this port on "
             "loopback only (docker run -p 127.0.0.1:%d:%d ...)",
             host,
             port,
             port,
         )
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    parser = args.http if args.http != "auto" else "httptools" if _installed("httptools") else "h11"
+    loop = args.loop if args.loop != "auto" else "uvloop" if _installed("uvloop") else "asyncio"
+    log.info(
+        "sts-broker %s: %d worker(s), HTTP parser %s, event loop %s, state %s",
+        __version__,
+        args.workers,
+        parser,
+        loop,
+        config.state.partition("://")[0] or config.state,
+    )
+    if args.workers > 1:
+        os.environ[CONFIG_ENV] = str(config.source)  # what each worker's factory reads
+    uvicorn.run(
+        target,
+        factory=isinstance(target, str),
+        host=host,
+        port=port,
+        workers=args.workers,
+        http=parser,
+        loop=loop,
+        log_level=args.log_level,
+        log_config=log_config,
+        access_log=False,
+        timeout_graceful_shutdown=args.shutdown_timeout,
+    )
     return 0
 
 

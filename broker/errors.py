@@ -49,6 +49,20 @@ def communication_error(message: str) -> StsError:
     return StsError("IDPCommunicationError", message, 400)
 
 
+STORE_OUTAGE_MESSAGE = (
+    "The service is unavailable: the broker cannot reach the state it needs for this request. "
+    "Try again shortly."
+)
+"""What a client is told while the state store is down; where it is goes to the log only."""
+
+
+def service_unavailable(message: str = STORE_OUTAGE_MESSAGE) -> StsError:
+    """The broker cannot serve this request now (503 ``ServiceUnavailable``, a server fault
+    that botocore retries): e.g. the state store a one-time value must be checked in is down.
+    """
+    return StsError("ServiceUnavailable", message, 503, sender=False)
+
+
 def shortened(text: str, limit: int = 64) -> str:
     """``text`` cut to ``limit`` characters (the last three ``...``), so one message stays
     one line whatever a caller or an identity provider sent."""

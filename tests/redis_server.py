@@ -14,11 +14,13 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import quote
@@ -58,10 +60,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers_ping(port: int) -> bool:
+@dataclass(frozen=True)
+class TlsFiles:
+    """The server's certificate and key, and the CA that signed it (PEM files)."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
+def _answers_ping(port: int, tls: TlsFiles | None = None) -> bool:
     """True once the server replies to PING (``-NOAUTH`` counts: it is up, it wants a password)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as raw:
+            sock = raw
+            if tls is not None:
+                context = ssl.create_default_context(cafile=str(tls.ca))
+                sock = context.wrap_socket(raw, server_hostname="127.0.0.1")
             sock.sendall(b"PING\r\n")
             reply = sock.recv(64)
     except OSError:
@@ -72,10 +87,19 @@ def _answers_ping(port: int) -> bool:
 class RedisServer:
     """One ``redis-server`` process; :meth:`stop` and :meth:`start` keep the same port."""
 
-    def __init__(self, binary: str, folder: Path, *, password: str | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        folder: Path,
+        *,
+        password: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.binary = binary
         self.folder = folder
         self.password = password
+        self.tls = tls
+        """With TLS files the server speaks TLS only (on :attr:`port`; no plain port)."""
         self.port = _free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -83,15 +107,31 @@ class RedisServer:
     def url(self) -> str:
         """``redis://127.0.0.1:PORT/0``, with the password when the server requires one."""
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's ID while it runs (bench/ reads its CPU time)."""
+        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         """Run the server and return once it answers PING."""
         if self._process is not None:
             raise RuntimeError("redis-server is already running")
+        ports = ["--port", str(self.port)]
+        if self.tls is not None:
+            ports = [
+                "--port", "0",
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.cert),
+                "--tls-key-file", str(self.tls.key),
+                "--tls-ca-cert-file", str(self.tls.ca),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         command = [
             self.binary,
-            "--port", str(self.port),
+            *ports,
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
@@ -102,7 +142,7 @@ class RedisServer:
             command += ["--requirepass", self.password]
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + START_SECONDS
-        while not _answers_ping(self.port):
+        while not _answers_ping(self.port, self.tls):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"redis-server did not start on port {self.port}: {self.log()}")
@@ -139,11 +179,13 @@ class RedisServer:
 
 
 @contextmanager
-def running_redis(*, password: str | None = None) -> Iterator[RedisServer]:
+def running_redis(
+    *, password: str | None = None, tls: TlsFiles | None = None
+) -> Iterator[RedisServer]:
     """A started server in its own temporary folder, stopped and removed on exit."""
     binary = server_binary()
     with tempfile.TemporaryDirectory(prefix="sts-broker-redis-") as folder:
-        server = RedisServer(binary, Path(folder), password=password)
+        server = RedisServer(binary, Path(folder), password=password, tls=tls)
         server.start()
         try:
             yield server

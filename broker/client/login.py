@@ -216,8 +216,8 @@ def device_flow(broker: str, *, provider: str, role: str, duration: int | None) 
         try:
             return api.token(broker, poll)
         except api.BrokerError as exc:
-            if exc.error == "authorization_pending":
-                continue
+            if exc.error in ("authorization_pending", "temporarily_unavailable"):
+                continue  # the latter: the broker's state store is down for a moment
             if exc.error == "slow_down":
                 interval += 5
                 continue

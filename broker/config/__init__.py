@@ -22,6 +22,7 @@ from broker.config.fields import (
     sp_key_problem,
 )
 from broker.config.loader import ConfigCheck, ConfigError, Problem, load_config
+from broker.config.processes import check_processes, several_processes_problems
 from broker.config.schema import (
     PARTITIONS,
     AccessKeyConfig,
@@ -40,6 +41,7 @@ from broker.config.schema import (
     OidcProviderConfig,
     OidcSettings,
     PartitionDefaults,
+    RedisSettings,
     RoleConfig,
     SamlLoginConfig,
     SamlProviderConfig,
@@ -78,6 +80,7 @@ __all__ = [
     "OidcSettings",
     "PartitionDefaults",
     "Problem",
+    "RedisSettings",
     "RoleConfig",
     "SamlLoginConfig",
     "SamlProviderConfig",
@@ -87,6 +90,7 @@ __all__ = [
     "UpstreamVia",
     "UserConfig",
     "WebSettings",
+    "check_processes",
     "config_json_schema",
     "format_key_path",
     "infer_oidc_kind",
@@ -94,5 +98,6 @@ __all__ = [
     "load_config",
     "oidc_arn_path",
     "oidc_url_problem",
+    "several_processes_problems",
     "sp_key_problem",
 ]

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from broker.config.fields import MFA_SERIAL, KeyPath, format_key_path, oidc_arn_path
+from broker.config.state_url import TLS_SCHEMES
 from broker.loopback import is_loopback_host
 
 
@@ -30,6 +31,17 @@ def cross_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
         unique("token key ID", key_id, at)
     found.extend(_login_checks(data))
     found.extend(_upstream_checks(data))
+    redis = _dict_or_empty(data.get("redis"))
+    state = data.get("state")
+    if redis.get("tls_ca_file") is not None and not (
+        isinstance(state, str) and state.partition("://")[0] in TLS_SCHEMES
+    ):
+        found.append(
+            (
+                ("redis", "tls_ca_file"),
+                "is set, but state is not a TLS Redis URL (rediss:// or valkeys://)",
+            )
+        )
     demo = _dict_or_empty(data.get("demo"))
     public_url = data.get("public_url")
     if any(demo.get(k) is True for k in ("saml_idp", "oidc_provider")) and isinstance(

@@ -147,6 +147,24 @@ def ranged(low: int, high: int) -> Checked:
     return Checked(check, {"type": "integer", "minimum": low, "maximum": high})
 
 
+def decimal_seconds(low: float, high: float) -> Checked:
+    """A duration in seconds that may have a fraction (``0.5``), between ``low`` and ``high``."""
+
+    def check(value: object) -> float:
+        # Number strings are accepted because ${VAR} substitution always yields text.
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", value):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail(
+                f"must be a number of seconds between {low} and {high} (got {kind_of(value)})"
+            )
+        if not low <= value <= high:  # NaN fails this too
+            raise fail(f"must be between {low} and {high} seconds (got {value})")
+        return float(value)
+
+    return Checked(check, {"type": "number", "minimum": low, "maximum": high})
+
+
 def as_public_url(value: object) -> str:
     text = as_string(value)
     what = "must be an http:// or https:// URL with a host and no query or fragment"

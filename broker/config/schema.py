@@ -62,6 +62,7 @@ from broker.config.fields import (
     as_token_secret,
     as_totp_secret,
     beside_config,
+    decimal_seconds,
     existing_file,
     fail,
     infer_oidc_kind,
@@ -73,6 +74,7 @@ from broker.config.fields import (
     sp_key_problem,
     text_field,
 )
+from broker.config.state_url import is_redis_url, masked, parse_redis_url
 from broker.totp import decode_secret
 
 
@@ -96,6 +98,34 @@ class Limits(_Model):
 
     max_body_bytes: Annotated[int, ranged(1024, 1_048_576)] = 262144
     clock_skew_seconds: Annotated[int, ranged(0, 900)] = 300
+
+
+class RedisSettings(_Model):
+    """How the broker talks to Redis (or Valkey) when ``state`` is a Redis URL.
+
+    The timeouts bound what a dead or hung Redis costs each request (it fails closed with
+    ``ServiceUnavailable`` instead of hanging); the key prefix lets several brokers, or a
+    broker and other programs, share one server without meeting each other's keys.
+    """
+
+    key_prefix: Annotated[
+        str,
+        text_field(r"[\x21-\x7e]{1,64}", "key prefixes are 1-64 printable ASCII characters"),
+    ] = "sts-broker:"
+    connect_timeout_seconds: Annotated[float, decimal_seconds(0.01, 30)] = 0.5
+    """How long opening a connection may take."""
+    timeout_seconds: Annotated[float, decimal_seconds(0.01, 30)] = 0.5
+    """How long one reply may take, and the wait for a free pooled connection."""
+    max_connections: Annotated[int, ranged(1, 10000)] = 50
+    """Connections each worker process may open (they are pooled and reused)."""
+    tls_ca_file: Annotated[str, Checked(as_string, {"type": "string"})] | None = None
+    """PEM CA certificates that verify a ``rediss://`` server instead of the system's."""
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _resolve_ca_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Relative to the config file, and it must exist at start-up."""
+        return existing_file(value, info)
 
 
 class OidcSettings(_Model):
@@ -660,8 +690,16 @@ class BrokerConfig(_Model):
         "us-east-1"
     )
     state: Annotated[
-        str, Checked(as_string, {"type": "string", "pattern": "^(memory|sqlite:///.+)$"})
+        str,
+        Checked(
+            as_string,
+            {
+                "type": "string",
+                "pattern": "^(memory|sqlite:///.+|(redis|rediss|valkey|valkeys)://.+)$",
+            },
+        ),
     ] = "memory"
+    redis: RedisSettings = Field(default_factory=RedisSettings)
     token_keys: list[TokenKey] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
@@ -681,11 +719,21 @@ class BrokerConfig(_Model):
     @field_validator("state")
     @classmethod
     def _resolve_state(cls, value: str, info: ValidationInfo) -> str:
-        """``sqlite:///rel.db`` is relative to the config file, so the broker runs from anywhere."""
+        """``sqlite:///rel.db`` is relative to the config file, so the broker runs from anywhere;
+        a Redis URL is checked whole now, and no message quotes its password."""
         if value == "memory":
             return value
+        if is_redis_url(value):
+            try:
+                parse_redis_url(value)
+            except ValueError as exc:
+                raise fail(str(exc)) from None
+            return value
         if not value.startswith("sqlite:///") or value == "sqlite:///":
-            raise fail(f"must be 'memory' or 'sqlite:///path/to/file.db' (got {shown(value)})")
+            raise fail(
+                "must be 'memory', 'sqlite:///path/to/file.db' or "
+                f"'redis://[user:password@]host:port/db' (got {shown(masked(value))})"
+            )
         return "sqlite:///" + str(beside_config(value.removeprefix("sqlite:///"), info))
 
     @property

@@ -40,3 +40,9 @@ class StoreUnavailableError(Exception):
     wrong credentials; a SQLite file that cannot be written) so request paths can catch one
     type. The message names where and what, never a secret.
     """
+
+
+STORE_FAILURES: tuple[type[Exception], ...] = (StoreUnavailableError, StoreFullError)
+"""What a request path may meet from any backend and must answer as "unavailable, retry":
+the one place per protocol (STS API, pages, CLI JSON) that turns these into a 503 catches
+exactly this tuple, so no path can fail open or end in a 500."""

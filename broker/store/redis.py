@@ -39,9 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import unquote
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import Connection, SSLConnection
@@ -51,13 +49,12 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from broker.config.state_url import REDIS_SCHEMES, parse_redis_url
 from broker.store.port import StoreUnavailableError
 
 DEFAULT_KEY_PREFIX = "sts-broker:"
-SCHEMES = ("redis", "rediss", "valkey", "valkeys")
-"""URL schemes this store opens."""
-_TLS_SCHEMES = ("rediss", "valkeys")
-_DEFAULT_PORT = 6379
+SCHEMES = REDIS_SCHEMES
+"""URL schemes this store opens (their grammar is the config's: :mod:`broker.config.state_url`)."""
 
 # Most specific first: AuthenticationError is a RedisConnectionError.
 _WHAT_WENT_WRONG: tuple[tuple[type[RedisError], str], ...] = (
@@ -66,83 +63,6 @@ _WHAT_WENT_WRONG: tuple[tuple[type[RedisError], str], ...] = (
     (RedisConnectionError, "cannot be reached"),
     (ResponseError, "refused the command"),
 )
-
-
-@dataclass(frozen=True)
-class _Address:
-    scheme: str
-    host: str
-    port: int
-    db: int
-    username: str | None
-    password: str | None = field(repr=False)
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme in _TLS_SCHEMES
-
-    @property
-    def where(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @property
-    def shown(self) -> str:
-        """The URL with the password masked: safe in logs, errors and repr."""
-        user = self.username or ""
-        auth = f"{user}:***@" if self.password else ""
-        return f"{self.scheme}://{auth}{self.where}/{self.db}"
-
-
-def _invalid(problem: str) -> ValueError:
-    return ValueError(f"invalid Redis URL: {problem}")
-
-
-def _parse(url: str) -> _Address:
-    """Check ``url`` piece by piece; a message quotes only pieces that cannot hold the password."""
-    scheme, sep, after = url.partition("://")
-    if not sep or scheme not in SCHEMES:
-        raise _invalid("it must start with redis://, rediss://, valkey:// or valkeys://")
-    end = min((i for i in map(after.find, "/?#") if i >= 0), default=len(after))
-    netloc, rest = after[:end], after[end:]
-    if "@" in rest:
-        # A raw '/', '?' or '#' in the password cut the host part short: quote none of it.
-        raise _invalid("percent-encode '/', '?', '#' and '@' in the user name and password")
-    if "?" in rest or "#" in rest:
-        raise _invalid("options after '?' or '#' are not supported")
-    userinfo, _, hostinfo = netloc.rpartition("@")
-    if hostinfo.startswith("["):
-        host, _, port_text = hostinfo[1:].partition("]")
-        port_text = port_text.removeprefix(":")
-    else:
-        host, _, port_text = hostinfo.partition(":")
-    if not host:
-        raise _invalid("it names no host (as in redis://host:6379/0)")
-    port = _DEFAULT_PORT
-    if port_text:
-        if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
-            raise _invalid(f"the port must be a number from 1 to 65535 (got {port_text!r})")
-        port = int(port_text)
-    db_text = rest.removeprefix("/")
-    if db_text and not (db_text.isascii() and db_text.isdigit()):
-        raise _invalid(
-            f"the database must be a number, as in redis://host:6379/0 (got {db_text!r})"
-        )
-    user_text, has_password, password_text = userinfo.partition(":")
-    username = unquote(user_text) or None
-    password = unquote(password_text) if has_password and password_text else None
-    if username and password is None:
-        raise _invalid(
-            "a user name needs a password (redis://user:password@host); "
-            "for a password alone write redis://:password@host"
-        )
-    return _Address(
-        scheme=scheme,
-        host=host,
-        port=port,
-        db=int(db_text or "0"),
-        username=username,
-        password=password,
-    )
 
 
 def _escape(namespace: str) -> str:
@@ -159,7 +79,8 @@ class RedisStore:
     ``url`` is ``redis://[user:password@]host[:port][/db]`` (``rediss://`` for TLS with the
     certificate and host name verified; ``valkey://`` and ``valkeys://`` mean the same).
     ``connect_timeout`` bounds opening a connection, ``timeout`` each reply and the wait for
-    a free one of the ``max_connections`` pooled connections (all seconds).
+    a free one of the ``max_connections`` pooled connections (all seconds). ``tls_ca_file``
+    (PEM) replaces the system's CAs for verifying a TLS server (a private CA's Redis).
     """
 
     def __init__(
@@ -170,15 +91,20 @@ class RedisStore:
         connect_timeout: float = 0.5,
         timeout: float = 0.5,
         max_connections: int = 50,
+        tls_ca_file: str | None = None,
     ) -> None:
         for name, seconds in (("connect_timeout", connect_timeout), ("timeout", timeout)):
             if not (math.isfinite(seconds) and seconds > 0):
                 raise ValueError(f"{name} must be a positive number of seconds (got {seconds!r})")
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1 (got {max_connections!r})")
-        self._address = address = _parse(url)
+        self._address = address = parse_redis_url(url)
+        if tls_ca_file is not None and not address.tls:
+            raise ValueError("tls_ca_file needs a TLS URL (rediss:// or valkeys://)")
         self._prefix = key_prefix
         tls_options: dict[str, Any] = {"ssl_cert_reqs": "required", "ssl_check_hostname": True}
+        if tls_ca_file is not None:
+            tls_options["ssl_ca_certs"] = tls_ca_file
         self._pool = BlockingConnectionPool(
             max_connections=max_connections,
             timeout=timeout,

@@ -3,8 +3,9 @@
 Order mirrors AWS: read the request (size, encoding), know the action, authenticate
 signed actions, validate parameters against botocore's model, run the engine, render.
 Every refusal is an :class:`~broker.errors.StsError` rendered as AWS's ``ErrorResponse``;
-anything unexpected is logged with its request ID and answered ``InternalFailure`` without
-detail, so no stack trace or secret ever reaches a client.
+a state store that cannot be reached is ``ServiceUnavailable`` (503), translated here, the
+one place the STS API does; anything unexpected is logged with its request ID and answered
+``InternalFailure`` without detail, so no stack trace or secret ever reaches a client.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from starlette.responses import Response
 
 from broker.clock import Clock
 from broker.directory import Directory
-from broker.errors import StsError
+from broker.errors import StsError, service_unavailable
 from broker.identity import TokenSealer, authenticate
 from broker.ids import request_id
+from broker.store import STORE_FAILURES
 from broker.sts.engine import RequestInfo, StsEngine
 from broker.sts.model import StsModel
 from broker.sts.protocol import read_query_request
@@ -90,6 +92,12 @@ class StsApi:
             code = "OK"
         except StsError as exc:
             body, status, code = render_error(exc, rid), exc.status, exc.code
+        except STORE_FAILURES as exc:
+            # Fail closed: a one-time value that cannot be checked is not accepted. Where the
+            # store is and what failed goes to the log, not to the client.
+            log.warning("request %s %s: state store unavailable: %s", rid, action, exc)
+            failure = service_unavailable()
+            body, status, code = render_error(failure, rid), failure.status, failure.code
         except Exception:
             log.exception("request %s failed unexpectedly", rid)
             failure = StsError(

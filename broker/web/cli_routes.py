@@ -83,6 +83,9 @@ _MISS_SECONDS = 900
 _MISSES = "cli-device-misses"
 _MAX_FORM_BYTES = 8192
 
+JSON_ENDPOINTS = frozenset({("POST", "/cli/device"), ("POST", "/cli/token")})
+"""(method, path) of the routes that answer the CLI in JSON rather than a person in HTML."""
+
 _PORT = re.compile(r"[0-9]{1,5}", re.ASCII)
 _STATE = re.compile(r"[A-Za-z0-9_-]{16,128}", re.ASCII)
 _PROVIDER = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}", re.ASCII)

@@ -294,10 +294,18 @@ def bind_loopback() -> socket.socket:
     return sock
 
 
-def start_server(app: Any, sock: socket.socket | None = None) -> tuple[str, Running]:
+HTTP_PARSERS = ("h11", "httptools")
+"""The HTTP/1.1 parsers uvicorn offers; ``serve`` picks httptools when it is installed."""
+
+
+def start_server(
+    app: Any, sock: socket.socket | None = None, *, http: str = "auto"
+) -> tuple[str, Running]:
+    """Serve ``app`` in a thread; ``http`` picks uvicorn's parser (``auto``: httptools if
+    installed, as ``sts-broker serve`` does)."""
     sock = sock or bind_loopback()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", http=http))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -368,7 +376,7 @@ def serve_process(command: list[str], *, cwd: Path | None = None) -> Iterator[Se
 
 
 @contextmanager
-def served_broker(folder: Path) -> Iterator[Broker]:
+def served_broker(folder: Path, *, http: str = "auto") -> Iterator[Broker]:
     """The test config (``write_config``) written to ``folder`` and served on loopback."""
     keys = {name: _key(i) for i, name in enumerate(["alice", "bob", "bob_old", "carol", "dave"])}
     totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
@@ -380,16 +388,21 @@ def served_broker(folder: Path) -> Iterator[Broker]:
         path, environ={"TEST_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
     )
     clock = OffsetClock()
-    url, running = start_server(create_app(config, clock=clock), sock)
+    url, running = start_server(create_app(config, clock=clock), sock, http=http)
     try:
         yield Broker(url=url, clock=clock, config_path=path, keys=keys, totp=totp)
     finally:
         stop_server(running)
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    with served_broker(tmp_path_factory.mktemp("broker")) as served:
+@pytest.fixture(scope="session", params=HTTP_PARSERS)
+def broker(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Broker]:
+    """The shared test broker, once per HTTP parser: every test that uses it (the STS
+    actions, SigV4 refusals, console federation, the answers' headers) runs on h11 and on
+    httptools, each broker with its own clock and state."""
+    with served_broker(tmp_path_factory.mktemp("broker"), http=request.param) as served:
         yield served
 
 

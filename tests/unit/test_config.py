@@ -15,9 +15,11 @@ from broker.config import (
     BrokerConfig,
     ConfigError,
     Problem,
+    check_processes,
     config_json_schema,
     format_key_path,
     load_config,
+    several_processes_problems,
 )
 from broker.ids import account_of_key
 from tests.saml_builders import keypair, metadata
@@ -419,9 +421,89 @@ def test_state_backends_and_relative_sqlite_path(tmp_path: Path) -> None:
     config = load_config(write(MINIMAL + f"state: sqlite:///{absolute}\n"), environ={})
     assert config.state == f"sqlite:///{absolute}"
     assert load_config(write(MINIMAL), environ={}).state == "memory"
-    assert one_problem(MINIMAL + "state: redis://h\n") == (
-        "c.yaml:7: state: must be 'memory' or 'sqlite:///path/to/file.db' (got 'redis://h')"
+    assert one_problem(MINIMAL + "state: memcached://:hunter2@h\n") == (
+        "c.yaml:7: state: must be 'memory', 'sqlite:///path/to/file.db' or "
+        "'redis://[user:password@]host:port/db' (got 'memcached://***@h')"
     )
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        "redis://cache:6379/0",
+        "rediss://:${REDIS_PASSWORD}@cache.internal:6380/2",
+        "valkey://default:${REDIS_PASSWORD}@[::1]:6379",
+        "valkeys://cache",
+    ],
+)
+def test_redis_state_urls_load_with_the_password_from_the_environment(state: str) -> None:
+    config = load_config(write(MINIMAL + f"state: {state}\n"), environ={"REDIS_PASSWORD": "pw"})
+    assert config.state == state.replace("${REDIS_PASSWORD}", "pw")
+    assert config.redis.key_prefix == "sts-broker:"
+    assert (config.redis.connect_timeout_seconds, config.redis.timeout_seconds) == (0.5, 0.5)
+    assert config.redis.max_connections == 50
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        (
+            "redis://default:${REDIS_PASSWORD}",  # the '@host' forgotten: the password is the port
+            "invalid Redis URL: the port must be a number from 1 to 65535 (got text that is not "
+            "a number; if it is a password, the '@host' after it is missing)",
+        ),
+        (
+            "rediss://:${REDIS_PASSWORD}@cache:6380/db1",
+            "invalid Redis URL: the database must be a number, as in redis://host:6379/0 "
+            "(got 'db1')",
+        ),
+        (
+            "redis://:${REDIS_PASSWORD}@:6379/0",
+            "invalid Redis URL: it names no host (as in redis://host:6379/0)",
+        ),
+        (
+            "redis://:hunt/er2@cache:6379/0",
+            "invalid Redis URL: percent-encode '/', '?', '#' and '@' in the user name and password",
+        ),
+    ],
+)
+def test_bad_redis_urls_say_what_is_wrong_and_never_show_the_password(
+    state: str, reason: str
+) -> None:
+    found = one_problem(MINIMAL + f"state: {state}\n", environ={"REDIS_PASSWORD": "hunter2"})
+    assert found == f"c.yaml:7: state: {reason}"
+    assert "hunter2" not in found and "hunt" not in found
+
+
+def test_redis_section_sets_the_prefix_and_bounds_the_timeouts() -> None:
+    text = MINIMAL + textwrap.dedent("""\
+        state: redis://cache:6379/0
+        redis:
+          key_prefix: "team-a:"
+          connect_timeout_seconds: ${CONNECT:-0.25}
+          timeout_seconds: 2
+          max_connections: 8
+        """)
+    redis = load_config(write(text), environ={}).redis
+    assert (redis.key_prefix, redis.connect_timeout_seconds) == ("team-a:", 0.25)
+    assert (redis.timeout_seconds, redis.max_connections) == (2.0, 8)
+    bad = MINIMAL + textwrap.dedent("""\
+        redis:
+          key_prefix: "has space"
+          connect_timeout_seconds: 0
+          timeout_seconds: forever
+          max_connections: 0
+          timeout: 1
+        """)
+    assert problems(bad) == [
+        "c.yaml:8: redis.key_prefix: key prefixes are 1-64 printable ASCII characters "
+        "(got 'has space')",
+        "c.yaml:9: redis.connect_timeout_seconds: must be between 0.01 and 30 seconds (got 0)",
+        "c.yaml:10: redis.timeout_seconds: must be a number of seconds between 0.01 and 30 "
+        "(got a string)",
+        "c.yaml:11: redis.max_connections: must be between 1 and 10000 (got 0)",
+        "c.yaml:12: redis.timeout: unknown key 'timeout' (did you mean 'timeout_seconds'?)",
+    ]
 
 
 def test_policy_documents_accept_json_strings_and_refuse_other_types() -> None:
@@ -930,3 +1012,41 @@ def test_json_schema_describes_the_file() -> None:
     assert key["id"]["pattern"] == "^(?:AKIA[A-Z2-7]{16})$"
     assert key["secret"]["writeOnly"] is True
     assert schema["$defs"]["TokenKey"]["properties"]["secret"]["writeOnly"] is True
+
+
+def test_several_workers_need_shared_state_and_configured_keys() -> None:
+    demo = load_config(DEMO, environ={})
+    check_processes(demo, 1)  # one worker shares nothing with anyone: all fine
+    assert [path for path, _ in several_processes_problems(demo, 2)] == [
+        ("state",),
+        ("token_keys",),
+        ("issuer", "keys"),
+        ("saml", "sp_key_file"),
+    ]
+    with pytest.raises(ConfigError) as caught:
+        check_processes(demo, 4)
+    first = caught.value.problems[0]
+    assert (first.key_path, first.line) == ("state", 23)
+    assert first.reason.startswith("'memory' cannot be served with 4 workers")
+
+    shared = load_config(
+        write(
+            MINIMAL
+            + f"state: sqlite:///s.db\ntoken_keys:\n  - {{id: k1, secret: '{TOKEN_SECRET}'}}\n"
+        ),
+        environ={},
+    )
+    assert several_processes_problems(shared, 8) == []
+
+
+def test_a_redis_ca_file_needs_a_tls_url_and_must_exist() -> None:
+    Path("ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    plain = MINIMAL + "state: redis://cache:6379/0\nredis:\n  tls_ca_file: ca.pem\n"
+    assert one_problem(plain) == (
+        "c.yaml:9: redis.tls_ca_file: is set, but state is not a TLS Redis URL "
+        "(rediss:// or valkeys://)"
+    )
+    missing = MINIMAL + "state: rediss://cache:6380/0\nredis:\n  tls_ca_file: nope.pem\n"
+    assert one_problem(missing).startswith("c.yaml:9: redis.tls_ca_file: file not found: ")
+    tls = MINIMAL + "state: valkeys://cache\nredis:\n  tls_ca_file: ca.pem\n"
+    assert load_config(write(tls), environ={}).redis.tls_ca_file == str(Path("ca.pem").resolve())

@@ -227,6 +227,10 @@ UNKNOWN = "unknown state backend {!r}: use 'memory', 'sqlite:///path' or 'redis:
 INVALID = "invalid Redis URL: "
 SCHEME = INVALID + "it must start with redis://, rediss://, valkey:// or valkeys://"
 PORT = INVALID + "the port must be a number from 1 to 65535 (got {!r})"
+PORT_TEXT = INVALID + (
+    "the port must be a number from 1 to 65535 (got text that is not a number; "
+    "if it is a password, the '@host' after it is missing)"
+)
 DB = INVALID + "the database must be a number, as in redis://host:6379/0 (got {!r})"
 NO_HOST = INVALID + "it names no host (as in redis://host:6379/0)"
 OPTIONS = INVALID + "options after '?' or '#' are not supported"
@@ -247,8 +251,9 @@ USER_ALONE = INVALID + (
         ("redis", SCHEME),
         (f"redis://:{PASSWORD}@h:99999/0", PORT.format("99999")),
         ("redis://h:0", PORT.format("0")),
-        ("valkey://h:port/0", PORT.format("port")),
-        ("redis://[::1]:x/0", PORT.format("x")),
+        ("valkey://h:port/0", PORT_TEXT),
+        ("redis://[::1]:x/0", PORT_TEXT),
+        (f"redis://alice:{PASSWORD}", PORT_TEXT),
         (f"redis://:{PASSWORD}@h:6379/db0", DB.format("db0")),
         ("rediss://h:6379/0/1", DB.format("0/1")),
         ("redis://h/-1", DB.format("-1")),
