@@ -8,6 +8,7 @@ The face of the package: importers use ``from broker.config import ...``. Behind
 
 from __future__ import annotations
 
+from broker.config.claims import ClaimsConfig, KeycloakRolesConfig
 from broker.config.fields import (
     AWS_SAML_AUDIENCES,
     ISSUER_ALGORITHMS,
@@ -53,6 +54,7 @@ __all__ = [
     "AccessKeyConfig",
     "AccountConfig",
     "BrokerConfig",
+    "ClaimsConfig",
     "ConfigCheck",
     "ConfigError",
     "DemoSettings",
@@ -61,6 +63,7 @@ __all__ = [
     "IssuerKeyConfig",
     "IssuerSettings",
     "KeyPath",
+    "KeycloakRolesConfig",
     "Limits",
     "LoginProviderConfig",
     "LoginSettings",

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -26,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from broker.config.base import ConfigModel
+from broker.config.claims import ClaimRef, ClaimsConfig
 from broker.config.fields import (
     AWS_SAML_AUDIENCES,
     ISSUER_ALGORITHMS,
@@ -73,11 +73,7 @@ from broker.config.fields import (
 )
 from broker.totp import decode_secret
 
-
-class _Model(BaseModel):
-    """Frozen, unknown keys refused, no silent coercion (``"yes"`` is not a boolean here)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+_Model = ConfigModel
 
 
 class TokenKey(_Model):
@@ -243,6 +239,8 @@ class OidcProviderConfig(_Model):
     jwks_file: Annotated[str, Checked(as_string, {"type": "string"})] | None = None
     max_token_age: Annotated[int, ranged(60, 604800)] = 86400
     single_use: bool = False
+    claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    """How this provider's claims are normalised (:mod:`broker.config.claims`)."""
 
     @field_validator("jwks_file")
     @classmethod
@@ -350,6 +348,8 @@ class SamlProviderConfig(_Model):
     idp_initiated: bool = False
     allow_cbc_encryption: bool = False
     single_use: bool = True
+    claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    """How this provider's attributes are normalised (:mod:`broker.config.claims`)."""
 
     @field_validator("metadata_file")
     @classmethod
@@ -435,13 +435,10 @@ class OidcLoginConfig(_Model):
     scopes: Annotated[list[str], Checked(as_scopes, {"type": "array", "maxItems": 20})] = Field(
         default_factory=lambda: ["openid", "email", "profile"]
     )
-    roles_claim: (
-        Annotated[str, text_field(r"[\x21-\x7e]{1,128}", "claim names are printable")] | None
-    ) = None
-    """When set (e.g. ``cognito:roles``), only role ARNs listed in this claim are offered."""
-    session_name_claim: Annotated[
-        str, text_field(r"[\x21-\x7e]{1,128}", "claim names are printable")
-    ] = "email"
+    roles_claim: ClaimRef | None = None
+    """When set (``cognito:roles``, or a pointer such as ``/realm_access/roles``), only role
+    ARNs listed in this claim are offered."""
+    session_name_claim: ClaimRef = "email"
     """RoleSessionName comes from this claim (``sub`` when absent), cut to IAM's alphabet."""
 
 

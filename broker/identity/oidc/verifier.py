@@ -46,6 +46,7 @@ from broker.clock import Clock
 from broker.config import BrokerConfig, OidcProviderConfig
 from broker.errors import StsError, invalid_token, quoted, rejected_claim, validation_error
 from broker.iam import ContextValue
+from broker.identity.claims import Claims, normalise, pointer_condition_keys, pointer_context
 from broker.identity.oidc.conventions import (
     SOURCE_IDENTITY_CLAIM,
     TAGS_CLAIM,
@@ -105,8 +106,9 @@ class WebIdentity:
     never check (hashing the payload would cost every request for nothing)."""
     expires_at: int
     single_use: bool
-    claims: Mapping[str, Any]
-    """The verified payload, for later stages (role picker, ``cognito:roles``)."""
+    claims: Claims
+    """The verified payload after the provider's normalisers (:mod:`broker.identity.claims`),
+    for later stages (role picker, identity-pool rules, templates)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class _Provider:
     """Spellings a ``ProviderId`` may use for this provider."""
     principal_names: tuple[str, ...]
     """What ``{"Federated": ...}`` may name to admit it (worked out once, not per token)."""
+    pointer_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """The ``PREFIX:/pointer`` condition keys the account's trust policies test."""
 
 
 class _Header(NamedTuple):
@@ -163,17 +167,22 @@ class WebIdentityVerifier:
         self._keys = KeySource(settings, clock, self._http)
         self._providers: dict[tuple[str, str], _Provider] = {}
         for account, account_config in config.accounts.items():
+            trust = [role.trust_policy for role in account_config.roles.values()]
             for provider in account_config.oidc_providers:
                 convention = convention_for(provider.provider_kind)
                 arn = provider.arn(account)
+                prefix = convention.prefix(provider.arn_path)
                 resolved = _Provider(
                     config=provider,
                     arn=arn,
-                    prefix=convention.prefix(provider.arn_path),
+                    prefix=prefix,
                     client_ids=frozenset(provider.client_ids),
                     convention=convention,
                     names=frozenset({provider.url, provider.arn_path, arn}),
                     principal_names=convention.principal_names(arn),
+                    pointer_keys=pointer_condition_keys(trust, prefix)
+                    if convention.exposes_claims
+                    else (),
                 )
                 for issuer in convention.issuers(provider.url):
                     self._providers[(account, issuer)] = resolved
@@ -216,7 +225,10 @@ class WebIdentityVerifier:
         source_identity = claims.get(SOURCE_IDENTITY_CLAIM)
         if source_identity is not None and not isinstance(source_identity, str):
             raise rejected_claim(f"The {SOURCE_IDENTITY_CLAIM} claim must be a string.")
-        context = provider.convention.context(provider.prefix, claims, audience, matched)
+        view = normalise(claims, provider.config.claims)
+        context = provider.convention.context(provider.prefix, view, audience, matched)
+        if provider.pointer_keys:
+            context.update(pointer_context(view, provider.pointer_keys))
         return WebIdentity(
             issuer=issuer,
             provider_arn=provider.arn,
@@ -230,7 +242,7 @@ class WebIdentityVerifier:
             replay_key=_replay_key(issuer, jti, payload) if provider.config.single_use else None,
             expires_at=expires_at,
             single_use=provider.config.single_use,
-            claims=MappingProxyType(claims),
+            claims=view,
         )
 
     async def aclose(self) -> None:
