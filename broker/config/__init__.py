@@ -8,7 +8,16 @@ The face of the package: importers use ``from broker.config import ...``. Behind
 
 from __future__ import annotations
 
-from broker.config.claims import ClaimsConfig, KeycloakRolesConfig
+from broker.config.claims import (
+    CapturePart,
+    ClaimPart,
+    ClaimsConfig,
+    KeycloakRolesConfig,
+    ProviderSessionTemplates,
+    SessionTemplates,
+    TemplatePart,
+    parse_template,
+)
 from broker.config.fields import (
     AWS_SAML_AUDIENCES,
     ISSUER_ALGORITHMS,
@@ -23,6 +32,13 @@ from broker.config.fields import (
     sp_key_problem,
 )
 from broker.config.loader import ConfigCheck, ConfigError, Problem, load_config
+from broker.config.pools import (
+    IDENTITY_POOL_ID,
+    IdentityPoolConfig,
+    MappingRule,
+    PoolRoles,
+    RoleMapping,
+)
 from broker.config.schema import (
     AccessKeyConfig,
     AccountConfig,
@@ -50,15 +66,19 @@ from broker.config.schema import (
 
 __all__ = [
     "AWS_SAML_AUDIENCES",
+    "IDENTITY_POOL_ID",
     "ISSUER_ALGORITHMS",
     "AccessKeyConfig",
     "AccountConfig",
     "BrokerConfig",
+    "CapturePart",
+    "ClaimPart",
     "ClaimsConfig",
     "ConfigCheck",
     "ConfigError",
     "DemoSettings",
     "DemoUser",
+    "IdentityPoolConfig",
     "IssuerAlgorithm",
     "IssuerKeyConfig",
     "IssuerSettings",
@@ -67,16 +87,22 @@ __all__ = [
     "Limits",
     "LoginProviderConfig",
     "LoginSettings",
+    "MappingRule",
     "MfaDeviceConfig",
     "OidcKind",
     "OidcLoginConfig",
     "OidcProviderConfig",
     "OidcSettings",
+    "PoolRoles",
     "Problem",
+    "ProviderSessionTemplates",
     "RoleConfig",
+    "RoleMapping",
     "SamlLoginConfig",
     "SamlProviderConfig",
     "SamlSettings",
+    "SessionTemplates",
+    "TemplatePart",
     "TokenKey",
     "UserConfig",
     "WebSettings",
@@ -87,5 +113,6 @@ __all__ = [
     "load_config",
     "oidc_arn_path",
     "oidc_url_problem",
+    "parse_template",
     "sp_key_problem",
 ]

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from broker.config.base import ConfigModel
-from broker.config.claims import ClaimRef, ClaimsConfig
+from broker.config.claims import ClaimRef, ClaimsConfig, ProviderSessionTemplates
 from broker.config.fields import (
     AWS_SAML_AUDIENCES,
     ISSUER_ALGORITHMS,
@@ -71,6 +71,7 @@ from broker.config.fields import (
     sp_key_problem,
     text_field,
 )
+from broker.config.pools import IdentityPoolConfig, IdentityPoolId
 from broker.totp import decode_secret
 
 _Model = ConfigModel
@@ -241,6 +242,8 @@ class OidcProviderConfig(_Model):
     single_use: bool = False
     claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
     """How this provider's claims are normalised (:mod:`broker.config.claims`)."""
+    session: ProviderSessionTemplates = Field(default_factory=ProviderSessionTemplates)
+    """Session tags and SourceIdentity made from its claims, on every path."""
 
     @field_validator("jwks_file")
     @classmethod
@@ -350,6 +353,8 @@ class SamlProviderConfig(_Model):
     single_use: bool = True
     claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
     """How this provider's attributes are normalised (:mod:`broker.config.claims`)."""
+    session: ProviderSessionTemplates = Field(default_factory=ProviderSessionTemplates)
+    """Session tags and SourceIdentity made from its attributes, on every path."""
 
     @field_validator("metadata_file")
     @classmethod
@@ -404,6 +409,8 @@ class AccountConfig(_Model):
     oidc_providers: list[OidcProviderConfig] = Field(default_factory=list)
     outbound_web_identity_federation: bool = False
     """GetWebIdentityToken for this account's principals; off by default, as in AWS."""
+    identity_pools: dict[IdentityPoolId, IdentityPoolConfig] = Field(default_factory=dict)
+    """Cognito-compatible identity pools (:mod:`broker.config.pools`), by pool ID."""
 
 
 class SamlLoginConfig(_Model):

@@ -448,12 +448,15 @@ class StsEngine:
         session_name: str,
         duration: int | None,
         info: RequestInfo,
+        via: str = "browser",
+        before_mint: Callable[[], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
         """A role session for an identity verified earlier (a browser login), same rules.
 
         The IdP proof was verified and consumed once at login; what is checked now is what
         can change since: the role's trust policy, its maximum duration, the SAML session
         bounds. Returns the AssumeRole result members (``Credentials``, ``AssumedRoleUser``).
+        ``via`` names the path in the log; ``before_mint`` is as in :meth:`_federated_session`.
         """
         if identity.roles is not None and role_arn not in identity.roles:
             raise access_denied(
@@ -463,9 +466,39 @@ class StsEngine:
         if role is not None and role.account != identity.account:
             role = None  # a provider vouches only within its own account, as in IAM
         params = {} if duration is None else {"DurationSeconds": duration}
-        claims, packed = await self._federated_session(identity, role, session_name, params, info)
-        log.info("%s (browser) via %s -> %s", identity.action, identity.provider_arn, claims.arn)
+        claims, packed = await self._federated_session(
+            identity, role, session_name, params, info, before_mint=before_mint
+        )
+        log.info("%s (%s) via %s -> %s", identity.action, via, identity.provider_arn, claims.arn)
         return self._role_result(claims, packed)
+
+    async def assume_for_identity_pool(
+        self,
+        identity: FederatedIdentity,
+        role_arn: str,
+        *,
+        session_name: str,
+        info: RequestInfo,
+        before_mint: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """GetCredentialsForIdentity's session (the enhanced flow), from this same engine.
+
+        AWS documents the enhanced flow as GetOpenIdToken followed by
+        AssumeRoleWithWebIdentity: the pool chose ``role_arn`` and ``identity`` is what its
+        token would say (``cognito-identity.amazonaws.com:aud``/``:amr``, or the SAML
+        provider for a SAML login), so the role's trust policy, its duration and the tag
+        rules apply exactly as on the STS path, and so does whatever this engine does for
+        the role's account (an upstream account answers with real AWS keys).
+        """
+        return await self.assume_federated(
+            identity,
+            role_arn,
+            session_name=session_name,
+            duration=None,
+            info=info,
+            via="identity pool",
+            before_mint=before_mint,
+        )
 
     def admits(
         self, identity: FederatedIdentity, role: Role, *, session_name: str, info: RequestInfo

@@ -9,7 +9,16 @@ provider documents browser sign-in needs).
 
 from __future__ import annotations
 
+from broker.identity.oidc.conventions import COGNITO_IDENTITY_ISSUER, TAGS_CLAIM
 from broker.identity.oidc.keys import KeySource, VerificationKey, parse_jwks
 from broker.identity.oidc.verifier import WebIdentity, WebIdentityVerifier
 
-__all__ = ["KeySource", "VerificationKey", "WebIdentity", "WebIdentityVerifier", "parse_jwks"]
+__all__ = [
+    "COGNITO_IDENTITY_ISSUER",
+    "TAGS_CLAIM",
+    "KeySource",
+    "VerificationKey",
+    "WebIdentity",
+    "WebIdentityVerifier",
+    "parse_jwks",
+]

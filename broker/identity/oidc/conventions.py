@@ -26,6 +26,9 @@ from broker.iam import ContextValue
 from broker.identity.claims import context_value
 
 TAGS_CLAIM = "https://aws.amazon.com/tags"
+COGNITO_IDENTITY_ISSUER = "https://cognito-identity.amazonaws.com"
+"""``iss`` of Cognito identity-pool tokens: also what the broker's own identity pools sign,
+so AWS's identity-pool trust policies (``cognito-identity.amazonaws.com:aud``) work verbatim."""
 SOURCE_IDENTITY_CLAIM = "https://aws.amazon.com/source_identity"
 
 _CLAIM_NAME = re.compile(r"[\x21-\x7e]{1,128}")

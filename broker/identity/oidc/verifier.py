@@ -43,11 +43,12 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from broker.clock import Clock
-from broker.config import BrokerConfig, OidcProviderConfig
+from broker.config import AccountConfig, BrokerConfig, OidcProviderConfig
 from broker.errors import StsError, invalid_token, quoted, rejected_claim, validation_error
 from broker.iam import ContextValue
 from broker.identity.claims import Claims, normalise, pointer_condition_keys, pointer_context
 from broker.identity.oidc.conventions import (
+    COGNITO_IDENTITY_ISSUER,
     SOURCE_IDENTITY_CLAIM,
     TAGS_CLAIM,
     Convention,
@@ -55,8 +56,11 @@ from broker.identity.oidc.conventions import (
 )
 from broker.identity.oidc.keys import (
     ALLOWED_ALGORITHMS,
+    KeySet,
     KeySource,
     VerificationKey,
+    pinned_key_set,
+    select_keys,
 )
 from broker.records import fast_init
 
@@ -126,6 +130,8 @@ class _Provider:
     """What ``{"Federated": ...}`` may name to admit it (worked out once, not per token)."""
     pointer_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """The ``PREFIX:/pointer`` condition keys the account's trust policies test."""
+    pinned: KeySet | None = None
+    """Keys known at start-up instead of the provider's JWKS (the broker's own pools)."""
 
 
 class _Header(NamedTuple):
@@ -155,8 +161,17 @@ class WebIdentityVerifier:
     """Verifies web identity tokens against the OIDC providers of the role's account."""
 
     def __init__(
-        self, config: BrokerConfig, clock: Clock, *, http: httpx.AsyncClient | None = None
+        self,
+        config: BrokerConfig,
+        clock: Clock,
+        *,
+        http: httpx.AsyncClient | None = None,
+        pool_keys: Mapping[str, Any] | None = None,
     ) -> None:
+        """``pool_keys``: the JWKS of the broker's own issuer. With it, every account that has
+        ``identity_pools`` trusts ``https://cognito-identity.amazonaws.com`` tokens signed
+        with those keys, for its pool IDs: what GetOpenIdToken mints (see
+        :meth:`_pool_provider`)."""
         settings = config.oidc
         self._clock = clock
         self._skew = config.limits.clock_skew_seconds
@@ -186,6 +201,44 @@ class WebIdentityVerifier:
                 )
                 for issuer in convention.issuers(provider.url):
                     self._providers[(account, issuer)] = resolved
+            if account_config.identity_pools and pool_keys is not None:
+                pool_provider = self._pool_provider(account, account_config, pool_keys)
+                self._providers[(account, COGNITO_IDENTITY_ISSUER)] = pool_provider
+
+    @staticmethod
+    def _pool_provider(account: str, account_config: AccountConfig, pool_keys: object) -> _Provider:
+        """The broker as the ``cognito-identity.amazonaws.com`` provider of its own pools.
+
+        An identity pool's basic flow hands the client a token "issued by Cognito" which the
+        client then trades with ``AssumeRoleWithWebIdentity``, and AWS's trust policies for
+        it name ``cognito-identity.amazonaws.com``. Here the broker's issuer signs that
+        token, so in each account that defines pools the broker trusts that issuer name
+        with exactly two differences from a configured provider: the keys are the broker's
+        own (pinned at start-up, never fetched: the name is not where the keys live) and
+        the audiences are the account's pool IDs. The account cannot also configure the
+        real Cognito service under that name (a config check refuses it), so a token is
+        never checked against the wrong keys; another account's pools are another
+        provider, with their own pool IDs.
+        """
+        config = OidcProviderConfig.model_validate(
+            {
+                "url": COGNITO_IDENTITY_ISSUER,
+                "client_ids": list(account_config.identity_pools),
+                "kind": "cognito-identity",
+            }
+        )
+        convention = convention_for("cognito-identity")
+        arn = config.arn(account)
+        return _Provider(
+            config=config,
+            arn=arn,
+            prefix=convention.prefix(config.arn_path),
+            client_ids=frozenset(config.client_ids),
+            convention=convention,
+            names=frozenset({config.url, config.arn_path, arn}),
+            principal_names=convention.principal_names(arn),
+            pinned=pinned_key_set(pool_keys),
+        )
 
     async def verify(
         self, token: str, *, account: str, provider_id: str | None = None
@@ -207,7 +260,11 @@ class WebIdentityVerifier:
                 f"this token ({provider.config.arn_path}); omit ProviderId for OpenID Connect ID "
                 "tokens."
             )
-        keys = self._keys.cached(provider.config, kid=header.kid, alg=header.alg)
+        keys: tuple[VerificationKey, ...] | None
+        if provider.pinned is not None:
+            keys = select_keys(provider.pinned, kid=header.kid, alg=header.alg)
+        else:
+            keys = self._keys.cached(provider.config, kid=header.kid, alg=header.alg)
         if keys is None:  # not cached, or stale: the full path (may fetch, may refuse)
             keys = await self._keys.candidates(provider.config, kid=header.kid, alg=header.alg)
         _check_signature(header.alg, parsed.signing_input, parsed.signature, keys)
@@ -499,14 +556,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
-"""Built once: ``json.loads`` with hooks would build a new decoder for every call."""
+STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+"""JSON with no repeated member name and no NaN/Infinity (``decode`` raises ValueError), so
+no two parsers read one document two ways: for every untrusted JSON the broker reads (token
+payloads here, the identity pools API's bodies). Built once: ``json.loads`` with hooks
+would build a new decoder for every call."""
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Strict JSON: an object, UTF-8, no duplicate names, no NaN/Infinity."""
     try:
-        value = _STRICT_JSON.decode(raw.decode("utf-8"))
+        value = STRICT_JSON.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise invalid_token(
             f"The token {what} is not valid JSON (or repeats a member name)."
