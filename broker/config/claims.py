@@ -215,6 +215,14 @@ class ProviderSessionTemplates(SessionTemplates):
 
     @model_validator(mode="after")
     def _no_session_name(self) -> ProviderSessionTemplates:
+        for template in (*self.tags.values(), self.source_identity):
+            if template is not None and any(
+                isinstance(part, CapturePart) for part in parse_template(template)
+            ):
+                raise fail(
+                    "${name} stands for a Regex rule's group, and only identity pools have "
+                    "rules; use ${claim:/pointer} here"
+                )
         if self.role_session_name is not None:
             raise fail(
                 "role_session_name is set per identity pool; on the STS API the caller names "

@@ -142,3 +142,19 @@ def merged_source_identity(claimed: str | None, outputs: SessionOutputs) -> str 
             "remove one of them."
         )
     return claimed if claimed is not None else outputs.source_identity
+
+
+def with_templates(
+    templates: SessionTemplates,
+    claims: Claims,
+    tags: Mapping[str, str],
+    transitive: tuple[str, ...],
+    source_identity: str | None,
+) -> tuple[dict[str, str], tuple[str, ...], str | None]:
+    """A verified identity's tags and SourceIdentity with its provider's templates added
+    (what every path then carries); unchanged when the provider templates nothing."""
+    if not templates.tags and templates.source_identity is None:
+        return dict(tags), transitive, source_identity
+    outputs = render_session(templates, claims)
+    merged, merged_transitive = merged_tags(tags, transitive, outputs)
+    return merged, merged_transitive, merged_source_identity(source_identity, outputs)

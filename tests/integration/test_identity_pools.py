@@ -164,6 +164,8 @@ def _config(path: Path, idp: OidcServer, alice: Key, bob: Key, public_url: str) 
                     "AppGuest": role(aws_trust(POOL, "unauthenticated")),
                     "AppAdmin": role(aws_trust(POOL)),
                     "AppEditor": role(aws_trust(POOL)),
+                    # "Role trust and permissions": a role for one provider's users only.
+                    "GoogleOnly": role(aws_trust(POOL, "accounts.google.com")),
                     "KcDeployer": role(aws_trust(POOL_KC)),
                     "KcOps": role(aws_trust(POOL_KC)),
                     "KcAdmin": role(aws_trust(POOL_KC)),
@@ -409,6 +411,28 @@ def test_basic_flow_token_works_with_aws_trust_policy_verbatim(pools: Pools) -> 
             RoleArn=f"{ROLE}/AppGuest", RoleSessionName="web", WebIdentityToken=opened["Token"]
         )
     assert info.value.response["Error"]["Code"] == "AccessDenied"
+
+
+def test_amr_names_the_provider_so_a_role_can_trust_only_its_users(pools: Pools) -> None:
+    client = pools.cognito()
+    google_token = google(pools.idp.issuer("google"), sub="1011", aud=CLIENT)
+    user_pool = cognito_user_pool(pools.idp.issuer("cognito"), sub="amr-up", aud=CLIENT)
+    for logins, admitted in (
+        ({"accounts.google.com": google_token}, True),
+        ({pools.login("cognito"): user_pool}, False),
+    ):
+        identity_id = client.get_id(IdentityPoolId=POOL, Logins=logins)["IdentityId"]
+        token = client.get_open_id_token(IdentityId=identity_id, Logins=logins)["Token"]
+        call = {
+            "RoleArn": f"{ROLE}/GoogleOnly",
+            "RoleSessionName": "amr",
+            "WebIdentityToken": token,
+        }
+        if admitted:
+            pools.sts().assume_role_with_web_identity(**call)
+        else:
+            code = refusal(pools.sts().assume_role_with_web_identity, **call)[0]
+            assert code == "AccessDenied"
 
 
 def test_basic_flow_is_off_unless_the_pool_allows_it(pools: Pools) -> None:

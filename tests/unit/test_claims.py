@@ -273,3 +273,79 @@ def test_saml_attributes_enter_the_same_model(tmp_path: Path) -> None:
     assert identity.claims["department"] == ["R&D"]
     assert identity.context["saml:/groups"] == ("eng", "ops")
     assert identity.attributes["groups"] == ("eng, ops",)  # the raw attributes stay as sent
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def _templated(issuer: Issuer, session: dict[str, Any]) -> BrokerConfig:
+    return BrokerConfig.model_validate(
+        {
+            "public_url": "http://127.0.0.1:8080",
+            "accounts": {
+                ACCOUNT: {
+                    "oidc_providers": [
+                        {
+                            "url": issuer.url,
+                            "client_ids": [CLIENT],
+                            "claims": {"split": {"/groups": ","}},
+                            "session": session,
+                        }
+                    ]
+                }
+            },
+        }
+    )
+
+
+def test_provider_templates_make_session_tags_and_source_identity(issuer: Issuer) -> None:
+    key = issuer.add_rsa("k1")
+    config = _templated(
+        issuer,
+        {
+            "tags": {"team": "${claim:/groups}", "dept": "d-${claim:/org/dept}"},
+            "transitive_tag_keys": ["team"],
+            "source_identity": "${claim:/email}",
+        },
+    )
+    token = sign(
+        key,
+        claims_for(issuer.url, groups="eng,ops", org={"dept": "42"}, email="a@example.com"),
+    )
+    result = identity(config, token)
+    assert dict(result.session_tags) == {"team": "eng:ops", "dept": "d-42"}
+    assert result.transitive_tag_keys == ("team",)
+    assert result.source_identity == "a@example.com"
+
+
+def test_a_template_that_yields_nothing_refuses_the_token(issuer: Issuer) -> None:
+    key = issuer.add_rsa("k1")
+    config = _templated(issuer, {"tags": {"team": "${claim:/groups}"}})
+    for claims in ({}, {"groups": ""}, {"groups": {"not": "text"}}):
+        error = refusal(config, sign(key, claims_for(issuer.url, **claims)))
+        assert_refused(error, "IDPRejectedClaim", 403, "needs the claim /groups")
+
+
+def test_templated_values_are_checked_by_aws_rules(issuer: Issuer) -> None:
+    key = issuer.add_rsa("k1")
+    config = _templated(issuer, {"source_identity": "${claim:/name}"})
+    error = refusal(config, sign(key, claims_for(issuer.url, name="Alice Smith")))
+    assert_refused(error, "IDPRejectedClaim", 403, "SourceIdentity template made a value")
+    tags = _templated(issuer, {"tags": {"team": "${claim:/team}"}})
+    error = refusal(tags, sign(key, claims_for(issuer.url, team="a,b")))  # ',' is no tag char
+    assert_refused(error, "IDPRejectedClaim", 403, "Templated session tags")
+
+
+def test_a_tag_from_the_token_and_a_template_at_once_is_refused(issuer: Issuer) -> None:
+    key = issuer.add_rsa("k1")
+    config = _templated(issuer, {"tags": {"Team": "${claim:/groups}"}})
+    token = sign(
+        key,
+        claims_for(
+            issuer.url,
+            groups="eng",
+            **{"https://aws.amazon.com/tags": {"principal_tags": {"team": ["x"]}}},
+        ),
+    )
+    error = refusal(config, token)
+    assert_refused(error, "IDPRejectedClaim", 403, "both from the identity provider and")

@@ -62,6 +62,7 @@ from broker.identity.oidc.keys import (
     pinned_key_set,
     select_keys,
 )
+from broker.identity.templates import with_templates
 from broker.records import fast_init
 
 MIN_TOKEN_CHARS = 4
@@ -283,6 +284,9 @@ class WebIdentityVerifier:
         if source_identity is not None and not isinstance(source_identity, str):
             raise rejected_claim(f"The {SOURCE_IDENTITY_CLAIM} claim must be a string.")
         view = normalise(claims, provider.config.claims)
+        tags, transitive, source_identity = with_templates(
+            provider.config.session, view, tags, transitive, source_identity
+        )
         context = provider.convention.context(provider.prefix, view, audience, matched)
         if provider.pointer_keys:
             context.update(pointer_context(view, provider.pointer_keys))

@@ -99,6 +99,7 @@ from broker.identity.saml.crypto import (
 from broker.identity.saml.metadata import IdpMetadata, MetadataSource
 from broker.identity.saml.signature import SignatureChecker, assertion_signature
 from broker.identity.saml.xml import DS, SAML, SAMLP, XmlRefused, one_child, parse_xml, plain_text
+from broker.identity.templates import with_templates
 
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
@@ -505,6 +506,9 @@ class SamlVerifier:
         claims = normalise(
             {name: list(values) for name, values in attributes.items()}, first.config.claims
         )
+        tags, transitive, templated_source = with_templates(
+            first.config.session, claims, tags, transitive, source_identity(aws)
+        )
         if self._pointer_keys:
             context.update(pointer_context(claims, self._pointer_keys))
         return SamlIdentity(
@@ -520,7 +524,7 @@ class SamlVerifier:
             session_name=session_name(aws),
             session_duration=session_duration(aws),
             session_not_on_or_after=session_end,
-            source_identity=source_identity(aws),
+            source_identity=templated_source,
             session_tags=MappingProxyType(tags),
             transitive_tag_keys=transitive,
             context=MappingProxyType(context),
