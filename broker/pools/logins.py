@@ -19,7 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from broker.errors import StsError, quoted
-from broker.identity import FederatedIdentity, SamlVerifier, WebIdentity, WebIdentityVerifier
+from broker.identity import (
+    FederatedIdentity,
+    SamlIdentity,
+    SamlVerifier,
+    WebIdentity,
+    WebIdentityVerifier,
+)
 from broker.identity.claims import Claims
 from broker.pools.directory import Pool, PoolLogin
 from broker.pools.identities import LoginRef
@@ -95,40 +101,11 @@ class LoginVerifier:
         try:
             if login.kind == "saml":
                 saml = await self._saml.verify(token, provider_arn=login.provider_arn, api=True)
-                roles = tuple(
-                    r.role_arn for r in saml.roles if r.provider_arn == login.provider_arn
-                )
-                return VerifiedLogin(
-                    key=key,
-                    claims=saml.claims,
-                    login=login,
-                    ref=LoginRef(login.provider_arn, saml.subject),
-                    audience=saml.audience,
-                    federated=FederatedIdentity.from_saml(saml),
-                    saml_roles=roles,
-                    replay_key=f"saml:{saml.issuer}#{saml.assertion_id}"
-                    if saml.single_use
-                    else None,
-                    expires_at=saml.not_on_or_after,
-                )
+                return saml_login(login, key, saml)
             web = await self._web.verify(token, account=pool.account)
         except StsError as exc:
             raise _login_refusal(exc) from None
-        if web.provider_arn != login.provider_arn:
-            raise not_authorized(
-                f"Invalid login token. The token was issued by {web.issuer}, not by the provider "
-                f"{quoted(key, 100)} names."
-            )
-        return VerifiedLogin(
-            key=key,
-            claims=web.claims,
-            login=login,
-            ref=LoginRef(login.provider_arn, web.subject),
-            audience=web.audience,
-            federated=FederatedIdentity.from_web(web),
-            replay_key=web.replay_key,
-            expires_at=web.expires_at,
-        )
+        return web_login(login, key, web)
 
     async def _pool_token(self, pool: Pool, key: str, token: str) -> VerifiedLogin:
         try:
@@ -141,6 +118,44 @@ class LoginVerifier:
                 f"{pool.id}."
             )
         return VerifiedLogin(key=key, claims=web.claims, pool_token=web, expires_at=web.expires_at)
+
+
+def saml_login(login: PoolLogin, key: str, saml: SamlIdentity) -> VerifiedLogin:
+    """A verified SAML identity as the login ``key`` of a pool (its provider's roles only)."""
+    identity = saml.for_provider(login.provider_arn)
+    return VerifiedLogin(
+        key=key,
+        claims=identity.claims,
+        login=login,
+        ref=LoginRef(login.provider_arn, identity.subject),
+        audience=identity.audience,
+        federated=FederatedIdentity.from_saml(identity),
+        saml_roles=tuple(r.role_arn for r in identity.roles),
+        replay_key=f"saml:{identity.issuer}#{identity.assertion_id}"
+        if identity.single_use
+        else None,
+        expires_at=identity.not_on_or_after,
+    )
+
+
+def web_login(login: PoolLogin, key: str, web: WebIdentity) -> VerifiedLogin:
+    """A verified OIDC identity as the login ``key`` of a pool: it must come from exactly
+    the provider the key names."""
+    if web.provider_arn != login.provider_arn:
+        raise not_authorized(
+            f"Invalid login token. The token was issued by {web.issuer}, not by the provider "
+            f"{quoted(key, 100)} names."
+        )
+    return VerifiedLogin(
+        key=key,
+        claims=web.claims,
+        login=login,
+        ref=LoginRef(login.provider_arn, web.subject),
+        audience=web.audience,
+        federated=FederatedIdentity.from_web(web),
+        replay_key=web.replay_key,
+        expires_at=web.expires_at,
+    )
 
 
 def _login_refusal(exc: StsError) -> StsError:

@@ -136,7 +136,7 @@ class PoolService:
                 raise not_authorized(
                     "CustomRoleArn is not available to unauthenticated identities."
                 )
-            federated = self._cognito_identity(pool, record, ("unauthenticated",), SessionOutputs())
+            federated = self.pool_identity(pool, record, ("unauthenticated",), SessionOutputs())
             session_name = SESSION_NAME
         else:
             choice, federated, session_name = self._authenticated(pool, record, verified, custom)
@@ -393,7 +393,7 @@ class PoolService:
             choice = self.choose(pool, driver, custom)
             outputs = _outputs(pool, driver, choice.captures)
         choice.require()
-        federated = self._cognito_identity(pool, record, _amr(verified), outputs, driver)
+        federated = self.pool_identity(pool, record, _amr(verified), outputs, driver)
         return choice, federated, outputs.role_session_name or SESSION_NAME
 
     def choose(self, pool: Pool, login: VerifiedLogin, custom: str | None) -> RoleChoice:
@@ -403,7 +403,7 @@ class PoolService:
         roles = {arn for arn, role in self._directory.roles.items() if role.account == pool.account}
         return choose_role(pool, mapping, login.claims, custom, roles)
 
-    def _cognito_identity(
+    def pool_identity(
         self,
         pool: Pool,
         record: IdentityRecord,

@@ -565,14 +565,9 @@ class StsEngine:
         info: RequestInfo,
     ) -> tuple[Role, int, dict[str, str], list[str], str | None]:
         """(role, duration, tags, transitive keys, source identity) if the trust policy admits."""
-        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
-        tags, transitive = validated_tags(claimed_tags, identity.transitive_tag_keys)
-        source_identity = carried_source_identity(identity.source_identity, None)
-        context = self._federated_context(info, identity.provider_arn)
-        context.update(identity.context)
-        context["sts:RoleSessionName"] = session_name
-        if source_identity is not None or tags:
-            context.update(request_keys(session_name, tags, transitive, source_identity))
+        tags, transitive, source_identity, context = self._federated_keys(
+            identity, session_name, info
+        )
         principal = _federated_principal(tuple(identity.principal_names))
         admitted = _federated_trust(
             role,
@@ -584,6 +579,34 @@ class StsEngine:
         )
         duration = federated_duration(params.get("DurationSeconds"), admitted, identity, info.now)
         return admitted, duration, tags, transitive, source_identity
+
+    def trust_requests(
+        self, identity: FederatedIdentity, role_arn: str, *, session_name: str, info: RequestInfo
+    ) -> list[AuthzRequest]:
+        """The questions a role's trust policy must answer yes to for ``identity``: one per
+        action the session needs (the main action, TagSession, SetSourceIdentity), with the
+        condition keys the decision uses. For ``sts-broker explain``, which shows why each
+        statement does or does not apply; :meth:`admits` stays the decision."""
+        tags, _, source_identity, context = self._federated_keys(identity, session_name, info)
+        principal = _federated_principal(tuple(identity.principal_names))
+        return [
+            AuthzRequest(action=action, resource=role_arn, context=context, principal=principal)
+            for action in assume_actions(identity.action, tags, source_identity)
+        ]
+
+    def _federated_keys(
+        self, identity: FederatedIdentity, session_name: str, info: RequestInfo
+    ) -> tuple[dict[str, str], list[str], str | None, dict[str, ContextValue]]:
+        """(tags, transitive keys, source identity, condition keys) of a federated request."""
+        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
+        tags, transitive = validated_tags(claimed_tags, identity.transitive_tag_keys)
+        source_identity = carried_source_identity(identity.source_identity, None)
+        context = self._federated_context(info, identity.provider_arn)
+        context.update(identity.context)
+        context["sts:RoleSessionName"] = session_name
+        if source_identity is not None or tags:
+            context.update(request_keys(session_name, tags, transitive, source_identity))
+        return tags, transitive, source_identity, context
 
     def _federated_context(self, info: RequestInfo, provider_arn: str) -> dict[str, ContextValue]:
         """Global keys for a federated request (no caller session yet)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -753,3 +755,79 @@ def test_the_separate_endpoint_and_raw_protocol_errors(pools: Pools) -> None:
         content="{}",
     )
     assert unknown.json()["__type"] == "UnknownOperationException"
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def _explain(pools: Pools, tmp_path: Path, token: str, *args: str) -> tuple[int, str]:
+    token_file = tmp_path / "token.jwt"
+    token_file.write_text(token)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "broker",
+            "explain",
+            "-c",
+            str(pools.config_path),
+            "--token",
+            str(token_file),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_explain_prints_the_matched_rule_and_the_refused_roles(
+    pools: Pools, tmp_path: Path
+) -> None:
+    token = google(pools.idp.issuer("google"), sub="1020", email="admin@example.com", aud=CLIENT)
+    code, out = _explain(pools, tmp_path, token, "--pool", POOL)
+    assert code == 0, out
+    assert "rule 1: email Equals 'admin@example.com' -> " in out
+    assert "AppAdmin: matches (claim 'email' Equals the rule's value)" in out
+    lines = out.splitlines()
+    granted = lines.index(f"  GRANTED {ROLE}/AppAdmin")
+    assert "chosen: rule 1" in lines[granted + 1]
+    assert "trust policy statement 0 admits it" in lines[granted + 1]
+    editor = lines.index(f"  refused {ROLE}/AppEditor")
+    assert "rule 2 matches too, but rule 1 comes first" in lines[editor + 1]
+    user = lines.index(f"  refused {ROLE}/AppUser")
+    assert "the pool's authenticated role: used only when" in lines[user + 1]
+
+
+def test_explain_says_why_trust_policies_refuse_on_the_sts_path(
+    pools: Pools, tmp_path: Path
+) -> None:
+    token = google(pools.idp.issuer("google"), sub="1021", email="x@example.com", aud=CLIENT)
+    code, out = _explain(pools, tmp_path, token, "--role", f"{ROLE}/AppUser")
+    assert code == 1, out
+    assert f"  refused {ROLE}/AppUser" in out
+    assert "no trust policy statement allows sts:AssumeRoleWithWebIdentity" in out
+    assert "its Principal names no Federated principal this identity is" in out
+    assert f"Identity pools that take this login (see --pool): {POOL}" in out
+
+
+def test_explain_verifies_unless_told_not_to(pools: Pools, tmp_path: Path) -> None:
+    token = google(pools.idp.issuer("google"), sub="1022", email="admin@example.com", aud=CLIENT)
+    header, payload, signature = token.split(".")
+    forged = f"{header}.{payload}.{signature[::-1]}"
+    code, out = _explain(pools, tmp_path, forged, "--pool", POOL)
+    assert code == 1 and "signature is not valid" in out, out
+    code, out = _explain(pools, tmp_path, forged, "--pool", POOL, "--no-verify")
+    assert code == 0, out
+    assert out.startswith("NOT VERIFIED (--no-verify)")
+    assert f"  GRANTED {ROLE}/AppAdmin" in out
+
+
+def test_explain_of_a_denied_mapping_exits_1(pools: Pools, tmp_path: Path) -> None:
+    token = keycloak(pools, "kc-20", realm_access={"roles": []}, groups="eng")
+    code, out = _explain(pools, tmp_path, token, "--pool", POOL_KC)
+    assert code == 1, out
+    assert "No role: NotAuthorizedException: The ambiguous role mapping rules denied" in out
+    assert "rule 2: groups Equals 'ops'" in out and "no match" in out

@@ -15,6 +15,8 @@ Sources, cited per case:
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -502,3 +504,109 @@ def test_a_sound_pool_loads(tmp_path: Path) -> None:
         },
     )
     assert POOL in config.accounts[ACCOUNT].identity_pools
+
+
+# --------------------------------------------------------------------------- lint
+
+
+def _aws_trust(pool: str) -> dict[str, Any]:
+    """The Cognito developer guide's identity-pool trust policy (role-based-access-control)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Federated": "cognito-identity.amazonaws.com"},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {"cognito-identity.amazonaws.com:aud": pool},
+                    "ForAnyValue:StringLike": {
+                        "cognito-identity.amazonaws.com:amr": "authenticated"
+                    },
+                },
+            }
+        ],
+    }
+
+
+def _lint_config(tmp_path: Path) -> Path:
+    other_pool = "us-east-1:99999999-1234-4234-8234-123456789012"
+    rules = [
+        _rule("email", "StartsWith", "admin", f"{ROLE}/Sales"),
+        _rule("email", "Equals", "admin@example.com", f"{ROLE}/Editor"),  # shadowed by 1
+        _rule("groups", "Equals", "eng,ops", f"{ROLE}/Sales"),  # never: split on ","
+        _rule("groups", "Regex", "aws#(?<r>.+)", "arn:aws:iam::999999999999:role/$${r}"),
+        _rule("groups", "Equals", "ops", f"{ROLE}/Stranger"),  # trusts another pool only
+    ]
+    data = {
+        "public_url": "http://127.0.0.1:8080",
+        "accounts": {
+            ACCOUNT: {
+                "oidc_providers": [
+                    {
+                        "url": "https://idp.example.com",
+                        "client_ids": ["c"],
+                        "claims": {"split": {"/groups": ","}},
+                    }
+                ],
+                "roles": {
+                    "Sales": {"trust_policy": _aws_trust(POOL)},
+                    "Editor": {"trust_policy": _aws_trust(POOL)},
+                    "Stranger": {"trust_policy": _aws_trust(other_pool)},
+                },
+                "identity_pools": {
+                    POOL: {
+                        "name": "Test",
+                        "logins": ["idp.example.com"],
+                        "roles": {"authenticated": f"{ROLE}/Sales"},
+                        "role_mappings": {
+                            "idp.example.com": {
+                                "Type": "Rules",
+                                "AmbiguousRoleResolution": "AuthenticatedRole",
+                                "RulesConfiguration": {"Rules": rules},
+                            }
+                        },
+                    }
+                },
+            }
+        },
+    }
+    path = tmp_path / "broker.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_check_config_warns_on_shadowed_never_matching_and_untrusted_rules(
+    tmp_path: Path,
+) -> None:
+    path = _lint_config(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "broker", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stdout.splitlines() if ": warning: " in line]
+    rules = f'accounts.{ACCOUNT}.identity_pools.{POOL}.role_mappings."idp.example.com".'
+    rules += "RulesConfiguration.Rules"
+    expected = {
+        f"{rules}[1]: warning: shadowed by rule 1: whenever this rule matches, rule 1 matches "
+        "first, so only CustomRoleArn can reach this one",
+        f"{rules}[2]: warning: can never match: groups is split on ',', so no part holds it, "
+        "and the rule's Equals value does",
+        f"{rules}[3]: warning: can never grant a role: its RoleARN names account "
+        f"999999999999, and the pool is in {ACCOUNT}",
+    }
+    assert {w.split(": ", 1)[1] for w in warnings} >= expected
+    untrusted = [w for w in warnings if f"{ROLE}/Stranger" in w]
+    assert len(untrusted) == 1
+    assert f"{rules}[4].RoleARN: warning: no trust policy of {ROLE}/Stranger admits" in untrusted[0]
+    assert (
+        "condition StringEquals on cognito-identity.amazonaws.com:aud does not hold"
+        in (untrusted[0])
+    )
+    assert all(w.startswith(f"{path}:") for w in warnings)  # file:line: key.path
+    assert done.stdout.strip().endswith(f"{path}: OK ({len(warnings)} warnings)")
+    assert len(warnings) == 4

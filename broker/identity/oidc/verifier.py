@@ -246,7 +246,36 @@ class WebIdentityVerifier:
     ) -> WebIdentity:
         """The identity in ``token`` if every rule holds; otherwise an :class:`StsError`."""
         parsed = self._read(token)
-        header, claims, payload = parsed.header, parsed.claims, parsed.payload
+        header, claims = parsed.header, parsed.claims
+        provider = self._provider_for(claims, account, provider_id)
+        keys: tuple[VerificationKey, ...] | None
+        if provider.pinned is not None:
+            keys = select_keys(provider.pinned, kid=header.kid, alg=header.alg)
+        else:
+            keys = self._keys.cached(provider.config, kid=header.kid, alg=header.alg)
+        if keys is None:  # not cached, or stale: the full path (may fetch, may refuse)
+            keys = await self._keys.candidates(provider.config, kid=header.kid, alg=header.alg)
+        _check_signature(header.alg, parsed.signing_input, parsed.signature, keys)
+        expires_at = self._check_times(claims, provider.config)
+        return self._identity(parsed, provider, expires_at)
+
+    def read_unverified(self, token: str, *, account: str) -> WebIdentity:
+        """What ``token`` would be if its signature and times held: NEVER for a request.
+
+        Only for ``sts-broker explain --no-verify``, which reads a token copied from
+        elsewhere (whose keys may be unreachable, or which has expired) to say what it
+        would be granted: the claims rules, normalisers, templates and condition keys are
+        exactly :meth:`verify`'s; the signature, ``exp``/``iat``/``nbf`` and key lookup are
+        skipped, and the caller must say so.
+        """
+        parsed = self._read(token)
+        provider = self._provider_for(parsed.claims, account, None)
+        expires_at = parsed.claims.get("exp")
+        return self._identity(parsed, provider, expires_at if isinstance(expires_at, int) else 0)
+
+    def _provider_for(
+        self, claims: Mapping[str, Any], account: str, provider_id: str | None
+    ) -> _Provider:
         issuer = claims.get("iss")
         if not isinstance(issuer, str):
             raise invalid_token("The web identity token has no iss claim.")
@@ -261,15 +290,13 @@ class WebIdentityVerifier:
                 f"this token ({provider.config.arn_path}); omit ProviderId for OpenID Connect ID "
                 "tokens."
             )
-        keys: tuple[VerificationKey, ...] | None
-        if provider.pinned is not None:
-            keys = select_keys(provider.pinned, kid=header.kid, alg=header.alg)
-        else:
-            keys = self._keys.cached(provider.config, kid=header.kid, alg=header.alg)
-        if keys is None:  # not cached, or stale: the full path (may fetch, may refuse)
-            keys = await self._keys.candidates(provider.config, kid=header.kid, alg=header.alg)
-        _check_signature(header.alg, parsed.signing_input, parsed.signature, keys)
-        expires_at = self._check_times(claims, provider.config)
+        return provider
+
+    def _identity(self, parsed: _Compact, provider: _Provider, expires_at: int) -> WebIdentity:
+        """The identity of a token whose signature and times were checked (or, for
+        :meth:`read_unverified`, deliberately not)."""
+        claims, payload = parsed.claims, parsed.payload
+        issuer = claims["iss"]
         subject = claims.get("sub")
         if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
             raise invalid_token("The token's sub claim must be a string of 1 to 255 characters.")
