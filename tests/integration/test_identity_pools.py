@@ -160,6 +160,7 @@ def _config(path: Path, idp: OidcServer, alice: Key, bob: Key, public_url: str) 
                         },
                     },
                     {"url": f"{base}/other", "client_ids": [CLIENT]},
+                    {"url": f"{base}/once", "client_ids": [CLIENT], "single_use": True},
                 ],
                 "roles": {
                     "AppUser": role(aws_trust(POOL)),
@@ -207,7 +208,11 @@ def _config(path: Path, idp: OidcServer, alice: Key, bob: Key, public_url: str) 
                         "name": "MyApp",
                         "allow_unauthenticated": True,
                         "allow_classic_flow": True,
-                        "logins": ["accounts.google.com", f"{path_of}/cognito"],
+                        "logins": [
+                            "accounts.google.com",
+                            f"{path_of}/cognito",
+                            f"{path_of}/once",
+                        ],
                         "developer_provider_name": "login.myapp",
                         "roles": {
                             "authenticated": f"{ROLE}/AppUser",
@@ -299,7 +304,7 @@ def _config(path: Path, idp: OidcServer, alice: Key, bob: Key, public_url: str) 
 @pytest.fixture(scope="module")
 def pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pools]:
     with serve_in_thread() as idp:
-        for name in ("google", "cognito", "keycloak", "other"):
+        for name in ("google", "cognito", "keycloak", "other", "once"):
             idp.add_issuer(name)
         alice, bob = _key(0), _key(1)
         path = tmp_path_factory.mktemp("pools") / "broker.yaml"
@@ -642,6 +647,19 @@ def test_a_pool_token_of_another_pool_or_identity_is_refused(pools: Pools) -> No
         Logins={"cognito-identity.amazonaws.com": token},
     )
     assert code == "NotAuthorizedException" and "for another identity" in message
+
+
+def test_a_single_use_provider_token_mints_once(pools: Pools) -> None:
+    token = pools.idp.issuer("once").id_token("once-user", aud=CLIENT)
+    logins = {pools.login("once"): token}
+    client = pools.cognito()
+    identity_id = client.get_id(IdentityPoolId=POOL, Logins=logins)["IdentityId"]
+    client.get_id(IdentityPoolId=POOL, Logins=logins)  # GetId mints nothing: not a use
+    client.get_credentials_for_identity(IdentityId=identity_id, Logins=logins)
+    code, _, message = refusal(
+        client.get_credentials_for_identity, IdentityId=identity_id, Logins=logins
+    )
+    assert code == "NotAuthorizedException" and "already used" in message
 
 
 def test_a_forged_or_expired_login_token_is_refused_as_on_the_sts_path(pools: Pools) -> None:
