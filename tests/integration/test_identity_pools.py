@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 from broker.app import create_app, load_broker_config
 from idp_fixtures import OidcServer, cognito_user_pool, google, serve_in_thread
 from tests.integration.conftest import DEV, Key, _key, start_server, stop_server
+from tests.integration.test_sts_actions import refusal
 
 CLIENT = "test-client"
 POOL = "us-east-1:0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
@@ -314,17 +315,6 @@ def pools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pools]:
             yield Pools(url=url, idp=idp, alice=alice, bob=bob, config_path=path)
         finally:
             stop_server(running)
-
-
-def refusal(call: Any, **kwargs: Any) -> tuple[str, int, str]:
-    with pytest.raises(ClientError) as info:
-        call(**kwargs)
-    error = info.value.response
-    return (
-        error["Error"]["Code"],
-        error["ResponseMetadata"]["HTTPStatusCode"],
-        error["Error"]["Message"],
-    )
 
 
 def keycloak(pools: Pools, sub: str = "kc-user", **claims: Any) -> str:
