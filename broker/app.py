@@ -25,6 +25,16 @@ from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
+from broker.pools import (
+    CognitoApi,
+    CognitoModel,
+    LoginVerifier,
+    PoolDirectory,
+    PoolIdentities,
+    PoolService,
+    is_cognito_request,
+    pool_config_problems,
+)
 from broker.store import STORE_FAILURES, Store, open_configured_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
@@ -48,6 +58,7 @@ log = logging.getLogger("broker")
 CSRF_EXEMPT = {
     "/": "STS Query API: SigV4 or an assertion/token in the body, no cookie",
     "/sts": "STS Query API: SigV4 or an assertion/token in the body, no cookie",
+    "/cognito-identity": "identity pools JSON API: SigV4 or login tokens in the body, no cookie",
     "/authz/check": "JSON API authenticated by SigV4 or a presigned proof, no cookie",
     "/authz/decode": "JSON API authenticated by SigV4, no cookie",
     "/saml/acs": "cross-site POST from the IdP; bound to the browser by LoginBinding instead",
@@ -58,7 +69,7 @@ CSRF_EXEMPT = {
 """Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
 
 
-CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems,)
+CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems, pool_config_problems)
 """Checks of files the config names whose contents belong to a layer above ``config``."""
 
 
@@ -146,10 +157,13 @@ def create_app(
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
 
-    web = WebIdentityVerifier(config, clock)
-    saml = SamlVerifier(config, clock)
     issuer = WebIdentityIssuer(config, clock)
     upstream = upstream_sessions(config, issuer)
+    # The issuer's keys also sign the identity pools' OpenID tokens: the verifier trusts
+    # them as each pool account's cognito-identity.amazonaws.com provider.
+    web = WebIdentityVerifier(config, clock, pool_keys=issuer.jwks())
+    saml = SamlVerifier(config, clock)
+    pools = PoolDirectory.build(config)
     engine = StsEngine(
         directory=directory,
         sealer=sealer,
@@ -182,11 +196,32 @@ def create_app(
         max_body_bytes=config.limits.max_body_bytes,
     )
 
+    cognito = CognitoApi(
+        model=CognitoModel.load(),
+        service=PoolService(
+            pools=pools,
+            directory=directory,
+            identities=PoolIdentities(state, secret=keys[0][1]),
+            logins=LoginVerifier(web=web, saml=saml),
+            engine=engine,
+            issuer=issuer,
+            store=state,
+            clock=clock,
+            region=config.region,
+        ),
+        directory=directory,
+        sealer=sealer,
+        clock=clock,
+        region=config.region,
+        max_body_bytes=config.limits.max_body_bytes,
+    )
+
     console = ConsoleFederation(
         sealer=sealer, directory=directory, clock=clock, public_url=config.public_url
     )
     routes: list[BaseRoute] = [
         Route("/sts", api.handle, methods=["GET", "POST"]),
+        Route("/cognito-identity", cognito.handle, methods=["POST"]),
         *console.routes(),
         Route("/healthz", health, methods=["GET"]),
         *issuer_routes(issuer),
@@ -247,6 +282,8 @@ def create_app(
         # parameter) is for people; anything else is an STS call.
         if people is not None and request.method == "GET" and is_signin_query(request):
             return await people.signin_page(request)
+        if request.method == "POST" and is_cognito_request(request):
+            return await cognito.handle(request)
         if request.method == "GET" and not request.url.query:
             return PlainTextResponse(
                 f"sts-broker {__version__}: AWS STS Query API at {config.public_url}/\n"

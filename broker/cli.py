@@ -1,5 +1,5 @@
-"""The ``sts-broker`` command: serve, check-config, config-schema, keygen, and the client
-commands login, credential-process and console (:mod:`broker.client.login`).
+"""The ``sts-broker`` command: serve, check-config, simulate, explain, config-schema, keygen,
+and the client commands login, credential-process and console (:mod:`broker.client.login`).
 
 Config mistakes are printed one per line as ``file:line: key.path: reason`` and exit with
 status 2 before anything listens, so a bad deploy fails loudly at start-up.
@@ -100,6 +100,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    explain = sub.add_parser(
+        "explain",
+        help="say which roles a token or SAML response would get, and why each other role is "
+        "refused (exit 0 when at least one)",
+    )
+    explain.add_argument("--config", "-c", required=True, help="config file")
+    proof = explain.add_mutually_exclusive_group(required=True)
+    proof.add_argument("--token", metavar="FILE", help="an OIDC ID token (- for stdin)")
+    proof.add_argument(
+        "--saml-response", metavar="FILE", help="a base64 SAML response (- for stdin)"
+    )
+    explain.add_argument("--pool", metavar="ID", help="explain this identity pool's mapping")
+    explain.add_argument(
+        "--role", metavar="ARN", help="only this role (with --pool: as CustomRoleArn)"
+    )
+    explain.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="read an OIDC token without checking its signature or times (say so)",
+    )
+    explain.add_argument(
+        "--at", metavar="TIME", help="evaluate as of this time (epoch seconds or ISO 8601)"
+    )
+
     sub.add_parser("config-schema", help="print the config file's JSON Schema")
     sub.add_parser("keygen", help="print a new random token key (base64, 32 bytes)")
     client_login.add_commands(sub)
@@ -141,17 +165,27 @@ def _installed(module: str) -> bool:
 
 
 def _check(path: str) -> int:
-    """Load and fully validate (IAM grammar included); list every problem."""
+    """Load and fully validate (IAM grammar included); list every problem, then the
+    warnings (identity-pool rules that never match, are shadowed, or name a role no trust
+    policy admits), which do not stop the broker."""
     from broker.app import load_broker_config  # noqa: PLC0415 - see module doc
-    from broker.config import ConfigError  # noqa: PLC0415
+    from broker.config import ConfigError, format_key_path  # noqa: PLC0415
     from broker.directory import Directory  # noqa: PLC0415
+    from broker.pools.lint import lint_pools  # noqa: PLC0415
 
     try:
-        Directory.build(load_broker_config(path))
+        config = load_broker_config(path)
+        directory = Directory.build(config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
-    print(f"{path}: OK")
+    warnings = lint_pools(config, directory)
+    for key_path, message in warnings:
+        file, line = config.locate(key_path)
+        where = file if line is None else f"{file}:{line}"
+        print(f"{where}: {format_key_path(key_path)}: warning: {message}")
+    noun = "warning" if len(warnings) == 1 else "warnings"
+    print(f"{path}: OK" + (f" ({len(warnings)} {noun})" if warnings else ""))
     return 0
 
 
@@ -286,6 +320,64 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0 if result.allowed else 1
 
 
+def _explain(args: argparse.Namespace) -> int:
+    """Exit 0 when the identity would get at least one role, 1 when none, 2 for mistakes."""
+    import asyncio  # noqa: PLC0415 - see module doc
+    from datetime import datetime  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from broker.app import load_broker_config  # noqa: PLC0415
+    from broker.clock import FrozenClock, SystemClock  # noqa: PLC0415
+    from broker.config import ConfigError  # noqa: PLC0415
+    from broker.pools.explain import explain, render  # noqa: PLC0415
+
+    source = args.token or args.saml_response
+    if args.no_verify and args.saml_response:
+        print(
+            "sts-broker explain: --no-verify reads OIDC tokens only; a SAML response is "
+            "verified against its provider's metadata (use --at for an old one)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"sts-broker explain: cannot read {source} ({exc.strerror})", file=sys.stderr)
+        return EXIT_CONFIG
+    # Ephemeral issuer keys are what explain builds (it signs nothing): not worth a warning.
+    logging.getLogger("broker.issuer").setLevel(logging.ERROR)
+    clock: FrozenClock | SystemClock = SystemClock()
+    if args.at:
+        try:
+            when = (
+                float(args.at)
+                if args.at.replace(".", "", 1).isdigit()
+                else (datetime.fromisoformat(args.at).timestamp())
+            )
+        except ValueError:
+            print(f"sts-broker explain: --at {args.at!r} is not a time", file=sys.stderr)
+            return EXIT_CONFIG
+        clock = FrozenClock(when)
+    try:
+        config = load_broker_config(args.config)
+        result = asyncio.run(
+            explain(
+                config,
+                text.strip(),
+                saml=args.saml_response is not None,
+                clock=clock,
+                pool_id=args.pool,
+                role_arn=args.role,
+                verify=not args.no_verify,
+            )
+        )
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    print(render(result))
+    return 0 if result.granted else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
@@ -294,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.config)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "explain":
+        return _explain(args)
     if args.command == "config-schema":
         from broker.config import config_json_schema  # noqa: PLC0415 - see module doc
 

@@ -8,6 +8,16 @@ The face of the package: importers use ``from broker.config import ...``. Behind
 
 from __future__ import annotations
 
+from broker.config.claims import (
+    CapturePart,
+    ClaimPart,
+    ClaimsConfig,
+    KeycloakRolesConfig,
+    ProviderSessionTemplates,
+    SessionTemplates,
+    TemplatePart,
+    parse_template,
+)
 from broker.config.fields import (
     AWS_SAML_AUDIENCES,
     ISSUER_ALGORITHMS,
@@ -22,6 +32,13 @@ from broker.config.fields import (
     sp_key_problem,
 )
 from broker.config.loader import ConfigCheck, ConfigError, Problem, load_config
+from broker.config.pools import (
+    IDENTITY_POOL_ID,
+    IdentityPoolConfig,
+    MappingRule,
+    PoolRoles,
+    RoleMapping,
+)
 from broker.config.processes import check_processes, several_processes_problems
 from broker.config.schema import (
     PARTITIONS,
@@ -56,35 +73,47 @@ from broker.config.schema import (
 
 __all__ = [
     "AWS_SAML_AUDIENCES",
+    "IDENTITY_POOL_ID",
     "ISSUER_ALGORITHMS",
     "PARTITIONS",
     "AccessKeyConfig",
     "AccountConfig",
     "AccountUpstream",
     "BrokerConfig",
+    "CapturePart",
+    "ClaimPart",
+    "ClaimsConfig",
     "ConfigCheck",
     "ConfigError",
     "DemoSettings",
     "DemoUser",
+    "IdentityPoolConfig",
     "IssuerAlgorithm",
     "IssuerKeyConfig",
     "IssuerSettings",
     "KeyPath",
+    "KeycloakRolesConfig",
     "Limits",
     "LoginProviderConfig",
     "LoginSettings",
+    "MappingRule",
     "MfaDeviceConfig",
     "OidcKind",
     "OidcLoginConfig",
     "OidcProviderConfig",
     "OidcSettings",
     "PartitionDefaults",
+    "PoolRoles",
     "Problem",
+    "ProviderSessionTemplates",
     "RedisSettings",
     "RoleConfig",
+    "RoleMapping",
     "SamlLoginConfig",
     "SamlProviderConfig",
     "SamlSettings",
+    "SessionTemplates",
+    "TemplatePart",
     "TokenKey",
     "UpstreamSettings",
     "UpstreamVia",
@@ -98,6 +127,7 @@ __all__ = [
     "load_config",
     "oidc_arn_path",
     "oidc_url_problem",
+    "parse_template",
     "several_processes_problems",
     "sp_key_problem",
 ]

@@ -12,7 +12,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from broker.config.fields import MFA_SERIAL, KeyPath, format_key_path, oidc_arn_path
+from broker.config.fields import (
+    MFA_SERIAL,
+    KeyPath,
+    format_key_path,
+    infer_oidc_kind,
+    oidc_arn_path,
+)
 from broker.config.state_url import TLS_SCHEMES
 from broker.loopback import is_loopback_host
 
@@ -42,6 +48,7 @@ def cross_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
                 "is set, but state is not a TLS Redis URL (rediss:// or valkeys://)",
             )
         )
+    found.extend(_pool_checks(data))
     demo = _dict_or_empty(data.get("demo"))
     public_url = data.get("public_url")
     if any(demo.get(k) is True for k in ("saml_idp", "oidc_provider")) and isinstance(
@@ -176,6 +183,100 @@ def _upstream_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
                         )
                     )
     return found
+
+
+COGNITO_IDENTITY_PATH = "cognito-identity.amazonaws.com"
+
+
+def _pool_checks(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
+    """Each identity pool names only what its account defines, and its IDs are unique."""
+    found: list[tuple[KeyPath, str]] = []
+    first: dict[str, KeyPath] = {}
+    for account_id, raw_account in _dict_or_empty(data.get("accounts")).items():
+        account = _dict_or_empty(raw_account)
+        pools = _dict_or_empty(account.get("identity_pools"))
+        base: KeyPath = ("accounts", account_id)
+        logins = _account_logins(account_id, account)
+        roles = _role_arns(account_id, account)
+        if pools and COGNITO_IDENTITY_PATH in logins:
+            found.append(
+                (
+                    (*base, "identity_pools"),
+                    f"an account with identity_pools is itself the {COGNITO_IDENTITY_PATH} "
+                    "provider of its pools; remove the oidc_providers entry for it (or move "
+                    "the pools to another account)",
+                )
+            )
+        for pool_id, raw_pool in pools.items():
+            at: KeyPath = (*base, "identity_pools", pool_id)
+            earlier = first.setdefault(pool_id, at)
+            if earlier != at:
+                found.append(
+                    (at, f"identity pool ID is already used at {format_key_path(earlier)}")
+                )
+            pool = _dict_or_empty(raw_pool)
+            listed = [x for x in _list_or_empty(pool.get("logins")) if isinstance(x, str)]
+            for index, name in enumerate(listed):
+                if name not in logins:
+                    found.append(
+                        (
+                            (*at, "logins", index),
+                            f"account {account_id} has no OIDC provider or SAML provider "
+                            f"{name!r} (use an oidc_providers URL without https://, "
+                            "accounts.google.com for Google, or a SAML provider ARN)",
+                        )
+                    )
+            for key in _dict_or_empty(pool.get("role_mappings")):
+                if key not in listed and key.rpartition(":")[0] not in listed:
+                    found.append(
+                        (
+                            (*at, "role_mappings", key),
+                            "role mappings are keyed by one of the pool's logins "
+                            "(or LOGIN:CLIENT_ID for a user pool app client)",
+                        )
+                    )
+            found.extend(_pool_role_checks(at, pool, account_id, roles))
+    return found
+
+
+def _pool_role_checks(
+    at: KeyPath, pool: Mapping[str, Any], account_id: str, roles: set[str]
+) -> Iterator[tuple[KeyPath, str]]:
+    def check(where: KeyPath, arn: object) -> Iterator[tuple[KeyPath, str]]:
+        if isinstance(arn, str) and "${" not in arn and arn not in roles:
+            yield where, f"no role {arn} is defined in account {account_id}"
+
+    for kind, arn in _dict_or_empty(pool.get("roles")).items():
+        yield from check((*at, "roles", kind), arn)
+    for key, mapping in _dict_or_empty(pool.get("role_mappings")).items():
+        rules = _dict_or_empty(_dict_or_empty(mapping).get("RulesConfiguration")).get("Rules")
+        for index, rule in enumerate(_list_or_empty(rules)):
+            where: KeyPath = (*at, "role_mappings", key, "RulesConfiguration", "Rules", index)
+            yield from check((*where, "RoleARN"), _dict_or_empty(rule).get("RoleARN"))
+
+
+def _account_logins(account_id: str, account: Mapping[str, Any]) -> set[str]:
+    """The names a pool may list: OIDC providers by host/path, SAML providers by ARN."""
+    names: set[str] = set()
+    for provider in _list_or_empty(account.get("oidc_providers")):
+        url = _dict_or_empty(provider).get("url")
+        if not isinstance(url, str):
+            continue
+        names.add(oidc_arn_path(url))
+        kind = _dict_or_empty(provider).get("kind") or infer_oidc_kind(url)
+        if kind == "google":
+            names.add("accounts.google.com")
+    for name in _dict_or_empty(account.get("saml_providers")):
+        names.add(f"arn:aws:iam::{account_id}:saml-provider/{name}")
+    return names
+
+
+def _role_arns(account_id: str, account: Mapping[str, Any]) -> set[str]:
+    out = set()
+    for name, role in _dict_or_empty(account.get("roles")).items():
+        path = _dict_or_empty(role).get("path", "/")
+        out.add(f"arn:aws:iam::{account_id}:role{path if isinstance(path, str) else '/'}{name}")
+    return out
 
 
 def _strings_in(items: object, field: str, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:

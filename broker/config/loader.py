@@ -352,7 +352,8 @@ def load_config(
         add(
             key_path,
             f"environment variable {name} is not set "
-            f"(set it, or give a default: ${{{name}:-default}})",
+            f"(set it, or give a default: ${{{name}:-default}}; write $${{ for a literal ${{, "
+            "as a Regex rule's ${name} groups need)",
         )
     # Values already reported (unset variable, unreadable scalar) would only add noise.
     reported = parsed.broken | {key_path for key_path, _ in missing}

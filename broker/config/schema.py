@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -28,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from broker.config.base import ConfigModel
+from broker.config.claims import ClaimRef, ClaimsConfig, ProviderSessionTemplates
 from broker.config.fields import (
     AWS_SAML_AUDIENCES,
     ISSUER_ALGORITHMS,
@@ -74,14 +74,11 @@ from broker.config.fields import (
     sp_key_problem,
     text_field,
 )
+from broker.config.pools import IdentityPoolConfig, IdentityPoolId
 from broker.config.state_url import is_redis_url, masked, parse_redis_url
 from broker.totp import decode_secret
 
-
-class _Model(BaseModel):
-    """Frozen, unknown keys refused, no silent coercion (``"yes"`` is not a boolean here)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+_Model = ConfigModel
 
 
 class TokenKey(_Model):
@@ -275,6 +272,10 @@ class OidcProviderConfig(_Model):
     jwks_file: Annotated[str, Checked(as_string, {"type": "string"})] | None = None
     max_token_age: Annotated[int, ranged(60, 604800)] = 86400
     single_use: bool = False
+    claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    """How this provider's claims are normalised (:mod:`broker.config.claims`)."""
+    session: ProviderSessionTemplates = Field(default_factory=ProviderSessionTemplates)
+    """Session tags and SourceIdentity made from its claims, on every path."""
 
     @field_validator("jwks_file")
     @classmethod
@@ -382,6 +383,10 @@ class SamlProviderConfig(_Model):
     idp_initiated: bool = False
     allow_cbc_encryption: bool = False
     single_use: bool = True
+    claims: ClaimsConfig = Field(default_factory=ClaimsConfig)
+    """How this provider's attributes are normalised (:mod:`broker.config.claims`)."""
+    session: ProviderSessionTemplates = Field(default_factory=ProviderSessionTemplates)
+    """Session tags and SourceIdentity made from its attributes, on every path."""
 
     @field_validator("metadata_file")
     @classmethod
@@ -566,6 +571,8 @@ class AccountConfig(_Model):
     """GetWebIdentityToken for this account's principals; off by default, as in AWS."""
     upstream: AccountUpstream | None = None
     """Set for an account whose roles live in real AWS (see :class:`UpstreamSettings`)."""
+    identity_pools: dict[IdentityPoolId, IdentityPoolConfig] = Field(default_factory=dict)
+    """Cognito-compatible identity pools (:mod:`broker.config.pools`), by pool ID."""
 
 
 class SamlLoginConfig(_Model):
@@ -597,13 +604,10 @@ class OidcLoginConfig(_Model):
     scopes: Annotated[list[str], Checked(as_scopes, {"type": "array", "maxItems": 20})] = Field(
         default_factory=lambda: ["openid", "email", "profile"]
     )
-    roles_claim: (
-        Annotated[str, text_field(r"[\x21-\x7e]{1,128}", "claim names are printable")] | None
-    ) = None
-    """When set (e.g. ``cognito:roles``), only role ARNs listed in this claim are offered."""
-    session_name_claim: Annotated[
-        str, text_field(r"[\x21-\x7e]{1,128}", "claim names are printable")
-    ] = "email"
+    roles_claim: ClaimRef | None = None
+    """When set (``cognito:roles``, or a pointer such as ``/realm_access/roles``), only role
+    ARNs listed in this claim are offered."""
+    session_name_claim: ClaimRef = "email"
     """RoleSessionName comes from this claim (``sub`` when absent), cut to IAM's alphabet."""
 
 

@@ -15,6 +15,7 @@ from broker.iam.evaluate import (
     authorize,
     evaluate_policies,
 )
+from broker.iam.explain import StatementVerdict, explain_policies
 from broker.iam.matching import ContextValue, Principal
 from broker.iam.policy import Policy, PolicyKind, Statement, parse_policy
 
@@ -29,7 +30,9 @@ __all__ = [
     "PolicyKind",
     "Principal",
     "Statement",
+    "StatementVerdict",
     "authorize",
     "evaluate_policies",
+    "explain_policies",
     "parse_policy",
 ]

@@ -146,8 +146,12 @@ def authenticate(
     sealer: TokenSealer,
     now: float,
     region: str,
+    service: str = "sts",
 ) -> Caller:
-    """Verify the request's SigV4 signature and name its caller, or raise AWS's refusal."""
+    """Verify the request's SigV4 signature and name its caller, or raise AWS's refusal.
+
+    ``service`` is the credential scope's service: ``sts`` for the Query API,
+    ``cognito-identity`` for the identity pools' signed operations."""
     claim = read_signature(parts)
     if claim is None:
         raise StsError("MissingAuthenticationToken", "Request is missing Authentication Token", 403)
@@ -163,7 +167,7 @@ def authenticate(
             # Before the signature, as AWS does: the token itself is authenticated by its
             # seal, and its holder learns nothing new from being told it expired.
             raise StsError("ExpiredToken", _EXPIRED_TOKEN, 403)
-        verify_signature(claim, secret, now=now, region=region)
+        verify_signature(claim, secret, now=now, region=region, service=service)
         return _session_caller(claims, directory)
     if akid.startswith("ASIA"):
         # A temporary key without its token can never be verified.
@@ -171,7 +175,7 @@ def authenticate(
     key = directory.keys.get(akid)
     if key is None or not key.active:
         raise StsError("InvalidClientTokenId", _INVALID_TOKEN, 403)
-    verify_signature(claim, key.secret, now=now, region=region)
+    verify_signature(claim, key.secret, now=now, region=region, service=service)
     user = key.user
     return Caller(
         kind="user",

@@ -153,10 +153,18 @@ class WebIdentityIssuer:
                 "byte limit; pass fewer or shorter Tags.",
                 400,
             )
-        key = self._keys.signer(signing_algorithm)
+        return self._sign(payload, signing_algorithm), expires_at
+
+    def sign(self, claims: Mapping[str, Any], algorithm: IssuerAlgorithm = "RS256") -> str:
+        """A JWT over ``claims`` with the current key of ``algorithm``: for tokens the broker
+        mints as another service it plays (the OpenID tokens of its identity pools, whose
+        ``iss`` is Cognito's); verifiers find these keys in the same JWKS."""
+        return self._sign(_payload(claims), algorithm)
+
+    def _sign(self, payload: bytes, algorithm: IssuerAlgorithm) -> str:
+        key = self._keys.signer(algorithm)
         header = {"alg": key.algorithm, "kid": key.kid, "typ": "JWT"}
-        token = jws.serialize_compact(header, payload, key.key, algorithms=[key.algorithm])
-        return token, expires_at
+        return jws.serialize_compact(header, payload, key.key, algorithms=[key.algorithm])
 
     def mint_for_upstream(
         self,

@@ -452,12 +452,15 @@ class StsEngine:
         session_name: str,
         duration: int | None,
         info: RequestInfo,
+        via: str = "browser",
+        before_mint: Callable[[], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
         """A role session for an identity verified earlier (a browser login), same rules.
 
         The IdP proof was verified and consumed once at login; what is checked now is what
         can change since: the role's trust policy, its maximum duration, the SAML session
         bounds. Returns the AssumeRole result members (``Credentials``, ``AssumedRoleUser``).
+        ``via`` names the path in the log; ``before_mint`` is as in :meth:`_federated_session`.
         """
         if identity.roles is not None and role_arn not in identity.roles:
             raise access_denied(
@@ -467,14 +470,45 @@ class StsEngine:
         if role is not None and role.account != identity.account:
             role = None  # a provider vouches only within its own account, as in IAM
         params = {} if duration is None else {"DurationSeconds": duration}
-        result = await self._federated_session(identity, role, session_name, params, info)
+        result = await self._federated_session(
+            identity, role, session_name, params, info, before_mint=before_mint
+        )
         log.info(
-            "%s (browser) via %s -> %s",
+            "%s (%s) via %s -> %s",
             identity.action,
+            via,
             identity.provider_arn,
             result["AssumedRoleUser"]["Arn"],
         )
         return result
+
+    async def assume_for_identity_pool(
+        self,
+        identity: FederatedIdentity,
+        role_arn: str,
+        *,
+        session_name: str,
+        info: RequestInfo,
+        before_mint: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any]:
+        """GetCredentialsForIdentity's session (the enhanced flow), from this same engine.
+
+        AWS documents the enhanced flow as GetOpenIdToken followed by
+        AssumeRoleWithWebIdentity: the pool chose ``role_arn`` and ``identity`` is what its
+        token would say (``cognito-identity.amazonaws.com:aud``/``:amr``, or the SAML
+        provider for a SAML login), so the role's trust policy, its duration and the tag
+        rules apply exactly as on the STS path, and so does whatever this engine does for
+        the role's account (an upstream account answers with real AWS keys).
+        """
+        return await self.assume_federated(
+            identity,
+            role_arn,
+            session_name=session_name,
+            duration=None,
+            info=info,
+            via="identity pool",
+            before_mint=before_mint,
+        )
 
     def admits(
         self, identity: FederatedIdentity, role: Role, *, session_name: str, info: RequestInfo
@@ -499,12 +533,15 @@ class StsEngine:
         info: RequestInfo,
         *,
         replay: _SingleUse | None = None,
+        before_mint: Callable[[], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
         """The one federated path: tags, source identity, session policies, trust, duration.
 
         ``replay`` is claimed once everything else has passed, so a refused request does
         not use up a single-use token or assertion, and released again if upstream STS then
-        refuses or cannot be reached (nothing was issued for it).
+        refuses or cannot be reached (nothing was issued for it). ``before_mint`` runs at
+        the same point, for a caller with one-time values of its own (an identity pool's
+        single-use logins).
         """
         admitted, duration, tags, transitive, source_identity = self._federated_decision(
             identity, role, session_name, params, info
@@ -528,6 +565,8 @@ class StsEngine:
         )
         if replay is not None:
             await replay.claim()
+        if before_mint is not None:
+            await before_mint()
         try:
             return await self._issue(grant, packed, int(info.now))
         except StsError:
@@ -544,14 +583,9 @@ class StsEngine:
         info: RequestInfo,
     ) -> tuple[Role, int, dict[str, str], list[str], str | None]:
         """(role, duration, tags, transitive keys, source identity) if the trust policy admits."""
-        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
-        tags, transitive = validated_tags(claimed_tags, identity.transitive_tag_keys)
-        source_identity = carried_source_identity(identity.source_identity, None)
-        context = self._federated_context(info, identity.provider_arn)
-        context.update(identity.context)
-        context["sts:RoleSessionName"] = session_name
-        if source_identity is not None or tags:
-            context.update(request_keys(session_name, tags, transitive, source_identity))
+        tags, transitive, source_identity, context = self._federated_keys(
+            identity, session_name, info
+        )
         principal = _federated_principal(tuple(identity.principal_names))
         admitted = _federated_trust(
             role,
@@ -563,6 +597,34 @@ class StsEngine:
         )
         duration = federated_duration(params.get("DurationSeconds"), admitted, identity, info.now)
         return admitted, duration, tags, transitive, source_identity
+
+    def trust_requests(
+        self, identity: FederatedIdentity, role_arn: str, *, session_name: str, info: RequestInfo
+    ) -> list[AuthzRequest]:
+        """The questions a role's trust policy must answer yes to for ``identity``: one per
+        action the session needs (the main action, TagSession, SetSourceIdentity), with the
+        condition keys the decision uses. For ``sts-broker explain``, which shows why each
+        statement does or does not apply; :meth:`admits` stays the decision."""
+        tags, _, source_identity, context = self._federated_keys(identity, session_name, info)
+        principal = _federated_principal(tuple(identity.principal_names))
+        return [
+            AuthzRequest(action=action, resource=role_arn, context=context, principal=principal)
+            for action in assume_actions(identity.action, tags, source_identity)
+        ]
+
+    def _federated_keys(
+        self, identity: FederatedIdentity, session_name: str, info: RequestInfo
+    ) -> tuple[dict[str, str], list[str], str | None, dict[str, ContextValue]]:
+        """(tags, transitive keys, source identity, condition keys) of a federated request."""
+        claimed_tags = [{"Key": k, "Value": v} for k, v in identity.session_tags.items()]
+        tags, transitive = validated_tags(claimed_tags, identity.transitive_tag_keys)
+        source_identity = carried_source_identity(identity.source_identity, None)
+        context = self._federated_context(info, identity.provider_arn)
+        context.update(identity.context)
+        context["sts:RoleSessionName"] = session_name
+        if source_identity is not None or tags:
+            context.update(request_keys(session_name, tags, transitive, source_identity))
+        return tags, transitive, source_identity, context
 
     def _federated_context(self, info: RequestInfo, provider_arn: str) -> dict[str, ContextValue]:
         """Global keys for a federated request (no caller session yet)."""

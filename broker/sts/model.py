@@ -87,7 +87,8 @@ def _echo_text(value: object, shape: Shape) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _violation(value: object, path: str, shape: Shape, sensitive: bool, rule: str) -> str:
+def violation(value: object, path: str, shape: Shape, sensitive: bool, rule: str) -> str:
+    """One violation in Coral's words; a sensitive value is never echoed."""
     if sensitive:
         subject = "Value"
     elif value is None:
@@ -100,12 +101,17 @@ def _violation(value: object, path: str, shape: Shape, sensitive: bool, rule: st
     return f"{subject} at '{path}' failed to satisfy constraint: {rule}"
 
 
-def _coral_error(violations: Sequence[str]) -> StsError:
+def coral_message(violations: Sequence[str]) -> str:
+    """AWS's ``N validation errors detected: ...`` text for a list of violations."""
     count = len(violations)
     listed = "; ".join(violations[:_MAX_LISTED])
     more = "; ..." if count > _MAX_LISTED else ""
     noun = "error" if count == 1 else "errors"
-    return validation_error(f"{count} validation {noun} detected: {listed}{more}")
+    return f"{count} validation {noun} detected: {listed}{more}"
+
+
+def _coral_error(violations: Sequence[str]) -> StsError:
+    return validation_error(coral_message(violations))
 
 
 def _shorten(text: str, limit: int = 128) -> str:
@@ -132,7 +138,7 @@ class _Decoder:
             if value is None:
                 if m.name in shape.required:
                     self.violations.append(
-                        _violation(None, path, m.shape, m.sensitive, "Member must not be null")
+                        violation(None, path, m.shape, m.sensitive, "Member must not be null")
                     )
             elif value is not _INVALID:
                 out[m.name] = value
@@ -165,7 +171,7 @@ class _Decoder:
             if node.value == "":
                 return []  # botocore sends ``Name=`` for an empty list
             self.violations.append(
-                _violation(node.value, path, shape, sensitive, "Member must be a list")
+                violation(node.value, path, shape, sensitive, "Member must be a list")
             )
             return _INVALID
         assert shape.item is not None
@@ -175,7 +181,7 @@ class _Decoder:
             value = self.value(shape.item, child, f"{path}.{index}.{wire}", sensitive)
             if value is None:
                 self.violations.append(
-                    _violation(
+                    violation(
                         None,
                         f"{path}.{index}.{wire}",
                         shape.item,
@@ -209,7 +215,7 @@ class _Decoder:
             )
             if value is None:
                 self.violations.append(
-                    _violation(None, item_path, shape.item, sensitive, "Member must not be null")
+                    violation(None, item_path, shape.item, sensitive, "Member must not be null")
                 )
             failed = failed or value is None or value is _INVALID
             out[key] = value
@@ -235,39 +241,54 @@ class _Decoder:
                 rule = "Member must be an ISO 8601 timestamp"
             else:
                 return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-        self.violations.append(_violation(raw, path, shape, sensitive, rule))
+        self.violations.append(violation(raw, path, shape, sensitive, rule))
         return _INVALID
 
     def check(self, shape: Shape, value: Any, path: str, sensitive: bool) -> None:
         """Apply the model's min/max/pattern/enum traits to a decoded value."""
-        kind = shape.type
-        if kind == "string":
-            # Most strings pass: test every trait before building any list of broken rules.
-            length = len(value)
-            if (
-                (shape.min is None or length >= shape.min)
-                and (shape.max is None or length <= shape.max)
-                and (shape.regex is None or shape.regex.fullmatch(value))
-                and (not shape.enum or value in shape.enum)
-            ):
-                return
-        rules: list[str] = []
-        if kind in INT_RANGES:
-            if shape.min is not None and value < shape.min:
-                rules.append(f"Member must have value greater than or equal to {shape.min}")
-            if shape.max is not None and value > shape.max:
-                rules.append(f"Member must have value less than or equal to {shape.max}")
-        elif kind in ("string", "list", "map"):
-            # Length in Unicode code points, as Smithy's length trait defines it.
-            if shape.min is not None and len(value) < shape.min:
-                rules.append(f"Member must have length greater than or equal to {shape.min}")
-            if shape.max is not None and len(value) > shape.max:
-                rules.append(f"Member must have length less than or equal to {shape.max}")
-            if shape.regex is not None and not shape.regex.fullmatch(value):
-                rules.append(f"Member must satisfy regular expression pattern: {shape.pattern}")
-            if shape.enum and value not in shape.enum:
-                rules.append(f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
-        self.violations.extend(_violation(value, path, shape, sensitive, rule) for rule in rules)
+        broken = constraint_violations(shape, value, path, sensitive)
+        if broken:
+            self.violations.extend(broken)
+
+
+def constraint_violations(shape: Shape, value: Any, path: str, sensitive: bool) -> list[str]:
+    """The model's min/max/pattern/enum traits ``value`` breaks, in Coral's words.
+
+    Protocol-neutral: the Query decoder here and the JSON decoder of the identity pools
+    API (:mod:`broker.pools.model`) both check decoded values with it.
+    """
+    kind = shape.type
+    if kind == "string":
+        # Most strings pass: test every trait before building any list of broken rules.
+        length = len(value)
+        if (
+            (shape.min is None or length >= shape.min)
+            and (shape.max is None or length <= shape.max)
+            and (shape.regex is None or shape.regex.fullmatch(value))
+            and (not shape.enum or value in shape.enum)
+        ):
+            return _NONE_BROKEN
+    rules: list[str] = []
+    if kind in INT_RANGES:
+        if shape.min is not None and value < shape.min:
+            rules.append(f"Member must have value greater than or equal to {shape.min}")
+        if shape.max is not None and value > shape.max:
+            rules.append(f"Member must have value less than or equal to {shape.max}")
+    elif kind in ("string", "list", "map"):
+        # Length in Unicode code points, as Smithy's length trait defines it.
+        if shape.min is not None and len(value) < shape.min:
+            rules.append(f"Member must have length greater than or equal to {shape.min}")
+        if shape.max is not None and len(value) > shape.max:
+            rules.append(f"Member must have length less than or equal to {shape.max}")
+        if shape.regex is not None and not shape.regex.fullmatch(value):
+            rules.append(f"Member must satisfy regular expression pattern: {shape.pattern}")
+        if shape.enum and value not in shape.enum:
+            rules.append(f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
+    return [violation(value, path, shape, sensitive, rule) for rule in rules]
+
+
+_NONE_BROKEN: Final[list[str]] = []
+"""Shared empty answer of :func:`constraint_violations` (never appended to)."""
 
 
 def _indexed(node: _Node, path: str, wire: str) -> Iterator[tuple[int, _Node]]:

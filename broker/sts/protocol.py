@@ -185,11 +185,18 @@ def _too_large(limit: int) -> StsError:
 
 
 async def read_query_request(request: Request, *, max_body_bytes: int) -> QueryRequest:
-    """Read the body (never more than ``max_body_bytes``) and decode the request.
+    """Read the body (never more than ``max_body_bytes``) and decode the request."""
+    return parse_query_request(await read_request_parts(request, max_body_bytes=max_body_bytes))
 
-    A declared ``Content-Length`` over the limit is refused before reading anything; the
-    streamed body is counted as it arrives, so a lying or absent length cannot push more
-    than one chunk past the limit into memory. Every request goes through here, so it
+
+async def read_request_parts(request: Request, *, max_body_bytes: int) -> HttpRequestParts:
+    """The request as it arrived, body included (never more than ``max_body_bytes``).
+
+    Shared by every API the broker serves on ``POST /`` (the Query API here, the identity
+    pools' JSON API), so each reads bodies under the same bounds. A declared
+    ``Content-Length`` over the limit is refused before reading anything; the streamed body
+    is counted as it arrives, so a lying or absent length cannot push more than one chunk
+    past the limit into memory. Every request goes through here, so it
     reads the ASGI scope and ``receive`` directly: what ``Request.stream()``,
     ``request.headers`` and ``request.client`` would give, without building them.
     """
@@ -204,7 +211,7 @@ async def read_query_request(request: Request, *, max_body_bytes: int) -> QueryR
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if isinstance(raw_path, bytes) else quote(request.url.path)
     client = scope.get("client")
-    parts = HttpRequestParts(
+    return HttpRequestParts(
         method=scope["method"],
         path=path,
         query_string=bytes(scope.get("query_string", b"")).decode("latin-1"),
@@ -212,7 +219,6 @@ async def read_query_request(request: Request, *, max_body_bytes: int) -> QueryR
         body=body,
         client_ip=client[0] if client else "",
     )
-    return parse_query_request(parts)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

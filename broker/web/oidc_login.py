@@ -62,6 +62,7 @@ from broker.config import (
 )
 from broker.errors import StsError
 from broker.identity import FederatedIdentity, WebIdentity, WebIdentityVerifier
+from broker.identity.claims import claim_path
 from broker.identity.fetch import BoundedTransport
 from broker.identity.oidc.discovery import DiscoveryError, ProviderDiscovery, ProviderMetadata
 from broker.web.login import LoginBinding, LoginBindingError, PendingLogin
@@ -473,8 +474,9 @@ def _signed_in(provider: _LoginProvider, identities: list[WebIdentity]) -> Signe
     - ``session_name``: from ``session_name_claim`` (``email`` by default), falling back to
       ``sub``; an unverified ``email`` is never used, as it would put a name the person
       merely typed into every role session's ARN.
-    - ``allowed_roles``: with ``roles_claim`` set, exactly the strings of that claim's
-      list; a missing or malformed claim allows no role at all (fail closed).
+    - ``allowed_roles``: with ``roles_claim`` set (a claim name or a JSON pointer into the
+      normalised claims), exactly the strings of that claim's list; a missing or
+      malformed claim allows no role at all (fail closed).
     """
     claims = identities[0].claims
     subject = identities[0].subject
@@ -482,12 +484,13 @@ def _signed_in(provider: _LoginProvider, identities: list[WebIdentity]) -> Signe
     email = claims.get("email")
     display = email if isinstance(email, str) and email and verified else subject
     name_claim = provider.config.session_name_claim
-    raw_name = claims.get(name_claim)
+    raw_name = claims.lookup(claim_path(name_claim))
     if not isinstance(raw_name, str) or (name_claim == "email" and not verified):
         raw_name = subject
     allowed: tuple[str, ...] | None = None
     if provider.config.roles_claim is not None:
-        listed = claims.get(provider.config.roles_claim)
+        # A name, or a JSON pointer (/realm_access/roles) into the normalised claims.
+        listed = claims.lookup(claim_path(provider.config.roles_claim))
         allowed = ()
         if (
             isinstance(listed, list)

@@ -259,7 +259,8 @@ class PeopleRoutes:
         error: StsError | None = None,
     ) -> Response:
         signed_in = current[1]
-        choices = self._chooser.roles(signed_in, self._chooser.request_info(request))
+        info = self._chooser.request_info(request)
+        choices = self._chooser.roles(signed_in, info)
         views = [_role_view(c, f"duration-{n}") for n, c in enumerate(choices)]
         accounts = [
             {"label": label, "roles": [view for _, view in group]}
@@ -273,6 +274,7 @@ class PeopleRoutes:
             accounts=accounts,
             searchable=len(choices) > SEARCH_THRESHOLD,
             via=self._labels.get(signed_in.login) or signed_in.issuer,
+            why=[] if choices else self._chooser.explain(signed_in, info),
             error=error,
             **page_header(self._sessions, current),
         )

@@ -22,6 +22,7 @@ from broker.directory import Directory, Role
 from broker.errors import access_denied
 from broker.identity import FederatedIdentity
 from broker.sts.engine import RequestInfo, StsEngine
+from broker.sts.explain import trust_verdict
 from broker.web.sessions import BrowserSessions, Session
 
 LoginProtocol = Literal["saml", "oidc"]
@@ -189,6 +190,33 @@ class RoleChooser:
                     continue
                 found[role.arn] = self._choice(role, identity, info.now)
         return sorted(found.values(), key=lambda c: (c.account, c.name.lower()))
+
+    def explain(self, signed_in: SignedIn, info: RequestInfo) -> list[str]:
+        """Why this sign-in has no role, for the "no roles" page: one line per role whose
+        trust policy names the provider (roles meant for others are left out), from the
+        same decision :meth:`roles` makes. Reasons name statements and condition keys, never
+        a value: a trust policy's values may be other people's."""
+        lines: list[str] = []
+        for identity in signed_in.identities:
+            considered = 0
+            for role in self._candidates(identity):
+                if not _offered(signed_in, role.arn):
+                    lines.append(f"{role.arn}: not offered by this sign-in (roles or roles_claim)")
+                    considered += 1
+                    continue
+                verdict = trust_verdict(
+                    self._engine, identity, role, session_name=signed_in.session_name, info=info
+                )
+                if verdict.granted or not verdict.names_identity:
+                    continue
+                considered += 1
+                reasons = "; ".join(verdict.details) or verdict.how
+                lines.append(f"{role.arn}: {reasons}")
+            if not considered:
+                lines.append(
+                    f"No role's trust policy names {identity.provider_arn} for {identity.action}."
+                )
+        return lines
 
     def choice(self, signed_in: SignedIn, role_arn: str, info: RequestInfo) -> RoleChoice | None:
         """``role_arn`` as :meth:`roles` would list it, or None: one role's check, not all."""

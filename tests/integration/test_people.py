@@ -370,6 +370,13 @@ def test_no_admitted_role_says_so_and_how_to_fix_it(people: People) -> None:
         assert _roles_listed(page.text) == []
         assert "No roles are available to you" in page.text
         assert "trust policy" in page.text
+        # For administrators: why, role by role, without the policy's values (they may be
+        # other people's identities).
+        assert (
+            f"<li><code>{DENIED}: Allow statement 0: condition StringEquals on saml:iss does "
+            "not hold</code></li>"
+        ) in page.text
+        assert "another-idp.example" not in page.text
 
 
 def test_roles_needs_a_session(people: People) -> None:

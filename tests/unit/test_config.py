@@ -939,7 +939,8 @@ def test_missing_variable_names_key_and_variable() -> None:
     text = USER_FILE.replace(ALICE_SECRET, "${ALICE_SECRET}")
     assert one_problem(text) == (
         "c.yaml:8: accounts.111111111111.users.alice.access_keys[0].secret: environment variable "
-        "ALICE_SECRET is not set (set it, or give a default: ${ALICE_SECRET:-default})"
+        "ALICE_SECRET is not set (set it, or give a default: ${ALICE_SECRET:-default}; write "
+        "$${ for a literal ${, as a Regex rule's ${name} groups need)"
     )
 
 

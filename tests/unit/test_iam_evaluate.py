@@ -15,6 +15,7 @@ from broker.iam import (
     Principal,
     authorize,
     evaluate_policies,
+    explain_policies,
     parse_policy,
 )
 from broker.iam.matching import ContextView
@@ -220,6 +221,47 @@ def test_statement(
     evaluation = evaluate_policies([_policy("identity", statement)], request_)
     assert evaluation.allowed is expected, f"{rule} ({doc})"
     assert len(evaluation.matched) == int(expected)
+
+
+@pytest.mark.parametrize(
+    ("rule", "doc", "statement", "request_", "expected"), STATEMENTS, ids=[s[0] for s in STATEMENTS]
+)
+def test_explain_agrees_with_the_evaluator(
+    rule: str, doc: str, statement: dict[str, Any], request_: AuthzRequest, expected: bool
+) -> None:
+    """``sts-broker explain``'s words come from the same matchers, in the same order."""
+    (verdict,) = explain_policies([_policy("identity", statement)], request_)
+    assert verdict.applies is expected, rule
+    assert (verdict.failed is None) is expected
+    assert (verdict.reason == "applies") is expected
+
+
+def test_explain_names_the_failing_condition_key_never_a_value() -> None:
+    policy = _policy(
+        "trust",
+        _allow(
+            Principal={"Federated": "accounts.google.com"},
+            Action="sts:AssumeRoleWithWebIdentity",
+            Condition={"StringEquals": {"accounts.google.com:email": "boss@example.com"}},
+        ),
+    )
+    request = _request(
+        "sts:AssumeRoleWithWebIdentity",
+        principal=GOOGLE,
+        context={"accounts.google.com:email": "intern@example.com"},
+    )
+    (verdict,) = explain_policies([policy], request)
+    assert verdict.reason == "condition StringEquals on accounts.google.com:email does not hold"
+    assert verdict.failed == "condition"
+    (missing,) = explain_policies(
+        [policy], _request("sts:AssumeRoleWithWebIdentity", principal=GOOGLE)
+    )
+    assert missing.reason.endswith("(the request has no such key)")
+    (other,) = explain_policies([policy], _request("sts:AssumeRoleWithWebIdentity", principal=SAML))
+    assert (other.failed, other.reason) == (
+        "principal",
+        "its Principal names no Federated principal this identity is",
+    )
 
 
 def _trust(

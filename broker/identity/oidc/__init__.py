@@ -9,11 +9,16 @@ provider documents browser sign-in needs).
 
 from __future__ import annotations
 
-from broker.identity.oidc.conventions import SOURCE_IDENTITY_CLAIM, TAGS_CLAIM
+from broker.identity.oidc.conventions import (
+    COGNITO_IDENTITY_ISSUER,
+    SOURCE_IDENTITY_CLAIM,
+    TAGS_CLAIM,
+)
 from broker.identity.oidc.keys import KeySource, VerificationKey, parse_jwks
 from broker.identity.oidc.verifier import WebIdentity, WebIdentityVerifier
 
 __all__ = [
+    "COGNITO_IDENTITY_ISSUER",
     "SOURCE_IDENTITY_CLAIM",
     "TAGS_CLAIM",
     "KeySource",

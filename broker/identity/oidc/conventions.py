@@ -23,14 +23,17 @@ from typing import Any
 from broker.config import OidcKind
 from broker.errors import rejected_claim
 from broker.iam import ContextValue
+from broker.identity.claims import context_value
 
 TAGS_CLAIM = "https://aws.amazon.com/tags"
+COGNITO_IDENTITY_ISSUER = "https://cognito-identity.amazonaws.com"
+"""``iss`` of Cognito identity-pool tokens: also what the broker's own identity pools sign,
+so AWS's identity-pool trust policies (``cognito-identity.amazonaws.com:aud``) work verbatim."""
 SOURCE_IDENTITY_CLAIM = "https://aws.amazon.com/source_identity"
 
 _CLAIM_NAME = re.compile(r"[\x21-\x7e]{1,128}")
 """Claim names that can become condition keys (printable ASCII, bounded)."""
-_MAX_LIST_ITEMS = 100
-_MAX_VALUE_CHARS = 2048
+_MAX_AMR_ITEMS = 100
 _NOT_EXPOSED = frozenset({"aud", "sub", TAGS_CLAIM, SOURCE_IDENTITY_CLAIM})
 """``aud``/``sub`` are set from the verified values; AWS's own claims feed tags instead."""
 
@@ -48,21 +51,12 @@ def _refuse_case_twins(prefix: str, context: Mapping[str, ContextValue]) -> None
             )
 
 
-def _context_value(value: object) -> ContextValue | None:
-    """A claim as a condition value: strings and lists of strings; anything else is not one."""
-    if isinstance(value, str):
-        return value if len(value) <= _MAX_VALUE_CHARS else None
-    if (
-        isinstance(value, list)
-        and len(value) <= _MAX_LIST_ITEMS
-        and all(isinstance(item, str) and len(item) <= _MAX_VALUE_CHARS for item in value)
-    ):
-        return tuple(value)
-    return None
-
-
 class Convention:
     """A generic OIDC issuer: keys under ``HOST/PATH``, no checks beyond the standard ones."""
+
+    exposes_claims = True
+    """Whether its claims become condition keys (flat names and the pointers trust
+    policies name); False where AWS fixes the keys (Google, Cognito identity pools)."""
 
     def issuers(self, url: str) -> tuple[str, ...]:
         """The ``iss`` values a provider at ``url`` issues (exact strings)."""
@@ -97,9 +91,9 @@ class Convention:
         context: dict[str, ContextValue] = {}
         cased = False
         for name, value in claims.items():
-            if name in _NOT_EXPOSED or not _CLAIM_NAME.fullmatch(name):
-                continue
-            shown = _context_value(value)
+            if name in _NOT_EXPOSED or name.startswith("/") or not _CLAIM_NAME.fullmatch(name):
+                continue  # a name starting with / would read as a pointer key
+            shown = context_value(value)
             if shown is not None:
                 context[f"{prefix}:{name}"] = shown
                 cased = cased or not name.islower()
@@ -112,6 +106,8 @@ class Convention:
 
 class _Google(Convention):
     """Google: also ``iss`` without scheme, ``azp`` as the audience, email only if verified."""
+
+    exposes_claims = False
 
     def issuers(self, url: str) -> tuple[str, ...]:
         return (url, url.split("://", 1)[-1])
@@ -160,6 +156,8 @@ class _CognitoUserPool(Convention):
 class _CognitoIdentity(Convention):
     """Cognito identity pools: fixed key prefix and ``amr`` saying how the identity signed in."""
 
+    exposes_claims = False
+
     def prefix(self, arn_path: str) -> str:
         return "cognito-identity.amazonaws.com"
 
@@ -170,7 +168,7 @@ class _CognitoIdentity(Convention):
         amr = claims.get("amr")
         if not (
             isinstance(amr, list)
-            and 0 < len(amr) <= _MAX_LIST_ITEMS
+            and 0 < len(amr) <= _MAX_AMR_ITEMS
             and all(isinstance(item, str) for item in amr)
             and ("authenticated" in amr or "unauthenticated" in amr)
         ):

@@ -260,6 +260,26 @@ def _select(keys: KeySet, kid: str | None, alg: str) -> _Selection:
     return _Selection(fitting, "", False)
 
 
+def pinned_key_set(document: object) -> KeySet:
+    """Keys known at start-up, never fetched and never stale: the broker's own issuer keys,
+    with which it verifies the identity-pool tokens it signed itself."""
+    keys, rejected = parse_jwks(document)
+    return _build(keys, rejected, math.inf, math.inf)
+
+
+def select_keys(keys: KeySet, *, kid: str | None, alg: str) -> tuple[VerificationKey, ...]:
+    """The keys of a pinned set that may verify a token with this header; refuses
+    (``InvalidIdentityToken``) when none may."""
+    found = keys.selected.get((kid, alg))
+    if found is not None:
+        return found
+    selection = _select(keys, kid, alg)
+    if not selection.keys:
+        raise invalid_token(selection.reason)
+    keys.selected[(kid, alg)] = selection.keys
+    return selection.keys
+
+
 def _max_age(cache_control: str | None) -> int | None:
     """``max-age`` of a Cache-Control header; 0 for no-store/no-cache; None when absent."""
     if not cache_control:

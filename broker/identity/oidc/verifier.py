@@ -43,10 +43,12 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from broker.clock import Clock
-from broker.config import BrokerConfig, OidcProviderConfig
+from broker.config import AccountConfig, BrokerConfig, OidcProviderConfig
 from broker.errors import StsError, invalid_token, quoted, rejected_claim, validation_error
 from broker.iam import ContextValue
+from broker.identity.claims import Claims, normalise, pointer_condition_keys, pointer_context
 from broker.identity.oidc.conventions import (
+    COGNITO_IDENTITY_ISSUER,
     SOURCE_IDENTITY_CLAIM,
     TAGS_CLAIM,
     Convention,
@@ -54,9 +56,13 @@ from broker.identity.oidc.conventions import (
 )
 from broker.identity.oidc.keys import (
     ALLOWED_ALGORITHMS,
+    KeySet,
     KeySource,
     VerificationKey,
+    pinned_key_set,
+    select_keys,
 )
+from broker.identity.templates import with_templates
 from broker.records import fast_init
 
 MIN_TOKEN_CHARS = 4
@@ -105,8 +111,9 @@ class WebIdentity:
     never check (hashing the payload would cost every request for nothing)."""
     expires_at: int
     single_use: bool
-    claims: Mapping[str, Any]
-    """The verified payload, for later stages (role picker, ``cognito:roles``)."""
+    claims: Claims
+    """The verified payload after the provider's normalisers (:mod:`broker.identity.claims`),
+    for later stages (role picker, identity-pool rules, templates)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,10 @@ class _Provider:
     """Spellings a ``ProviderId`` may use for this provider."""
     principal_names: tuple[str, ...]
     """What ``{"Federated": ...}`` may name to admit it (worked out once, not per token)."""
+    pointer_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """The ``PREFIX:/pointer`` condition keys the account's trust policies test."""
+    pinned: KeySet | None = None
+    """Keys known at start-up instead of the provider's JWKS (the broker's own pools)."""
 
 
 class _Header(NamedTuple):
@@ -151,8 +162,17 @@ class WebIdentityVerifier:
     """Verifies web identity tokens against the OIDC providers of the role's account."""
 
     def __init__(
-        self, config: BrokerConfig, clock: Clock, *, http: httpx.AsyncClient | None = None
+        self,
+        config: BrokerConfig,
+        clock: Clock,
+        *,
+        http: httpx.AsyncClient | None = None,
+        pool_keys: Mapping[str, Any] | None = None,
     ) -> None:
+        """``pool_keys``: the JWKS of the broker's own issuer. With it, every account that has
+        ``identity_pools`` trusts ``https://cognito-identity.amazonaws.com`` tokens signed
+        with those keys, for its pool IDs: what GetOpenIdToken mints (see
+        :meth:`_pool_provider`)."""
         settings = config.oidc
         self._clock = clock
         self._skew = config.limits.clock_skew_seconds
@@ -163,27 +183,99 @@ class WebIdentityVerifier:
         self._keys = KeySource(settings, clock, self._http)
         self._providers: dict[tuple[str, str], _Provider] = {}
         for account, account_config in config.accounts.items():
+            trust = [role.trust_policy for role in account_config.roles.values()]
             for provider in account_config.oidc_providers:
                 convention = convention_for(provider.provider_kind)
                 arn = provider.arn(account)
+                prefix = convention.prefix(provider.arn_path)
                 resolved = _Provider(
                     config=provider,
                     arn=arn,
-                    prefix=convention.prefix(provider.arn_path),
+                    prefix=prefix,
                     client_ids=frozenset(provider.client_ids),
                     convention=convention,
                     names=frozenset({provider.url, provider.arn_path, arn}),
                     principal_names=convention.principal_names(arn),
+                    pointer_keys=pointer_condition_keys(trust, prefix)
+                    if convention.exposes_claims
+                    else (),
                 )
                 for issuer in convention.issuers(provider.url):
                     self._providers[(account, issuer)] = resolved
+            if account_config.identity_pools and pool_keys is not None:
+                pool_provider = self._pool_provider(account, account_config, pool_keys)
+                self._providers[(account, COGNITO_IDENTITY_ISSUER)] = pool_provider
+
+    @staticmethod
+    def _pool_provider(account: str, account_config: AccountConfig, pool_keys: object) -> _Provider:
+        """The broker as the ``cognito-identity.amazonaws.com`` provider of its own pools.
+
+        An identity pool's basic flow hands the client a token "issued by Cognito" which the
+        client then trades with ``AssumeRoleWithWebIdentity``, and AWS's trust policies for
+        it name ``cognito-identity.amazonaws.com``. Here the broker's issuer signs that
+        token, so in each account that defines pools the broker trusts that issuer name
+        with exactly two differences from a configured provider: the keys are the broker's
+        own (pinned at start-up, never fetched: the name is not where the keys live) and
+        the audiences are the account's pool IDs. The account cannot also configure the
+        real Cognito service under that name (a config check refuses it), so a token is
+        never checked against the wrong keys; another account's pools are another
+        provider, with their own pool IDs.
+        """
+        config = OidcProviderConfig.model_validate(
+            {
+                "url": COGNITO_IDENTITY_ISSUER,
+                "client_ids": list(account_config.identity_pools),
+                "kind": "cognito-identity",
+            }
+        )
+        convention = convention_for("cognito-identity")
+        arn = config.arn(account)
+        return _Provider(
+            config=config,
+            arn=arn,
+            prefix=convention.prefix(config.arn_path),
+            client_ids=frozenset(config.client_ids),
+            convention=convention,
+            names=frozenset({config.url, config.arn_path, arn}),
+            principal_names=convention.principal_names(arn),
+            pinned=pinned_key_set(pool_keys),
+        )
 
     async def verify(
         self, token: str, *, account: str, provider_id: str | None = None
     ) -> WebIdentity:
         """The identity in ``token`` if every rule holds; otherwise an :class:`StsError`."""
         parsed = self._read(token)
-        header, claims, payload = parsed.header, parsed.claims, parsed.payload
+        header, claims = parsed.header, parsed.claims
+        provider = self._provider_for(claims, account, provider_id)
+        keys: tuple[VerificationKey, ...] | None
+        if provider.pinned is not None:
+            keys = select_keys(provider.pinned, kid=header.kid, alg=header.alg)
+        else:
+            keys = self._keys.cached(provider.config, kid=header.kid, alg=header.alg)
+        if keys is None:  # not cached, or stale: the full path (may fetch, may refuse)
+            keys = await self._keys.candidates(provider.config, kid=header.kid, alg=header.alg)
+        _check_signature(header.alg, parsed.signing_input, parsed.signature, keys)
+        expires_at = self._check_times(claims, provider.config)
+        return self._identity(parsed, provider, expires_at)
+
+    def read_unverified(self, token: str, *, account: str) -> WebIdentity:
+        """What ``token`` would be if its signature and times held: NEVER for a request.
+
+        Only for ``sts-broker explain --no-verify``, which reads a token copied from
+        elsewhere (whose keys may be unreachable, or which has expired) to say what it
+        would be granted: the claims rules, normalisers, templates and condition keys are
+        exactly :meth:`verify`'s; the signature, ``exp``/``iat``/``nbf`` and key lookup are
+        skipped, and the caller must say so.
+        """
+        parsed = self._read(token)
+        provider = self._provider_for(parsed.claims, account, None)
+        expires_at = parsed.claims.get("exp")
+        return self._identity(parsed, provider, expires_at if isinstance(expires_at, int) else 0)
+
+    def _provider_for(
+        self, claims: Mapping[str, Any], account: str, provider_id: str | None
+    ) -> _Provider:
         issuer = claims.get("iss")
         if not isinstance(issuer, str):
             raise invalid_token("The web identity token has no iss claim.")
@@ -198,11 +290,13 @@ class WebIdentityVerifier:
                 f"this token ({provider.config.arn_path}); omit ProviderId for OpenID Connect ID "
                 "tokens."
             )
-        keys = self._keys.cached(provider.config, kid=header.kid, alg=header.alg)
-        if keys is None:  # not cached, or stale: the full path (may fetch, may refuse)
-            keys = await self._keys.candidates(provider.config, kid=header.kid, alg=header.alg)
-        _check_signature(header.alg, parsed.signing_input, parsed.signature, keys)
-        expires_at = self._check_times(claims, provider.config)
+        return provider
+
+    def _identity(self, parsed: _Compact, provider: _Provider, expires_at: int) -> WebIdentity:
+        """The identity of a token whose signature and times were checked (or, for
+        :meth:`read_unverified`, deliberately not)."""
+        claims, payload = parsed.claims, parsed.payload
+        issuer = claims["iss"]
         subject = claims.get("sub")
         if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
             raise invalid_token("The token's sub claim must be a string of 1 to 255 characters.")
@@ -216,7 +310,13 @@ class WebIdentityVerifier:
         source_identity = claims.get(SOURCE_IDENTITY_CLAIM)
         if source_identity is not None and not isinstance(source_identity, str):
             raise rejected_claim(f"The {SOURCE_IDENTITY_CLAIM} claim must be a string.")
-        context = provider.convention.context(provider.prefix, claims, audience, matched)
+        view = normalise(claims, provider.config.claims)
+        tags, transitive, source_identity = with_templates(
+            provider.config.session, view, tags, transitive, source_identity
+        )
+        context = provider.convention.context(provider.prefix, view, audience, matched)
+        if provider.pointer_keys:
+            context.update(pointer_context(view, provider.pointer_keys))
         return WebIdentity(
             issuer=issuer,
             provider_arn=provider.arn,
@@ -230,7 +330,7 @@ class WebIdentityVerifier:
             replay_key=_replay_key(issuer, jti, payload) if provider.config.single_use else None,
             expires_at=expires_at,
             single_use=provider.config.single_use,
-            claims=MappingProxyType(claims),
+            claims=view,
         )
 
     async def aclose(self) -> None:
@@ -487,14 +587,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
-"""Built once: ``json.loads`` with hooks would build a new decoder for every call."""
+STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+"""JSON with no repeated member name and no NaN/Infinity (``decode`` raises ValueError), so
+no two parsers read one document two ways: for every untrusted JSON the broker reads (token
+payloads here, the identity pools API's bodies). Built once: ``json.loads`` with hooks
+would build a new decoder for every call."""
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     """Strict JSON: an object, UTF-8, no duplicate names, no NaN/Infinity."""
     try:
-        value = _STRICT_JSON.decode(raw.decode("utf-8"))
+        value = STRICT_JSON.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise invalid_token(
             f"The token {what} is not valid JSON (or repeats a member name)."

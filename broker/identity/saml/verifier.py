@@ -77,6 +77,7 @@ from broker.clock import Clock, iso8601
 from broker.config import BrokerConfig, SamlProviderConfig
 from broker.errors import StsError, invalid_token, quoted, validation_error
 from broker.iam import ContextValue
+from broker.identity.claims import Claims, normalise, pointer_condition_keys, pointer_context
 from broker.identity.saml.attributes import (
     PROVIDER_ARN,
     ROLE,
@@ -98,6 +99,7 @@ from broker.identity.saml.crypto import (
 from broker.identity.saml.metadata import IdpMetadata, MetadataSource
 from broker.identity.saml.signature import SignatureChecker, assertion_signature
 from broker.identity.saml.xml import DS, SAML, SAMLP, XmlRefused, one_child, parse_xml, plain_text
+from broker.identity.templates import with_templates
 
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
@@ -154,6 +156,9 @@ class SamlIdentity:
     """SubjectConfirmationData NotOnOrAfter: replay-cache entries live until then."""
     in_response_to: str | None
     attributes: Mapping[str, tuple[str, ...]]
+    claims: Claims
+    """The attributes as claims (``Name`` -> list of values), after the provider's
+    normalisers: what identity-pool rules, ``saml:/pointer`` keys and templates read."""
     single_use: bool
     """Redeem the assertion ID once (per role at the API): the provider's ``single_use``,
     or the assertion's ``OneTimeUse`` condition."""
@@ -239,6 +244,14 @@ class SamlVerifier:
                     config=provider,
                     audiences=frozenset({self.sp_entity_id, *provider.audiences}),
                 )
+        self._pointer_keys = pointer_condition_keys(
+            (
+                role.trust_policy
+                for account_config in config.accounts.values()
+                for role in account_config.roles.values()
+            ),
+            "saml",
+        )
         self._signatures = SignatureChecker()
         if self._providers:
             # Load (or make, with its warning) the SP key pair at start-up, not at first login.
@@ -490,6 +503,14 @@ class SamlVerifier:
             "saml:doc": f"{first.account}/{first.name}",
         }
         context.update(context_attributes(attributes))
+        claims = normalise(
+            {name: list(values) for name, values in attributes.items()}, first.config.claims
+        )
+        tags, transitive, templated_source = with_templates(
+            first.config.session, claims, tags, transitive, source_identity(aws)
+        )
+        if self._pointer_keys:
+            context.update(pointer_context(claims, self._pointer_keys))
         return SamlIdentity(
             issuer=issuer,
             account=first.account,
@@ -503,7 +524,7 @@ class SamlVerifier:
             session_name=session_name(aws),
             session_duration=session_duration(aws),
             session_not_on_or_after=session_end,
-            source_identity=source_identity(aws),
+            source_identity=templated_source,
             session_tags=MappingProxyType(tags),
             transitive_tag_keys=transitive,
             context=MappingProxyType(context),
@@ -511,6 +532,7 @@ class SamlVerifier:
             not_on_or_after=int(confirmation.not_on_or_after),
             in_response_to=confirmation.in_response_to or response_irt,
             attributes=MappingProxyType(attributes),
+            claims=claims,
             single_use=conditions.one_time_use or any(p.config.single_use for p in accepted),
         )
 
