@@ -50,6 +50,7 @@ CSRF_EXEMPT = {
     "/saml/acs": "cross-site POST from the IdP; bound to the browser by LoginBinding instead",
     "/cli/token": "OAuth token endpoint for the CLI: proof is the code/verifier or refresh token",
     "/cli/device": "device-code start for the CLI (RFC 8628): no cookie, answers JSON only",
+    "/cli/revoke": "token revocation for the CLI (RFC 7009): proof is the refresh token",
     "/console/logout": "console may have no browser session: checks Origin and its own token",
 }
 """Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
@@ -174,6 +175,7 @@ def create_app(
             store=state,
             clock=clock,
             public_url=config.public_url,
+            region=config.region,
         ).routes()
         if any(p.oidc is not None for p in config.login.providers.values()):
             oidc_login = OidcLoginRoutes(

@@ -1,5 +1,6 @@
-"""The ``sts-broker`` command: serve, check-config, config-schema, keygen, and the client
-commands login, credential-process and console (:mod:`broker.client.login`).
+"""The ``sts-broker`` command: serve, check-config, config-schema, simulate, keygen, and the
+client commands (configure, login, credential-process, console, exec, env, logout, list,
+serve-credentials, totp: :mod:`broker.client.commands`).
 
 Config mistakes are printed one per line as ``file:line: key.path: reason`` and exit with
 status 2 before anything listens, so a bad deploy fails loudly at start-up.
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from broker import __version__
-from broker.client import login as client_login
+from broker.client import commands as client_commands
 
 EXIT_CONFIG = 2
 
@@ -45,11 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default: public_url's host)")
     serve.add_argument("--port", type=int, help="listen port (default: public_url's port)")
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="least severe messages logged (default: %(default)s)",
     )
 
-    check = sub.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("config")
+    check = sub.add_parser(
+        "check-config", help="validate a config file and exit (status 2 on mistakes)"
+    )
+    check.add_argument("config", metavar="CONFIG", help="the config file to check")
 
     sim = sub.add_parser(
         "simulate", help="decide whether a principal may perform an action, and say why"
@@ -69,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config-schema", help="print the config file's JSON Schema")
     sub.add_parser("keygen", help="print a new random token key (base64, 32 bytes)")
-    client_login.add_commands(sub)
+    client_commands.add_commands(sub)
     return parser
 
 
@@ -194,12 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps(config_json_schema(), indent=2))
         return 0
-    if args.command == "login":
-        return client_login.run_login(args)
-    if args.command == "credential-process":
-        return client_login.run_credential_process(args)
-    if args.command == "console":
-        return client_login.run_console(args)
+    if args.command in client_commands.COMMANDS:
+        return client_commands.run(args)
     if args.command == "keygen":
         print(base64.b64encode(os.urandom(32)).decode())
         return 0

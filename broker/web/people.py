@@ -128,6 +128,7 @@ class PeopleRoutes:
         self._console = console
         console.link_role_picker("/roles")
         self._public_url = config.public_url.rstrip("/")
+        self._region = config.region
         self._choices = login_choices(config)
         self._labels = {name: p.label for name, p in config.login.providers.items()}
         cookies = sessions.cookies
@@ -276,7 +277,11 @@ class PeopleRoutes:
             expires_utc=utc_text(expires),
             console_url=console_url,
             snippets=credential_snippets(
-                credentials, public_url=self._public_url, profile=profile, role_arn=choice.arn
+                credentials,
+                public_url=self._public_url,
+                profile=profile,
+                role_arn=choice.arn,
+                region=self._region,
             ),
             **page_header(self._sessions, current),
         )

@@ -138,13 +138,17 @@ def test_login_without_role_lets_the_person_choose_and_print_exports(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     exports = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
-    assert set(exports) == {
+    assert list(exports) == [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
         "AWS_ENDPOINT_URL_STS",
-    }
+    ]
     assert exports["AWS_ENDPOINT_URL_STS"] == f"'{cli.url}'"
+    assert exports["AWS_REGION"] == "'us-east-1'"  # the broker's region
     assert not user.config_file.exists() and not user.credentials_file.exists()
     assert user.cache("pick")["role_arn"] == OPS
 
