@@ -1,6 +1,7 @@
 """The client's subcommands on the ``sts-broker`` parser, and the small ones themselves:
 ``configure``, ``credential-process``, ``console``, ``exec``, ``env``, ``logout``, ``list``
-and ``totp`` (``login`` is :mod:`broker.client.login`).
+and ``totp`` (``login`` is :mod:`broker.client.login`, ``serve-credentials``
+:mod:`broker.client.credential_server`).
 
 Every option says what it does and its default in ``--help``. The modules a command needs
 are imported inside it: ``credential-process`` runs on every AWS CLI call and, with fresh
@@ -48,6 +49,7 @@ COMMANDS = frozenset(
         "env",
         "logout",
         "list",
+        "serve-credentials",
         "totp",
     }
 )
@@ -196,6 +198,30 @@ def add_commands(sub: Any) -> None:
 
     sub.add_parser("list", help="show cached logins: profile, role, expiry, broker")
 
+    serve = sub.add_parser(
+        "serve-credentials",
+        help="serve a profile's credentials to local workloads (ECS and IMDSv2 endpoints)",
+        description="Serve a profile's refreshing credentials on 127.0.0.1 in the ECS "
+        "container credentials format (AWS_CONTAINER_CREDENTIALS_FULL_URI with a random "
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN) and, with --imds, as EC2's IMDSv2. Prints the "
+        "variables to export, then serves until interrupted.",
+    )
+    _profile_option(serve, "profile whose credentials to serve")
+    serve.add_argument(
+        "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)"
+    )
+    serve.add_argument(
+        "--imds",
+        action="store_true",
+        help="also answer as IMDSv2 (AWS_EC2_METADATA_SERVICE_ENDPOINT): any local process "
+        "that can reach the port gets credentials, as on EC2",
+    )
+    serve.add_argument(
+        "--shell",
+        choices=["bash", "zsh", "sh", "fish", "powershell", "pwsh"],
+        help="syntax of the printed variables (default: from $SHELL: fish, else bash/zsh)",
+    )
+
     totp = sub.add_parser(
         "totp",
         help="print the current MFA code of a TOTP seed (default: the demo's alice)",
@@ -220,6 +246,10 @@ def run(args: argparse.Namespace) -> int:
         from broker.client.login import run_login  # noqa: PLC0415 - see module doc
 
         return run_login(args)
+    if args.command == "serve-credentials":
+        from broker.client.credential_server import run_server  # noqa: PLC0415
+
+        return run_server(args)
     handlers = {
         "configure": run_configure,
         "credential-process": run_credential_process,
@@ -380,24 +410,13 @@ def run_exec(args: argparse.Namespace) -> int:
         return 126
 
 
-def shell_of(name: str | None) -> str:
-    """``--shell``'s syntax: as given, else from ``$SHELL`` (fish or PowerShell, else POSIX)."""
-    from broker.client.snippets import SHELL_NAMES  # noqa: PLC0415 - see module doc
-
-    if name:
-        return SHELL_NAMES[name]
-    login_shell = os.path.basename(os.environ.get("SHELL", ""))
-    return SHELL_NAMES.get(login_shell, "posix")
-
-
 def run_env(args: argparse.Namespace) -> int:
-    from broker.client.snippets import shell_lines  # noqa: PLC0415 - see module doc
+    from broker.client.snippets import shell_lines, shell_of  # noqa: PLC0415 - see module doc
 
     login = _fresh("env", args.profile, args.refresh_before)
     if login is None:
         return EXIT_FAILED
-    shell = shell_of(args.shell)
-    print(shell_lines(credential_variables(login, args.profile), shell))  # type: ignore[arg-type]
+    print(shell_lines(credential_variables(login, args.profile), shell_of(args.shell)))
     _say(f"Credentials of {args.profile} expire {login.credentials['Expiration']}.")
     return 0
 

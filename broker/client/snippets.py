@@ -16,6 +16,7 @@ command. Each shell gets its own literal-string syntax (no expansion inside):
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,14 @@ def credential_env(
         env += [("AWS_REGION", region), ("AWS_DEFAULT_REGION", region)]
     env.append(("AWS_ENDPOINT_URL_STS", broker))
     return env
+
+
+def shell_of(name: str | None) -> Shell:
+    """``--shell``'s syntax: as given, else from ``$SHELL`` (fish or PowerShell, else POSIX)."""
+    if name:
+        return SHELL_NAMES[name]
+    login_shell = os.path.basename(os.environ.get("SHELL", ""))
+    return SHELL_NAMES.get(login_shell, "posix")
 
 
 @dataclass(frozen=True)

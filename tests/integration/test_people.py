@@ -516,7 +516,8 @@ def test_credentials_page_blocks_work_in_bash_boto3_and_the_aws_cli(
     assert f"$Env:AWS_SECRET_ACCESS_KEY = '{secret}'" in _block(text, "powershell")
 
     # The two AWS files, pasted as they are: the AWS CLI uses the static keys profile with
-    # no endpoint flag or variable (the [services] section sends STS to the broker).
+    # no endpoint or region flag or variable (the [services] section sends STS to the
+    # broker, the profile carries the broker's region).
     aws = tmp_path / ".aws"
     aws.mkdir()
     (aws / "credentials").write_text(_block(text, "credentials-file") + "\n")
@@ -526,7 +527,6 @@ def test_credentials_page_blocks_work_in_bash_boto3_and_the_aws_cli(
         env={
             "PATH": os.environ["PATH"],
             "HOME": str(tmp_path),
-            "AWS_DEFAULT_REGION": "us-east-1",
         },
         capture_output=True,
         text=True,
@@ -543,7 +543,7 @@ def test_credentials_page_blocks_work_in_bash_boto3_and_the_aws_cli(
         env.setenv("AWS_CONFIG_FILE", str(written / "config"))
         env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(written / "credentials"))
         keys = {"AccessKeyId": key_id, "SecretAccessKey": secret, "SessionToken": token}
-        assert write_profiles("samlreader", people.url, keys) == []
+        assert write_profiles("samlreader", people.url, keys, "us-east-1") == []
     command = "sts-broker credential-process --profile samlreader"
     config = (written / "config").read_text().replace(process_command("samlreader"), command)
     assert _block(text, "config-file") + "\n" == config
