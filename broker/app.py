@@ -18,9 +18,9 @@ from starlette.staticfiles import StaticFiles
 from broker import __version__
 from broker.authz import AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
-from broker.config import BrokerConfig, ConfigCheck, load_config
+from broker.config import BrokerConfig, ConfigCheck, DataCheck, load_config
 from broker.demo import demo_middleware
-from broker.directory import Directory
+from broker.directory import Directory, policy_grammar
 from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
@@ -58,14 +58,17 @@ CSRF_EXEMPT = {
 
 CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems,)
 """Checks of files the config names whose contents belong to a layer above ``config``."""
+DATA_CHECKS: tuple[DataCheck, ...] = (policy_grammar,)
+"""Checks of the file's own data that belong to a layer above ``config`` (IAM grammar)."""
 
 
 def load_broker_config(
     path: str | Path, *, environ: Mapping[str, str] | None = None
 ) -> BrokerConfig:
-    """The config file with every check a serving broker makes: the file's own rules and
-    the contents of the files it names (SAML metadata), one list of mistakes in line order."""
-    return load_config(path, environ=environ, checks=CONFIG_CHECKS)
+    """The config file with every check a serving broker makes: the file's own rules, IAM
+    policy grammar and the contents of the files it names (SAML metadata), one list of
+    mistakes in line order."""
+    return load_config(path, environ=environ, checks=CONFIG_CHECKS, data_checks=DATA_CHECKS)
 
 
 def token_keys(config: BrokerConfig) -> list[tuple[str, bytes]]:

@@ -21,7 +21,7 @@ from broker.config.fields import (
     oidc_url_problem,
     sp_key_problem,
 )
-from broker.config.loader import ConfigCheck, ConfigError, Problem, load_config
+from broker.config.loader import ConfigCheck, ConfigError, DataCheck, Problem, load_config
 from broker.config.schema import (
     AccessKeyConfig,
     AccountConfig,
@@ -55,6 +55,7 @@ __all__ = [
     "BrokerConfig",
     "ConfigCheck",
     "ConfigError",
+    "DataCheck",
     "DemoSettings",
     "DemoUser",
     "IssuerAlgorithm",
