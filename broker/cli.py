@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 from broker import __version__
 from broker.client import commands as client_commands
 
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
@@ -110,7 +113,6 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         config = load_broker_config(path)
-        app = create_app(config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
@@ -136,8 +138,53 @@ def _serve(args: argparse.Namespace) -> int:
             port,
             port,
         )
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    # Bound before the app is built: a busy port is said at once, before its warnings.
+    sock = _bind(host, port, demo=bool(demo_idps), config_path=path)
+    if sock is None:
+        return EXIT_FAILED
+    try:
+        app = create_app(config)
+    except ConfigError as exc:
+        sock.close()
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    )
+    server.run(sockets=[sock])
     return 0
+
+
+def _bind(host: str, port: int, *, demo: bool, config_path: str) -> socket.socket | None:
+    """The listening socket, bound before uvicorn starts, so a busy port is said in words:
+    which port, and what to do (uvicorn alone says ``[Errno 98]``)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        other = port + 1 if port < 65535 else 8080
+        how = (
+            f"STS_BROKER_PUBLIC_URL=http://127.0.0.1:{other} sts-broker serve {config_path}"
+            if demo
+            else f"sts-broker serve {config_path} --port {other}"
+        )
+        if exc.errno == errno.EADDRINUSE:
+            why = (
+                f"port {port} on {host} is already in use (another sts-broker, or another "
+                f"program: ss -ltnp 'sport = :{port}' shows which). Stop it, or serve on "
+                f"another port: {how}"
+            )
+        elif exc.errno == errno.EACCES:
+            why = f"not allowed to listen on port {port} on {host} (below 1024 needs root): {how}"
+        else:
+            why = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        print(f"sts-broker serve: {why}", file=sys.stderr)
+        return None
+    return sock
 
 
 def _simulate(args: argparse.Namespace) -> int:

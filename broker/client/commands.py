@@ -536,9 +536,8 @@ def run_totp(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     now = time.time()
     if args.next:
-        wait = STEP_SECONDS - now % STEP_SECONDS
-        _say(f"waiting {wait:.0f} s for the next code...")
-        time.sleep(wait)
+        # Quiet: it runs inside $(...) on a command line the README shows with its output.
+        time.sleep(STEP_SECONDS - now % STEP_SECONDS)
         now = time.time()
     print(totp_now(secret, now))
     return 0

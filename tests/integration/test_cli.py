@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import boto3
 import httpx
 import pytest
 
+from broker.totp import decode_secret, totp_now
 from tests.integration.conftest import free_port, serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,3 +268,37 @@ def test_simulate_unknown_principal() -> None:
     )
     assert result.returncode == 2
     assert "is not a user or role in this config" in result.stderr
+
+
+def test_serve_on_a_busy_port_says_which_and_what_to_do() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "STS_BROKER_PUBLIC_URL": f"http://127.0.0.1:{port}"}
+        result = _cli("serve", "config/demo.yaml", env=env)
+    assert result.returncode == 1
+    # Said before the app is built: no key warnings, no uvicorn "[Errno 98]".
+    assert result.stderr == (
+        f"sts-broker serve: port {port} on 127.0.0.1 is already in use (another sts-broker, "
+        f"or another program: ss -ltnp 'sport = :{port}' shows which). Stop it, or serve on "
+        f"another port: STS_BROKER_PUBLIC_URL=http://127.0.0.1:{port + 1} sts-broker serve "
+        "config/demo.yaml\n"
+    )
+
+
+def test_totp_prints_the_demo_devices_code() -> None:
+    before = time.time()
+    result = _cli("totp")
+    assert result.returncode == 0, result.stderr
+    codes = {
+        totp_now(decode_secret("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"), t)
+        for t in (before, time.time())
+    }
+    assert result.stdout.strip() in codes and len(result.stdout.strip()) == 6
+    other = base64.b32encode(os.urandom(20)).decode()
+    before = time.time()
+    printed = _cli("totp", other).stdout.strip()
+    assert printed in {totp_now(decode_secret(other), t) for t in (before, time.time())}
+    bad = _cli("totp", "not base32!")
+    assert bad.returncode == 2 and "is not base32" in bad.stderr
