@@ -35,7 +35,7 @@ from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
 from broker.web.console import ConsoleFederation
 from broker.web.oidc_login import OidcLoginRoutes
-from broker.web.pages import STATIC_DIR
+from broker.web.pages import STATIC_DIR, not_found
 from broker.web.people import PeopleRoutes, is_signin_query
 from broker.web.redirects import RETURN_PREFIXES
 from broker.web.signin import RoleChooser
@@ -212,5 +212,6 @@ def create_app(
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
         middleware=[*demo_middleware(config, sp=saml, clock=clock), *middleware],
+        exception_handlers={404: not_found, 405: not_found},
         lifespan=lifespan,
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import html
 import secrets
 import sys
 import threading
@@ -65,10 +66,34 @@ class Callback:
     params: dict[str, list[str]]
 
 
-_PAGE = (
-    "<!doctype html><html lang=en><meta charset=utf-8><title>sts-broker</title>"
-    "<body style='font-family:system-ui;margin:3rem'><h1>{title}</h1><p>{text}</p></html>"
-)
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{title} · sts-broker</title>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="{broker}/static/style.css">
+</head>
+<body>
+  <header class="top">
+    <span class="brand"><span class="logo" aria-hidden="true">◆</span> sts-broker</span>
+  </header>
+  <main id="main">
+    <section class="card narrow outcome {kind}">
+      <p class="outcome-mark" aria-hidden="true">{mark}</p>
+      <h1>{title}</h1>
+      <p>{text}</p>
+      <p class="muted">{close}</p>
+    </section>
+  </main>
+  <footer class="foot">The sts-broker CLI on this computer</footer>
+</body>
+</html>
+"""
+"""The tab's answer, in the broker's own design: its stylesheet, from the broker (the page
+sends no referrer, so the code in this URL goes nowhere), nothing else; without it the page
+is plain but says the same."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -86,17 +111,33 @@ class _Handler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(state, self.server.state.encode()):
             self._answer(400, "Refused", "This answer is not for the login in your terminal.")
         elif params.get("code"):
-            self._answer(200, "Signed in", "Return to your terminal; you can close this tab.")
+            self._answer(
+                200, "Signed in", "Return to your terminal: it has your credentials.", ok=True
+            )
         else:
             self._answer(400, "No credentials", "Nothing was sent to the terminal.")
 
-    def _answer(self, status: int, title: str, text: str) -> None:
-        body = _PAGE.format(title=title, text=text).encode("utf-8")
+    def _answer(self, status: int, title: str, text: str, *, ok: bool = False) -> None:
+        broker = self.server.broker
+        body = _PAGE.format(
+            broker=html.escape(broker),
+            kind="ok" if ok else "no",
+            mark="✓" if ok else "✕",
+            title=title,
+            text=text,
+            close="You can close this tab.",
+        ).encode("utf-8")
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(broker)) if broker else "'none'"
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header(
+            "Content-Security-Policy",
+            f"default-src 'none'; style-src {origin}; img-src data:; form-action 'none'; "
+            "frame-ancestors 'none'; base-uri 'none'",
+        )
         self.end_headers()
         self.wfile.write(body)
 
@@ -107,11 +148,14 @@ class _Handler(BaseHTTPRequestHandler):
 class _Listener(HTTPServer):
     callback: Callback | None = None
     state = ""
+    broker = ""
+    """The broker's URL: its stylesheet dresses the answer page."""
 
 
-def _listen(state: str) -> _Listener:
+def _listen(state: str, broker: str) -> _Listener:
     listener = _Listener(("127.0.0.1", 0), _Handler)
     listener.state = state
+    listener.broker = broker
     return listener
 
 
@@ -157,7 +201,7 @@ def browser_flow(
     """The token answer through the loopback flow (see module doc)."""
     verifier = new_verifier()
     state = secrets.token_urlsafe(24)
-    listener = _listen(state)
+    listener = _listen(state, broker)
     try:
         port = listener.server_address[1]
         params = {

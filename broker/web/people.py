@@ -126,7 +126,7 @@ class PeopleRoutes:
         self._sessions = sessions
         self._chooser = chooser
         self._console = console
-        console.link_role_picker("/roles")
+        console.link_role_picker("/roles", self._form_token)
         self._public_url = config.public_url.rstrip("/")
         self._region = config.region
         self._choices = login_choices(config)
@@ -134,6 +134,11 @@ class PeopleRoutes:
         cookies = sessions.cookies
         # Not a secret and not the session: just which button to put first.
         self._last_cookie = f"{cookies.session_name}-last-login"
+
+    async def _form_token(self, request: Request) -> str | None:
+        """The CSRF token of this browser's sign-in (for the console's Credentials form)."""
+        current = await load_signed_in(self._sessions, request)
+        return self._sessions.csrf_token(current[0]) if current is not None else None
 
     def routes(self) -> list[Route]:
         return [

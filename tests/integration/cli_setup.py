@@ -149,7 +149,7 @@ def approval_form(page: str, decision: str = "approve") -> dict[str, str]:
         html.unescape(name): html.unescape(value)
         for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)
     }
-    if "role" not in fields and 'class="cli-all-roles"' not in page:
+    if "role" not in fields and 'class="roles cli-all-roles"' not in page:
         radio = re.search(r'<input type="radio" id="[^"]+" name="role" value="([^"]+)"', page)
         assert radio is not None, page
         fields["role"] = html.unescape(radio.group(1))

@@ -52,7 +52,7 @@ def _approve_all(cli: CliBroker, url: str) -> str:
     with cli.browser() as browser:
         page = cli.sign_in_from(browser, url)
         assert page.status_code == 200, page.text
-        assert 'class="cli-all-roles"' in page.text
+        assert 'class="roles cli-all-roles"' in page.text
         assert READER in page.text and OPS in page.text
         assert 'type="radio"' not in page.text
         approved = browser.post("/cli/authorize", data=approval_form(page.text))
@@ -127,7 +127,7 @@ def test_device_login_all(cli: CliBroker, user: CliHome) -> None:
     complete = url_in(said, f"{cli.url}/cli/device?user_code=")
     with cli.browser() as browser:
         page = cli.sign_in_from(browser, complete)
-        assert 'class="cli-all-roles"' in page.text and OPS in page.text
+        assert 'class="roles cli-all-roles"' in page.text and OPS in page.text
         done = browser.post("/cli/device/approve", data=approval_form(page.text))
         assert done.status_code == 200 and READER in done.text and OPS in done.text
     _, err = proc.communicate(timeout=60)

@@ -68,6 +68,13 @@ def test_login_writes_profiles_the_aws_cli_uses_and_credential_process_refreshes
 
     landed = _login_in_browser(cli, url)
     assert landed.status_code == 200 and "Return to your terminal" in landed.text
+    # The CLI's page wears the broker's stylesheet and allows nothing else.
+    assert f'<link rel="stylesheet" href="{cli.url}/static/style.css">' in landed.text
+    assert landed.headers["content-security-policy"] == (
+        f"default-src 'none'; style-src {cli.url}; img-src data:; form-action 'none'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    assert landed.headers["referrer-policy"] == "no-referrer"
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert f"Signed in as {READER_SESSION}" in err

@@ -657,3 +657,20 @@ def test_pages_have_no_inline_script_or_style_and_the_assets_are_served(people: 
     assert js.status_code == 200 and "clipboard" in js.text
     css = httpx.get(f"{people.url}/static/style.css")
     assert css.status_code == 200 and "prefers-color-scheme: dark" in css.text
+
+
+def test_an_unknown_path_is_a_page_for_browsers_and_text_for_the_rest(people: People) -> None:
+    browser = httpx.get(f"{people.url}/no/such/page", headers={"Accept": "text/html"})
+    assert browser.status_code == 404
+    assert browser.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in browser.headers
+    assert "<h1>Page not found</h1>" in browser.text
+    assert "There is no page at /no/such/page." in browser.text
+    sdk = httpx.get(f"{people.url}/no/such/page")
+    assert (sdk.status_code, sdk.text) == (404, "Not Found")
+    # The path is shown escaped (and cut), never as markup.
+    evil = httpx.get(f"{people.url}/%3Cscript%3E" + "x" * 300, headers={"Accept": "text/html"})
+    assert "<script>" not in evil.text and "&lt;script&gt;" in evil.text
+    assert "x" * 200 not in evil.text
+    wrong = httpx.get(f"{people.url}/assume", headers={"Accept": "text/html"})
+    assert wrong.status_code == 405 and "/assume does not answer GET requests" in wrong.text
