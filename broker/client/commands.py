@@ -68,6 +68,24 @@ def _profile_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def _refresh_option(parser: argparse.ArgumentParser, default: float) -> None:
+    parser.add_argument(
+        "--refresh-before",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help="refresh first when fewer than SECONDS remain (default: %(default)g)",
+    )
+
+
+def _shell_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--shell",
+        choices=sorted(("bash", "zsh", "sh", "fish", "powershell", "pwsh")),
+        help=f"syntax of the {what} (default: from $SHELL: fish, else bash/zsh)",
+    )
+
+
 def add_commands(sub: Any) -> None:
     """Every client subcommand, on the ``sts-broker`` parser's subparsers."""
     configure = sub.add_parser(
@@ -140,13 +158,7 @@ def add_commands(sub: Any) -> None:
         "credential-process", help="print cached credentials for the AWS CLI's credential_process"
     )
     _profile_option(process, "profile whose cached login to print")
-    process.add_argument(
-        "--refresh-before",
-        type=float,
-        default=DEFAULT_REFRESH_BEFORE,
-        metavar="SECONDS",
-        help="refresh when fewer than SECONDS remain (default: %(default)g)",
-    )
+    _refresh_option(process, DEFAULT_REFRESH_BEFORE)
 
     console = sub.add_parser("console", help="open the console with cached credentials")
     _profile_option(console, "profile to open the console as")
@@ -158,31 +170,15 @@ def add_commands(sub: Any) -> None:
         usage="sts-broker exec [--profile NAME] [--refresh-before SECONDS] -- COMMAND [ARG ...]",
     )
     _profile_option(run, "profile whose credentials the command gets")
-    run.add_argument(
-        "--refresh-before",
-        type=float,
-        default=EXEC_REFRESH_BEFORE,
-        metavar="SECONDS",
-        help="refresh first when fewer than SECONDS remain (default: %(default)g)",
-    )
+    _refresh_option(run, EXEC_REFRESH_BEFORE)
     run.add_argument(
         "argv", nargs=argparse.REMAINDER, metavar="COMMAND", help="the command and its arguments"
     )
 
     env = sub.add_parser("env", help="print a profile's credentials as shell variables")
     _profile_option(env, "profile whose credentials to print")
-    env.add_argument(
-        "--shell",
-        choices=["bash", "zsh", "sh", "fish", "powershell", "pwsh"],
-        help="syntax to print (default: from $SHELL: fish, else bash/zsh)",
-    )
-    env.add_argument(
-        "--refresh-before",
-        type=float,
-        default=EXEC_REFRESH_BEFORE,
-        metavar="SECONDS",
-        help="refresh first when fewer than SECONDS remain (default: %(default)g)",
-    )
+    _shell_option(env, "variables")
+    _refresh_option(env, EXEC_REFRESH_BEFORE)
 
     logout = sub.add_parser(
         "logout", help="revoke a login at the broker and delete its cached credentials"
@@ -216,11 +212,7 @@ def add_commands(sub: Any) -> None:
         help="also answer as IMDSv2 (AWS_EC2_METADATA_SERVICE_ENDPOINT): any local process "
         "that can reach the port gets credentials, as on EC2",
     )
-    serve.add_argument(
-        "--shell",
-        choices=["bash", "zsh", "sh", "fish", "powershell", "pwsh"],
-        help="syntax of the printed variables (default: from $SHELL: fish, else bash/zsh)",
-    )
+    _shell_option(serve, "printed variables")
 
     totp = sub.add_parser(
         "totp",

@@ -11,8 +11,6 @@ AWS CLI then uses the profiles it wrote, with no region in its environment.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
@@ -29,17 +27,16 @@ from tests.browser.flows import (
     role_form,
     sign_in,
 )
-from tests.integration.cli_setup import CliHome, cli_home, read_until, url_in
+from tests.integration.cli_setup import CliHome, read_until, url_in
 
 WAITING = "Waiting for you to approve"
 
 
 @pytest.fixture
-def user(tmp_path: Path) -> Iterator[CliHome]:
-    home = cli_home(tmp_path)
-    home.env.pop("AWS_DEFAULT_REGION")  # a fresh machine: the profiles must say it
-    yield home
-    home.stop()
+def user(user: CliHome) -> CliHome:
+    """A fresh machine: no region anywhere but in the profiles the CLI writes."""
+    user.env.pop("AWS_DEFAULT_REGION")
+    return user
 
 
 def _fits(page: Page) -> bool:
@@ -175,12 +172,17 @@ def test_not_found_and_error_pages(sized_page: Page, demo: Demo, shot: Screensho
     shot(page, "error")
 
 
+def _alice_opens(page: Page, demo: Demo, shot: Screenshots, target: str) -> None:
+    """alice signs in with Corp SSO and clicks ``target`` (Console, Credentials) for Dev."""
+    sign_in(page, demo, shot, "Corp SSO", ALICE)
+    role_form(page, role_arn(DEV, "Dev")).get_by_role("button", name=target).click()
+
+
 def test_console_counts_down_and_leads_to_credentials(
     sized_page: Page, demo: Demo, shot: Screenshots
 ) -> None:
     page = sized_page
-    sign_in(page, demo, shot, "Corp SSO", ALICE)
-    role_form(page, role_arn(DEV, "Dev")).get_by_role("button", name="Console").click()
+    _alice_opens(page, demo, shot, "Console")
     page.wait_for_url(re.compile(rf"^{re.escape(demo.at('/console'))}"))
     countdown = page.locator("[data-countdown-text]")
     for _ in range(2):  # filled in, then ticking
@@ -204,8 +206,7 @@ def test_credentials_page_shows_one_shell_at_a_time_and_remembers_it(
     sized_page: Page, demo: Demo, shot: Screenshots
 ) -> None:
     page = sized_page
-    sign_in(page, demo, shot, "Corp SSO", ALICE)
-    role_form(page, role_arn(DEV, "Dev")).get_by_role("button", name="Credentials").click()
+    _alice_opens(page, demo, shot, "Credentials")
     expect(page.get_by_role("heading", name="Credentials for Dev")).to_be_visible()
     page.wait_for_load_state()
     bash, fish, powershell = (_shell_block(page, s) for s in ("bash", "fish", "powershell"))

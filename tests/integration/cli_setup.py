@@ -264,9 +264,15 @@ class CliHome:
                 proc.kill()
             proc.communicate(timeout=10)
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """``python -m broker ARGS`` to its end, ``stdin`` typed in."""
+        return self.execute([sys.executable, "-m", "broker", *args], stdin)
+
+    def execute(self, command: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """Any command, in this user's environment and folder, to its end."""
         return subprocess.run(
-            [sys.executable, "-m", "broker", *args],
+            command,
+            input=stdin,
             env=self.env,
             cwd=self.root,
             capture_output=True,
@@ -288,15 +294,7 @@ class CliHome:
         """The real AWS CLI (``aws`` next to this Python), in this user's environment."""
         found = shutil.which("aws", path=str(Path(sys.executable).parent))
         assert found, "the AWS CLI is a test dependency (awscli)"
-        return subprocess.run(
-            [found, *args],
-            env=self.env,
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return self.execute([found, *args])
 
 
 def cli_home(root: Path) -> CliHome:

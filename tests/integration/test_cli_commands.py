@@ -5,10 +5,8 @@ browser step driven with httpx, and the real AWS CLI using what they wrote."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,8 +19,6 @@ from tests.integration.cli_setup import (
     CliBroker,
     CliHome,
     approval_form,
-    cli_broker,
-    cli_home,
     logged_in,
     read_until,
     url_in,
@@ -32,19 +28,11 @@ from tests.integration.conftest import DEV, free_port
 OPS_SESSION = f"arn:aws:sts::{DEV}:assumed-role/CliOps/alice@example.com"
 
 
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliBroker]:
-    with cli_broker(tmp_path_factory.mktemp("cli-commands")) as setup:
-        yield setup
-
-
 @pytest.fixture
-def user(tmp_path: Path) -> Iterator[CliHome]:
-    home = cli_home(tmp_path)
-    # What a fresh machine has: no region anywhere but in the profiles the CLI writes.
-    home.env.pop("AWS_DEFAULT_REGION")
-    yield home
-    home.stop()
+def user(user: CliHome) -> CliHome:
+    """What a fresh machine has: no region anywhere but in the profiles the CLI writes."""
+    user.env.pop("AWS_DEFAULT_REGION")
+    return user
 
 
 def _approve_all(cli: CliBroker, url: str) -> str:
@@ -94,29 +82,13 @@ def test_configure_then_login_all_writes_a_profile_per_role(cli: CliBroker, user
 
 
 def test_configure_asks_when_given_no_option(cli: CliBroker, user: CliHome) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "broker", "configure"],
-        input=f"{cli.url}\neu-west-1\n\n",
-        env=user.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = user.run("configure", stdin=f"{cli.url}\neu-west-1\n\n")
     assert proc.returncode == 0, proc.stderr
     assert "Broker URL: Default region (empty: the broker's): Login provider" in proc.stderr
     settings = user.xdg_config / "sts-broker" / "config"
     assert settings.read_text() == f"[default]\nbroker = {cli.url}\nregion = eu-west-1\n"
     # A second run shows the saved values; an empty answer keeps them.
-    again = subprocess.run(
-        [sys.executable, "-m", "broker", "configure"],
-        input="\n\ncorp\n",
-        env=user.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    again = user.run("configure", stdin="\n\ncorp\n")
     assert f"Broker URL [{cli.url}]: " in again.stderr
     assert settings.read_text().endswith("region = eu-west-1\nprovider = corp\n")
 
@@ -207,14 +179,7 @@ def test_env_prints_each_shells_syntax_and_bash_evals_it(cli: CliBroker, user: C
     aws = str(Path(sys.executable).parent / "aws")
     script = f'eval "$("{sys.executable}" -m broker env --profile shell)" && "{aws}" sts '
     script += "get-caller-identity"
-    done = subprocess.run(
-        ["bash", "-c", script],
-        env=user.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = user.execute(["bash", "-c", script])
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["Arn"] == READER_SESSION
 

@@ -7,12 +7,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 
 from broker.pkce import challenge_of, new_verifier
 from tests.integration.cli_setup import (
@@ -22,24 +19,9 @@ from tests.integration.cli_setup import (
     CliBroker,
     CliHome,
     approval_form,
-    cli_broker,
-    cli_home,
     read_until,
     url_in,
 )
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliBroker]:
-    with cli_broker(tmp_path_factory.mktemp("cli-login")) as setup:
-        yield setup
-
-
-@pytest.fixture
-def user(tmp_path: Path) -> Iterator[CliHome]:
-    home = cli_home(tmp_path)
-    yield home
-    home.stop()
 
 
 def _login_in_browser(cli: CliBroker, authorize_url: str) -> httpx.Response:

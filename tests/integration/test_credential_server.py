@@ -34,8 +34,6 @@ from tests.integration.cli_setup import (
     READER_SESSION,
     CliBroker,
     CliHome,
-    cli_broker,
-    cli_home,
     logged_in,
 )
 
@@ -47,19 +45,6 @@ WHO_AM_I = (
     "print(sts.get_caller_identity()['Arn'])\n"
     "print(session.get_credentials().method)\n"
 )
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliBroker]:
-    with cli_broker(tmp_path_factory.mktemp("cli-serve")) as setup:
-        yield setup
-
-
-@pytest.fixture
-def user(tmp_path: Path) -> Iterator[CliHome]:
-    home = cli_home(tmp_path)
-    yield home
-    home.stop()
 
 
 @dataclass
@@ -110,6 +95,17 @@ def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
+def _callers(broker: str, env: dict[str, str]) -> tuple[str, str, str]:
+    """(boto3's caller ARN, the credential provider boto3 used, the AWS CLI's caller ARN)."""
+    boto = _run([sys.executable, "-c", WHO_AM_I, broker], env)
+    assert boto.returncode == 0, boto.stderr
+    arn, method = boto.stdout.splitlines()
+    region = ["--region", "us-east-1"]
+    aws = _run([AWS, "sts", "get-caller-identity", "--endpoint-url", broker, *region], env)
+    assert aws.returncode == 0, aws.stderr
+    return arn, method, json.loads(aws.stdout)["Arn"]
+
+
 def test_boto3_and_the_aws_cli_get_credentials_from_the_ecs_endpoint(
     cli: CliBroker, user: CliHome
 ) -> None:
@@ -123,15 +119,7 @@ def test_boto3_and_the_aws_cli_get_credentials_from_the_ecs_endpoint(
         assert len(served.variables["AWS_CONTAINER_AUTHORIZATION_TOKEN"]) == 43
         assert "Serving the credentials of svc" in served.said
         env = _clean_env(user, **served.variables)
-        boto = _run([sys.executable, "-c", WHO_AM_I, cli.url], env)
-        assert boto.returncode == 0, boto.stderr
-        assert boto.stdout.splitlines() == [READER_SESSION, "container-role"]
-        aws = _run(
-            [AWS, "sts", "get-caller-identity", "--endpoint-url", cli.url, "--region", "us-east-1"],
-            env,
-        )
-        assert aws.returncode == 0, aws.stderr
-        assert json.loads(aws.stdout)["Arn"] == READER_SESSION
+        assert _callers(cli.url, env) == (READER_SESSION, "container-role", READER_SESSION)
 
         # The answer is the documented shape; credentials about to expire are refreshed.
         token = served.variables["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
@@ -156,15 +144,7 @@ def test_boto3_and_the_aws_cli_get_credentials_from_imdsv2(cli: CliBroker, user:
         endpoint = served.variables["AWS_EC2_METADATA_SERVICE_ENDPOINT"]
         assert endpoint == f"{served.base}/"
         env = _clean_env(user, AWS_EC2_METADATA_SERVICE_ENDPOINT=endpoint)
-        boto = _run([sys.executable, "-c", WHO_AM_I, cli.url], env)
-        assert boto.returncode == 0, boto.stderr
-        assert boto.stdout.splitlines() == [READER_SESSION, "iam-role"]
-        aws = _run(
-            [AWS, "sts", "get-caller-identity", "--endpoint-url", cli.url, "--region", "us-east-1"],
-            env,
-        )
-        assert aws.returncode == 0, aws.stderr
-        assert json.loads(aws.stdout)["Arn"] == READER_SESSION
+        assert _callers(cli.url, env) == (READER_SESSION, "iam-role", READER_SESSION)
 
         ttl = {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
         token = httpx.put(f"{served.base}/latest/api/token", headers=ttl).text

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,27 +16,12 @@ from tests.integration.cli_setup import (
     CliBroker,
     CliHome,
     approval_form,
-    cli_broker,
-    cli_home,
     logged_in,
     read_until,
     url_in,
 )
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliBroker]:
-    with cli_broker(tmp_path_factory.mktemp("cli-attacks")) as setup:
-        yield setup
-
-
-@pytest.fixture
-def user(tmp_path: Path) -> Iterator[CliHome]:
-    home = cli_home(tmp_path)
-    yield home
-    home.stop()
 
 
 def _error(response: httpx.Response) -> tuple[int, str]:
