@@ -115,7 +115,7 @@ def test_exec_runs_the_command_with_fresh_credentials(cli: CliBroker, user: CliH
     soon["credentials"] = {**before["credentials"], "Expiration": _in_minutes(5)}
     user.cache_file("work").write_text(json.dumps(soon))
     user.env["AWS_PROFILE"] = "some-other-profile"  # would override the keys: removed
-    show = "import json, os; print(json.dumps({k: v for k, v in os.environ.items() if 'AWS' in k or k.startswith('STS_BROKER')}))"  # noqa: E501
+    show = "import json, os; print(json.dumps({k: v for k, v in os.environ.items() if 'AWS' in k or k == 'STS_BROKER_PROFILE'}))"  # noqa: E501
     done = user.run("exec", "--profile", "work", "--", sys.executable, "-c", show)
     assert done.returncode == 0, done.stderr
     env = json.loads(done.stdout)
