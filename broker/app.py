@@ -18,9 +18,9 @@ from starlette.staticfiles import StaticFiles
 from broker import __version__
 from broker.authz import AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
-from broker.config import BrokerConfig, ConfigCheck, ConfigError, load_config
+from broker.config import BrokerConfig, ConfigCheck, ConfigError, DataCheck, load_config
 from broker.demo import demo_middleware
-from broker.directory import Directory
+from broker.directory import Directory, policy_grammar
 from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
@@ -48,7 +48,7 @@ from broker.web.cli_routes import CliRoutes
 from broker.web.console import ConsoleFederation
 from broker.web.oidc_login import OidcLoginRoutes
 from broker.web.outage import store_outage_answer
-from broker.web.pages import STATIC_DIR
+from broker.web.pages import STATIC_DIR, not_found
 from broker.web.people import PeopleRoutes, is_signin_query
 from broker.web.redirects import RETURN_PREFIXES
 from broker.web.signin import RoleChooser
@@ -64,6 +64,7 @@ CSRF_EXEMPT = {
     "/saml/acs": "cross-site POST from the IdP; bound to the browser by LoginBinding instead",
     "/cli/token": "OAuth token endpoint for the CLI: proof is the code/verifier or refresh token",
     "/cli/device": "device-code start for the CLI (RFC 8628): no cookie, answers JSON only",
+    "/cli/revoke": "token revocation for the CLI (RFC 7009): proof is the refresh token",
     "/console/logout": "console may have no browser session: checks Origin and its own token",
 }
 """Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
@@ -71,14 +72,17 @@ CSRF_EXEMPT = {
 
 CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems, pool_config_problems)
 """Checks of files the config names whose contents belong to a layer above ``config``."""
+DATA_CHECKS: tuple[DataCheck, ...] = (policy_grammar,)
+"""Checks of the file's own data that belong to a layer above ``config`` (IAM grammar)."""
 
 
 def load_broker_config(
     path: str | Path, *, environ: Mapping[str, str] | None = None
 ) -> BrokerConfig:
-    """The config file with every check a serving broker makes: the file's own rules and
-    the contents of the files it names (SAML metadata), one list of mistakes in line order."""
-    return load_config(path, environ=environ, checks=CONFIG_CHECKS)
+    """The config file with every check a serving broker makes: the file's own rules, IAM
+    policy grammar and the contents of the files it names (SAML metadata), one list of
+    mistakes in line order."""
+    return load_config(path, environ=environ, checks=CONFIG_CHECKS, data_checks=DATA_CHECKS)
 
 
 def upstream_sessions(config: BrokerConfig, issuer: WebIdentityIssuer) -> UpstreamSessions | None:
@@ -267,6 +271,7 @@ def create_app(
             store=state,
             clock=clock,
             public_url=config.public_url,
+            region=config.region,
         ).routes()
         if any(p.oidc is not None for p in config.login.providers.values()):
             oidc_login = OidcLoginRoutes(
@@ -304,6 +309,10 @@ def create_app(
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
         middleware=[*demo_middleware(config, sp=saml, clock=clock), *middleware],
-        exception_handlers={kind: store_outage_answer for kind in STORE_FAILURES},
+        exception_handlers={
+            404: not_found,
+            405: not_found,
+            **{kind: store_outage_answer for kind in STORE_FAILURES},
+        },
         lifespan=lifespan,
     )

@@ -1,5 +1,6 @@
-"""The ``sts-broker`` command: serve, check-config, simulate, explain, config-schema, keygen,
-and the client commands login, credential-process and console (:mod:`broker.client.login`).
+"""The ``sts-broker`` command: serve, check-config, config-schema, simulate, explain, keygen,
+and the client commands (configure, login, credential-process, console, exec, env, logout,
+list, serve-credentials, totp: :mod:`broker.client.commands`).
 
 Config mistakes are printed one per line as ``file:line: key.path: reason`` and exit with
 status 2 before anything listens, so a bad deploy fails loudly at start-up.
@@ -13,11 +14,13 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import errno
 import importlib.util
 import json
 import logging
 import logging.config
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -25,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from broker import __version__
-from broker.client import login as client_login
+from broker.client import commands as client_commands
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
@@ -52,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default: public_url's host)")
     serve.add_argument("--port", type=int, help="listen port (default: public_url's port)")
     serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="least severe messages logged (default: %(default)s)",
     )
     serve.add_argument(
         "--workers",
@@ -81,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
         help="on SIGTERM, how long requests in flight may take to finish (default 30)",
     )
 
-    check = sub.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("config")
+    check = sub.add_parser(
+        "check-config", help="validate a config file and exit (status 2 on mistakes)"
+    )
+    check.add_argument("config", metavar="CONFIG", help="the config file to check")
 
     sim = sub.add_parser(
         "simulate", help="decide whether a principal may perform an action, and say why"
@@ -126,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config-schema", help="print the config file's JSON Schema")
     sub.add_parser("keygen", help="print a new random token key (base64, 32 bytes)")
-    client_login.add_commands(sub)
+    client_commands.add_commands(sub)
     return parser
 
 
@@ -213,13 +222,6 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         config = load_broker_config(path)
         check_processes(config, args.workers)
-        # One worker runs in this process; several build their own apps, so here only the
-        # checks that building one makes (the IAM grammar) run before any of them starts.
-        if args.workers == 1:
-            target: Starlette | str = create_app(config)
-        else:
-            Directory.build(config)
-            target = "broker.app:app_from_environment"
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
@@ -247,6 +249,22 @@ def _serve(args: argparse.Namespace) -> int:
         )
     parser = args.http if args.http != "auto" else "httptools" if _installed("httptools") else "h11"
     loop = args.loop if args.loop != "auto" else "uvloop" if _installed("uvloop") else "asyncio"
+    # Bound before the app is built: a busy port is said at once, before its warnings.
+    sock = _bind(host, port, demo=bool(demo_idps), config_path=path)
+    if sock is None:
+        return EXIT_FAILED
+    try:
+        # One worker runs in this process; several build their own apps, so here only the
+        # checks that building one makes (the IAM grammar) run before any of them starts.
+        if args.workers == 1:
+            target: Starlette | str = create_app(config)
+        else:
+            Directory.build(config)
+            target = "broker.app:app_from_environment"
+    except ConfigError as exc:
+        sock.close()
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
     log.info(
         "sts-broker %s: %d worker(s), HTTP parser %s, event loop %s, state %s",
         __version__,
@@ -257,7 +275,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if args.workers > 1:
         os.environ[CONFIG_ENV] = str(config.source)  # what each worker's factory reads
-    uvicorn.run(
+    server_config = uvicorn.Config(
         target,
         factory=isinstance(target, str),
         host=host,
@@ -270,7 +288,45 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=args.shutdown_timeout,
     )
+    if args.workers == 1:
+        uvicorn.Server(server_config).run(sockets=[sock])
+    else:
+        from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
+
+        Multiprocess(server_config, sockets=[sock]).run()
     return 0
+
+
+def _bind(host: str, port: int, *, demo: bool, config_path: str) -> socket.socket | None:
+    """The listening socket, bound before uvicorn starts, so a busy port is said in words:
+    which port, and what to do (uvicorn alone says ``[Errno 98]``)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        other = port + 1 if port < 65535 else 8080
+        how = (
+            f"STS_BROKER_PUBLIC_URL=http://127.0.0.1:{other} sts-broker serve {config_path}"
+            if demo
+            else f"sts-broker serve {config_path} --port {other}"
+        )
+        if exc.errno == errno.EADDRINUSE:
+            why = (
+                f"port {port} on {host} is already in use (another sts-broker, or another "
+                f"program: ss -ltnp 'sport = :{port}' shows which). Stop it, or serve on "
+                f"another port: {how}"
+            )
+        elif exc.errno == errno.EACCES:
+            why = f"not allowed to listen on port {port} on {host} (below 1024 needs root): {how}"
+        else:
+            why = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        print(f"sts-broker serve: {why}", file=sys.stderr)
+        return None
+    return sock
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -393,12 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps(config_json_schema(), indent=2))
         return 0
-    if args.command == "login":
-        return client_login.run_login(args)
-    if args.command == "credential-process":
-        return client_login.run_credential_process(args)
-    if args.command == "console":
-        return client_login.run_console(args)
+    if args.command in client_commands.COMMANDS:
+        return client_commands.run(args)
     if args.command == "keygen":
         print(base64.b64encode(os.urandom(32)).decode())
         return 0

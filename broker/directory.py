@@ -3,17 +3,22 @@
 The config file is written for people; the directory is indexed for the hot path: access
 key -> user, ARN -> role, and every policy already parsed, so a request never parses a
 configured policy or scans a list. Building it is also where IAM grammar mistakes in the
-config are reported, with the file, line and key path.
+config are reported, with the file, line and key path of each wrong element.
+
+:func:`policy_grammar` finds the same mistakes in the file's raw data, before (and
+whatever) the schema says, so ``check-config`` reports them beside schema and cross-key
+mistakes instead of only once those are fixed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.config import BrokerConfig, ConfigError, UpstreamVia
-from broker.iam import MalformedPolicyError, Policy, PolicyKind, parse_policy
+from broker.config import BrokerConfig, ConfigError, KeyPath, UpstreamVia
+from broker.iam import MalformedPolicyError, Policy, PolicyKind, parse_policy, policy_problems
 from broker.ids import unique_id
 
 
@@ -98,8 +103,9 @@ class Directory:
             try:
                 return parse_policy(doc, kind=kind, name=name)
             except MalformedPolicyError as exc:
-                problems.append(
-                    ConfigError.problem(config, path, f"malformed policy: {exc.reason}")
+                problems.extend(
+                    ConfigError.problem(config, (*path, *p.path), _malformed(p.reason))
+                    for p in exc.problems
                 )
                 return Policy(name=name, version=None, statements=())  # reported, never used
 
@@ -173,3 +179,48 @@ class Directory:
         if problems:
             raise ConfigError([p for err in problems for p in err.problems])
         return cls(keys=keys, users=users, roles=roles, managed=managed, aliases=aliases)
+
+
+def _malformed(reason: str) -> str:
+    return f"malformed policy: {reason}"
+
+
+def policy_grammar(data: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
+    """Every IAM grammar mistake in the file's policies, at the path of the wrong element.
+
+    Runs on the raw (substituted) file data, so a schema mistake elsewhere hides nothing
+    here. Tolerant like the cross-checks: a policy that is not a mapping or a JSON string
+    is the schema's to report, and is skipped.
+    """
+    found: list[tuple[KeyPath, str]] = []
+    for path, kind, document in _policy_documents(data):
+        if isinstance(document, str):
+            try:
+                json.loads(document)
+            except ValueError:
+                continue  # the schema says "is a string but not JSON"
+        elif not isinstance(document, Mapping):
+            continue
+        found += [
+            ((*path, *p.path), _malformed(p.reason)) for p in policy_problems(document, kind=kind)
+        ]
+    return found
+
+
+def _policy_documents(data: Mapping[str, Any]) -> Iterator[tuple[KeyPath, PolicyKind, object]]:
+    """Where the file holds policies, and their kinds (as :meth:`Directory.build` reads them)."""
+    for name, document in _mapping(data.get("managed_policies")).items():
+        yield ("managed_policies", name), "identity", document
+    for account_id, account in _mapping(data.get("accounts")).items():
+        for section in ("users", "roles"):
+            for name, principal in _mapping(_mapping(account).get(section)).items():
+                base: KeyPath = ("accounts", account_id, section, name)
+                entry = _mapping(principal)
+                if section == "roles" and "trust_policy" in entry:
+                    yield (*base, "trust_policy"), "trust", entry["trust_policy"]
+                for policy, document in _mapping(entry.get("policies")).items():
+                    yield (*base, "policies", policy), "identity", document
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

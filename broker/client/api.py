@@ -1,16 +1,19 @@
 """The CLI's HTTP side: the broker's ``/cli/*`` endpoints and the console's getSigninToken.
 
 Every answer is checked before use (a JSON object with the fields we need) and every
-failure becomes a :class:`BrokerError` whose message a person can act on. Nothing here
-logs or prints a secret; callers print only what the user must see.
+failure becomes a :class:`BrokerError` whose message a person can act on: what happened,
+in words ("cannot reach the broker at https://broker.example.com: connection refused"),
+not an exception's repr. Nothing here logs or prints a secret; callers print only what
+the user must see.
 
-httpx is imported by the calls that need it: ``credential-process`` runs on every AWS CLI
-call and, while its cached credentials are fresh, talks to no one.
+httpx (and ssl) are imported by the calls that need them: ``credential-process`` runs on
+every AWS CLI call and, while its cached credentials are fresh, talks to no one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
@@ -25,11 +28,26 @@ TIMEOUT = 30.0
 CREDENTIAL_FIELDS = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
 
 
+UNREACHABLE = "unreachable"
+BAD_RESPONSE = "bad_response"
+
+
 class BrokerError(Exception):
-    """A refusal (RFC 6749 ``error``) or an unreachable / misbehaving broker."""
+    """A refusal (RFC 6749 ``error``) or an unreachable / misbehaving broker.
+
+    ``str()`` is the sentence to show: for a refusal, the broker's own description and its
+    code; for the CLI's own codes (:data:`UNREACHABLE`, :data:`BAD_RESPONSE`), the
+    description alone.
+    """
 
     def __init__(self, error: str, description: str) -> None:
-        super().__init__(f"{error}: {description}" if description else error)
+        if error in (UNREACHABLE, BAD_RESPONSE):
+            text = description
+        else:
+            text = f"the broker refused: {description or error}" + (
+                f" ({error})" if description else ""
+            )
+        super().__init__(text)
         self.error = error
         self.description = description
 
@@ -42,22 +60,50 @@ def broker_url(value: str) -> str:
     """
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"--broker must be an http(s) URL, got {value!r}")
+        raise ValueError(f"the broker URL must be an http(s) URL, got {value!r}")
     if parts.query or parts.fragment:
-        raise ValueError("--broker must not have a query or fragment")
+        raise ValueError("the broker URL must not have a query or fragment")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ValueError("--broker must use https (plain http is accepted only for loopback)")
+        raise ValueError("the broker URL must use https (plain http is accepted only for loopback)")
     return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
+def unreachable(broker: str, exc: Exception) -> BrokerError:
+    """The BrokerError for a request that got no HTTP answer, saying why in words."""
+    return BrokerError(UNREACHABLE, f"cannot reach the broker at {broker}: {_why(exc)}")
+
+
+def _why(exc: BaseException) -> str:
+    """``connection refused``, ``no answer within 30 s``, ...: the cause, as a person says it."""
+    import socket  # noqa: PLC0415 - only on failure: credential-process starts without them
+    import ssl  # noqa: PLC0415
+
+    if type(exc).__name__.endswith("Timeout") or isinstance(exc, TimeoutError):
+        return f"no answer within {TIMEOUT:g} s"
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return "its host name does not resolve"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"its TLS certificate is not trusted ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS failed ({cause.reason or cause})"
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno).lower()
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__
+
+
+def _json(broker: str, response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
         body = None
     if not isinstance(body, dict):
         raise BrokerError(
-            "bad_response", f"the broker answered HTTP {response.status_code} without JSON"
+            BAD_RESPONSE,
+            f"{broker} answered HTTP {response.status_code} without JSON: is it the URL "
+            "of an sts-broker?",
         )
     return body
 
@@ -69,8 +115,8 @@ def post_form(broker: str, path: str, form: Mapping[str, str]) -> dict[str, Any]
     try:
         response = httpx.post(f"{broker}{path}", data=dict(form), timeout=TIMEOUT)
     except httpx.HTTPError as exc:
-        raise BrokerError("unreachable", f"cannot reach {broker}: {exc}") from None
-    body = _json(response)
+        raise unreachable(broker, exc) from None
+    body = _json(broker, response)
     if response.status_code != 200:
         error = body.get("error")
         description = body.get("error_description")
@@ -81,12 +127,38 @@ def post_form(broker: str, path: str, form: Mapping[str, str]) -> dict[str, Any]
     return body
 
 
+def has_credentials(body: Mapping[str, Any]) -> bool:
+    return all(isinstance(body.get(k), str) and body.get(k) for k in CREDENTIAL_FIELDS)
+
+
 def token(broker: str, form: Mapping[str, str]) -> dict[str, Any]:
-    """Call ``/cli/token``; the answer has credentials (checked) and maybe a refresh token."""
+    """Call ``/cli/token``; the answer has credentials (checked) and maybe a refresh token,
+    or, for a login to every role, ``Logins``: a list of such answers (each checked by the
+    caller, since one role may fail while the others work)."""
     body = post_form(broker, "/cli/token", form)
-    if not all(isinstance(body.get(k), str) and body.get(k) for k in CREDENTIAL_FIELDS):
-        raise BrokerError("bad_response", "the broker's answer has no credentials")
+    logins = body.get("Logins")
+    if isinstance(logins, list) and all(isinstance(item, dict) for item in logins):
+        return body
+    if not has_credentials(body):
+        raise BrokerError(BAD_RESPONSE, "the broker's answer has no credentials")
     return body
+
+
+def revoke(broker: str, refresh_token: str) -> None:
+    """RFC 7009 revocation of a refresh token at ``/cli/revoke``; BrokerError on failure."""
+    post_form(broker, "/cli/revoke", {"token": refresh_token, "token_type_hint": "refresh_token"})
+
+
+def check_broker(broker: str) -> None:
+    """``GET /healthz``: BrokerError when the broker is unreachable or is no sts-broker."""
+    import httpx  # noqa: PLC0415 - see module doc
+
+    try:
+        response = httpx.get(f"{broker}/healthz", timeout=TIMEOUT)
+    except httpx.HTTPError as exc:
+        raise unreachable(broker, exc) from None
+    if _json(broker, response).get("status") != "ok":
+        raise BrokerError(BAD_RESPONSE, f"{broker}/healthz does not answer like an sts-broker")
 
 
 def signin_token(broker: str, credentials: Mapping[str, Any]) -> str:
@@ -107,8 +179,8 @@ def signin_token(broker: str, credentials: Mapping[str, Any]) -> str:
             timeout=TIMEOUT,
         )
     except httpx.HTTPError as exc:
-        raise BrokerError("unreachable", f"cannot reach {broker}: {exc}") from None
-    body = _json(response)
+        raise unreachable(broker, exc) from None
+    body = _json(broker, response)
     signin = body.get("SigninToken")
     if response.status_code != 200 or not isinstance(signin, str):
         error = body.get("Error")

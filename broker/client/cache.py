@@ -36,6 +36,8 @@ from broker.client.files import replace_atomically
 PROFILE = re.compile(r"[A-Za-z0-9_.-]{1,64}", re.ASCII)
 """Profile names: safe as a file name and as an INI section name."""
 DEFAULT_REFRESH_BEFORE = 300
+DEFAULT_PROFILE = "sts-broker"
+"""The profile every command uses without ``--profile``."""
 
 
 class CacheError(Exception):
@@ -69,6 +71,8 @@ class CachedLogin:
     refresh_token: str = ""
     refresh_expires_at: str = ""
     duration: int | None = None
+    region: str = ""
+    """The profile's region (the broker's, or ``--region``): ``exec`` and ``env`` set it."""
 
     @property
     def expires_at(self) -> float:
@@ -79,7 +83,9 @@ class CachedLogin:
         return {"Version": 1, **{k: self.credentials[k] for k in api.CREDENTIAL_FIELDS}}
 
     @classmethod
-    def from_token(cls, broker: str, body: dict[str, Any], duration: int | None) -> CachedLogin:
+    def from_token(
+        cls, broker: str, body: dict[str, Any], duration: int | None, region: str
+    ) -> CachedLogin:
         """From a ``/cli/token`` answer (already checked by :func:`api.token`)."""
         refresh = body.get("refresh_token")
         refresh_ends = body.get("refresh_expires_at")
@@ -90,6 +96,7 @@ class CachedLogin:
             refresh_token=refresh if isinstance(refresh, str) else "",
             refresh_expires_at=refresh_ends if isinstance(refresh_ends, str) else "",
             duration=duration,
+            region=region,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +108,7 @@ class CachedLogin:
             "refresh_token": self.refresh_token,
             "refresh_expires_at": self.refresh_expires_at,
             "duration": self.duration,
+            "region": self.region,
         }
 
     @classmethod
@@ -110,12 +118,12 @@ class CachedLogin:
         creds = value.get("credentials")
         broker, role = value.get("broker"), value.get("role_arn")
         refresh, refresh_ends = value.get("refresh_token", ""), value.get("refresh_expires_at", "")
-        duration = value.get("duration")
+        duration, region = value.get("duration"), value.get("region", "")
         if not isinstance(creds, dict) or not all(
             isinstance(creds.get(k), str) for k in api.CREDENTIAL_FIELDS
         ):
             return None
-        if not all(isinstance(v, str) for v in (broker, role, refresh, refresh_ends)):
+        if not all(isinstance(v, str) for v in (broker, role, refresh, refresh_ends, region)):
             return None
         if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
             return None
@@ -126,6 +134,7 @@ class CachedLogin:
             refresh_token=str(refresh),
             refresh_expires_at=str(refresh_ends),
             duration=duration,
+            region=str(region),
         )
 
 
@@ -177,7 +186,7 @@ class CredentialCache:
         except FileNotFoundError:
             raise CacheError(
                 f"no cached login for profile {profile!r}; run: sts-broker login --profile "
-                f"{profile} --broker URL"
+                f"{profile} (or sts-broker list to see the cached ones)"
             ) from None
         except OSError as exc:
             raise CacheError(f"cannot open {target}: {exc.strerror}") from None
@@ -199,6 +208,32 @@ class CredentialCache:
         if login is None:
             raise CacheError(f"{target} is not a valid sts-broker cache; run sts-broker login")
         return login
+
+    def profiles(self) -> list[str]:
+        """The profiles with a cache file, sorted (nothing when there is no cache yet)."""
+        try:
+            self._check_dir()
+        except FileNotFoundError:
+            return []
+        return sorted(
+            path.stem
+            for path in self.directory.glob("*.json")
+            if valid_profile(path.stem) and not path.is_symlink()
+        )
+
+    def delete(self, profile: str) -> bool:
+        """Remove the profile's cache (and its lock file); False when there was none."""
+        target = self.path(profile)
+        try:
+            self._check_dir()
+        except FileNotFoundError:
+            return False
+        (self.directory / f"{profile}.lock").unlink(missing_ok=True)
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     @contextmanager
     def _locked(self, profile: str) -> Iterator[None]:
@@ -245,7 +280,7 @@ class CredentialCache:
         body = api.token(
             login.broker, {"grant_type": "refresh_token", "refresh_token": login.refresh_token}
         )
-        refreshed = CachedLogin.from_token(login.broker, body, login.duration)
+        refreshed = CachedLogin.from_token(login.broker, body, login.duration, login.region)
         if refreshed.role_arn != login.role_arn:
             raise api.BrokerError("bad_response", "the broker refreshed another role")
         self.save(profile, refreshed)
@@ -255,6 +290,8 @@ class CredentialCache:
 def _refresh_failed(profile: str, login: CachedLogin, exc: api.BrokerError) -> str:
     if exc.error == "invalid_grant":
         why = "the browser sign-in behind it ended or was revoked"
+    elif exc.error == api.UNREACHABLE:
+        why = exc.description
     else:
         why = str(exc)
     return (

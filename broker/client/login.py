@@ -1,5 +1,4 @@
-"""``sts-broker login``, ``credential-process`` and ``console``: the client of
-:mod:`broker.web.cli_routes`.
+"""``sts-broker login``: the client of :mod:`broker.web.cli_routes`.
 
 **Browser login.** A random PKCE ``code_verifier`` and ``state``; a listener on
 ``127.0.0.1:<random port>`` that answers ``GET /callback`` once; the browser opened on
@@ -12,16 +11,20 @@ code would give us *their* credentials), then redeems the code with the verifier
 ``/cli/device``; the CLI polls ``/cli/token`` at the interval the broker asks for.
 
 Either way the answer goes to the cache (:mod:`broker.client.cache`) and, unless
-``--print-exports``, to the AWS shared files (:mod:`broker.client.profiles`). Messages for
-people go to stderr; stdout carries only what scripts consume (exports, the
-``credential_process`` JSON, the console URL).
+``--print-exports``, to the AWS shared files (:mod:`broker.client.profiles`). With
+``--all`` the broker answers for every role the sign-in may use, and each gets its own
+cached login and refreshing profile. The broker URL, region and provider default to what
+``sts-broker configure`` saved (:mod:`broker.client.settings`).
+
+Messages for people go to stderr, ending with the next command to run; stdout carries only
+what scripts consume (``--print-exports``).
 """
 
 from __future__ import annotations
 
 import argparse
 import hmac
-import json
+import html
 import secrets
 import sys
 import threading
@@ -33,13 +36,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from broker.client import api
-from broker.client.cache import DEFAULT_REFRESH_BEFORE, CachedLogin, CacheError, CredentialCache
+from broker.client.cache import DEFAULT_PROFILE, CachedLogin, CacheError, CredentialCache
+from broker.client.settings import SettingsError, load_settings
 from broker.pkce import challenge_of, new_verifier
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 LOGIN_TIMEOUT = 300.0
 CALLBACK_PATH = "/callback"
+FALLBACK_REGION = "us-east-1"
+"""For a broker too old to say its region (every broker since ``Region`` was added does)."""
 
 
 class LoginError(Exception):
@@ -60,10 +66,34 @@ class Callback:
     params: dict[str, list[str]]
 
 
-_PAGE = (
-    "<!doctype html><html lang=en><meta charset=utf-8><title>sts-broker</title>"
-    "<body style='font-family:system-ui;margin:3rem'><h1>{title}</h1><p>{text}</p></html>"
-)
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{title} · sts-broker</title>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="{broker}/static/style.css">
+</head>
+<body>
+  <header class="top">
+    <span class="brand"><span class="logo" aria-hidden="true">◆</span> sts-broker</span>
+  </header>
+  <main id="main">
+    <section class="card narrow outcome {kind}">
+      <p class="outcome-mark" aria-hidden="true">{mark}</p>
+      <h1>{title}</h1>
+      <p>{text}</p>
+      <p class="muted">{close}</p>
+    </section>
+  </main>
+  <footer class="foot">The sts-broker CLI on this computer</footer>
+</body>
+</html>
+"""
+"""The tab's answer, in the broker's own design: its stylesheet, from the broker (the page
+sends no referrer, so the code in this URL goes nowhere), nothing else; without it the page
+is plain but says the same."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -81,17 +111,33 @@ class _Handler(BaseHTTPRequestHandler):
         if not hmac.compare_digest(state, self.server.state.encode()):
             self._answer(400, "Refused", "This answer is not for the login in your terminal.")
         elif params.get("code"):
-            self._answer(200, "Signed in", "Return to your terminal; you can close this tab.")
+            self._answer(
+                200, "Signed in", "Return to your terminal: it has your credentials.", ok=True
+            )
         else:
             self._answer(400, "No credentials", "Nothing was sent to the terminal.")
 
-    def _answer(self, status: int, title: str, text: str) -> None:
-        body = _PAGE.format(title=title, text=text).encode("utf-8")
+    def _answer(self, status: int, title: str, text: str, *, ok: bool = False) -> None:
+        broker = self.server.broker
+        body = _PAGE.format(
+            broker=html.escape(broker),
+            kind="ok" if ok else "no",
+            mark="✓" if ok else "✕",
+            title=title,
+            text=text,
+            close="You can close this tab.",
+        ).encode("utf-8")
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(broker)) if broker else "'none'"
         self.send_response(status)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header(
+            "Content-Security-Policy",
+            f"default-src 'none'; style-src {origin}; img-src data:; form-action 'none'; "
+            "frame-ancestors 'none'; base-uri 'none'",
+        )
         self.end_headers()
         self.wfile.write(body)
 
@@ -102,11 +148,14 @@ class _Handler(BaseHTTPRequestHandler):
 class _Listener(HTTPServer):
     callback: Callback | None = None
     state = ""
+    broker = ""
+    """The broker's URL: its stylesheet dresses the answer page."""
 
 
-def _listen(state: str) -> _Listener:
+def _listen(state: str, broker: str) -> _Listener:
     listener = _Listener(("127.0.0.1", 0), _Handler)
     listener.state = state
+    listener.broker = broker
     return listener
 
 
@@ -129,9 +178,14 @@ def _single(params: dict[str, list[str]], name: str) -> str:
 # ---------------------------------------------------------------------- flows
 
 
-def _wanted(provider: str, role: str, duration: int | None) -> dict[str, str]:
+def _wanted(provider: str, role: str, duration: int | None, every_role: bool) -> dict[str, str]:
     """What the person asked for on the command line, as the broker's parameters."""
-    wanted = {"provider": provider, "role": role, "duration": str(duration or "")}
+    wanted = {
+        "provider": provider,
+        "role": role,
+        "all_roles": "1" if every_role else "",
+        "duration": str(duration or ""),
+    }
     return {key: value for key, value in wanted.items() if value}
 
 
@@ -141,12 +195,13 @@ def browser_flow(
     provider: str,
     role: str,
     duration: int | None,
+    every_role: bool = False,
     timeout: float = LOGIN_TIMEOUT,
 ) -> dict[str, Any]:
     """The token answer through the loopback flow (see module doc)."""
     verifier = new_verifier()
     state = secrets.token_urlsafe(24)
-    listener = _listen(state)
+    listener = _listen(state, broker)
     try:
         port = listener.server_address[1]
         params = {
@@ -154,7 +209,7 @@ def browser_flow(
             "code_challenge": challenge_of(verifier),
             "code_challenge_method": "S256",
             "state": state,
-            **_wanted(provider, role, duration),
+            **_wanted(provider, role, duration, every_role),
         }
         url = f"{broker}/cli/authorize?{urlencode(params)}"
         _say(f"Opening your browser to sign in. If it does not open, visit:\n\n  {url}\n")
@@ -185,13 +240,15 @@ def browser_flow(
     )
 
 
-def device_flow(broker: str, *, provider: str, role: str, duration: int | None) -> dict[str, Any]:
+def device_flow(
+    broker: str, *, provider: str, role: str, duration: int | None, every_role: bool = False
+) -> dict[str, Any]:
     """The token answer through the device flow (RFC 8628), polling as the broker says."""
     verifier = new_verifier()
     form = {
         "code_challenge": challenge_of(verifier),
         "code_challenge_method": "S256",
-        **_wanted(provider, role, duration),
+        **_wanted(provider, role, duration, every_role),
     }
     start = api.post_form(broker, "/cli/device", form)
     device_code, user_code = start.get("device_code"), start.get("user_code")
@@ -229,115 +286,155 @@ def device_flow(broker: str, *, provider: str, role: str, duration: int | None) 
     raise LoginError("the code expired; run sts-broker login again")
 
 
-# ---------------------------------------------------------------------- commands
+# ---------------------------------------------------------------------- the command
 
 
-def add_commands(sub: Any) -> None:
-    """The three subcommands, on the ``sts-broker`` parser's subparsers."""
-    login = sub.add_parser("login", help="sign in through the broker; write an AWS profile")
-    login.add_argument("--broker", required=True, help="the broker's URL")
-    login.add_argument("--provider", default="", help="login provider name (else: choose)")
-    login.add_argument("--role", default="", help="role ARN (else: choose in the browser)")
-    login.add_argument("--profile", default="sts-broker", help="AWS profile name to write")
-    login.add_argument("--duration", type=int, help="session seconds (900-43200)")
-    login.add_argument(
-        "--no-browser", action="store_true", help="print a URL and a code instead (device flow)"
-    )
-    login.add_argument(
-        "--print-exports",
-        action="store_true",
-        help="print shell exports instead of writing ~/.aws/credentials and ~/.aws/config",
-    )
-    login.add_argument("--timeout", type=float, default=LOGIN_TIMEOUT, help=argparse.SUPPRESS)
+@dataclass(frozen=True)
+class Written:
+    """One profile a login wrote."""
 
-    process = sub.add_parser(
-        "credential-process", help="print cached credentials for the AWS CLI's credential_process"
-    )
-    process.add_argument("--profile", default="sts-broker")
-    process.add_argument(
-        "--refresh-before",
-        type=float,
-        default=DEFAULT_REFRESH_BEFORE,
-        metavar="S",
-        help="refresh when fewer than S seconds remain (default 300)",
-    )
-
-    console = sub.add_parser("console", help="open the console with cached credentials")
-    console.add_argument("--profile", default="sts-broker")
-    console.add_argument("--no-browser", action="store_true", help="only print the sign-in URL")
+    profile: str
+    login: CachedLogin
+    who: str
+    """The assumed-role session ARN the credentials act as."""
 
 
 def run_login(args: argparse.Namespace) -> int:
-    from broker.client.profiles import write_profiles  # noqa: PLC0415 - login only, heavy imports
-    from broker.client.snippets import ENV_NAMES, posix_quote  # noqa: PLC0415 - same
-
     try:
-        broker = api.broker_url(args.broker)
+        settings = load_settings()
+    except SettingsError as exc:
+        _say(f"sts-broker login: {exc}")
+        return EXIT_USAGE
+    problem = _usage_problem(args)
+    if problem:
+        _say(f"sts-broker login: {problem}")
+        return EXIT_USAGE
+    if not (args.broker or settings.broker):
+        _say(
+            "sts-broker login: which broker? Run sts-broker configure --broker URL once "
+            "(or pass --broker URL)"
+        )
+        return EXIT_USAGE
+    try:
+        broker = api.broker_url(args.broker or settings.broker)
     except ValueError as exc:
         _say(f"sts-broker login: {exc}")
         return EXIT_USAGE
+    profile = args.profile or DEFAULT_PROFILE
     cache = CredentialCache()
     try:
-        cache.path(args.profile)
-        if args.duration is not None and not 900 <= args.duration <= 43200:
-            raise LoginError("--duration must be 900-43200 seconds")
-        options = {"provider": args.provider, "role": args.role, "duration": args.duration}
+        cache.path(profile)
+        options = {
+            "provider": args.provider or settings.provider,
+            "role": args.role,
+            "duration": args.duration,
+            "every_role": args.all,
+        }
         if args.no_browser:
             body = device_flow(broker, **options)
         else:
-            body = browser_flow(broker, timeout=args.timeout, **options)
-        if args.role and body.get("RoleArn") != args.role:
-            raise LoginError(f"the broker sent credentials for {body.get('RoleArn')!r}")
-        login = CachedLogin.from_token(broker, body, args.duration)
-        cache.save(args.profile, login)
-    except (LoginError, CacheError) as exc:
+            body = browser_flow(broker, timeout=args.timeout or LOGIN_TIMEOUT, **options)
+        region = args.region or settings.region or _region_of(body)
+        if args.all:
+            written = _save_all(cache, broker, body, args.duration, region)
+        else:
+            if args.role and body.get("RoleArn") != args.role:
+                raise LoginError(f"the broker sent credentials for {body.get('RoleArn')!r}")
+            login = CachedLogin.from_token(broker, body, args.duration, region)
+            cache.save(profile, login)
+            written = [Written(profile, login, str(body.get("AssumedRoleArn") or login.role_arn))]
+    except (LoginError, CacheError, api.BrokerError) as exc:
         _say(f"sts-broker login: {exc}")
         return EXIT_FAILED
-    except api.BrokerError as exc:
-        _say(f"sts-broker login: the broker refused: {exc}")
-        return EXIT_FAILED
-    who = body.get("AssumedRoleArn") or login.role_arn
     if args.print_exports:
-        for name, key in ENV_NAMES:
-            print(f"export {name}={posix_quote(login.credentials[key])}")
-        print(f"export AWS_ENDPOINT_URL_STS={posix_quote(broker)}")
-    else:
-        for warning in write_profiles(args.profile, broker, login.credentials):
+        return _print_exports(written[0])
+    return _write_and_tell(written, every_role=args.all)
+
+
+def _usage_problem(args: argparse.Namespace) -> str:
+    if args.duration is not None and not 900 <= args.duration <= 43200:
+        return "--duration must be 900-43200 seconds"
+    if args.all and args.role:
+        return "give --role or --all, not both"
+    if args.all and args.profile:
+        return "--all names each profile after its account and role; leave out --profile"
+    if args.all and args.print_exports:
+        return "--print-exports prints one role's credentials; leave out --all"
+    return ""
+
+
+def _region_of(body: dict[str, Any]) -> str:
+    region = body.get("Region")
+    return region if isinstance(region, str) and region else FALLBACK_REGION
+
+
+def _save_all(
+    cache: CredentialCache, broker: str, body: dict[str, Any], duration: int | None, region: str
+) -> list[Written]:
+    """Cache every role of a ``--all`` answer under its own profile name."""
+    from broker.client.profiles import profile_name  # noqa: PLC0415 - login only
+
+    logins = body.get("Logins")
+    if not isinstance(logins, list):
+        raise LoginError("the broker answered for one role only; is it older than --all?")
+    written: list[Written] = []
+    for item in logins:
+        arn = item.get("RoleArn")
+        if not isinstance(arn, str):
+            raise LoginError("the broker's answer names no role")
+        if not api.has_credentials(item):
+            why = item.get("error_description") or item.get("error") or "no credentials"
+            _say(f"warning: no credentials for {arn}: {why}")
+            continue
+        alias = item.get("AccountAlias")
+        profile = profile_name(alias if isinstance(alias, str) else "", arn)
+        login = CachedLogin.from_token(broker, item, duration, region)
+        cache.save(profile, login)
+        written.append(Written(profile, login, str(item.get("AssumedRoleArn") or arn)))
+    if not written:
+        raise LoginError("the broker gave credentials for no role")
+    return written
+
+
+def _print_exports(one: Written) -> int:
+    from broker.client.snippets import credential_env, shell_lines  # noqa: PLC0415 - login only
+
+    login = one.login
+    env = credential_env(login.credentials, region=login.region, broker=login.broker)
+    print(shell_lines(env, "posix"))
+    _say(f"Signed in as {one.who}; credentials expire {login.credentials['Expiration']}.")
+    return 0
+
+
+def _write_and_tell(written: list[Written], *, every_role: bool) -> int:
+    """Write the AWS profiles, then say what was written and what to run next."""
+    from broker.client.profiles import write_profiles  # noqa: PLC0415 - login only
+
+    for one in written:
+        login = one.login
+        for warning in write_profiles(
+            one.profile, login.broker, login.credentials, login.region, static=not every_role
+        ):
             _say(f"warning: {warning}")
+    first = written[0]
+    if every_role:
+        width = max(len(one.profile) for one in written)
+        _say(f"{len(written)} profiles written (refreshing, credential_process):")
+        for one in written:
+            _say(f"  {one.profile:<{width}}  {one.login.role_arn}")
+        _say(f"Signed in; credentials expire {first.login.credentials['Expiration']}.")
+    else:
         _say(
-            f"Profile {args.profile!r} (refreshing, credential_process) and "
-            f"{args.profile}-static (these keys) written."
+            f"Profile {first.profile!r} (refreshing, credential_process) and "
+            f"{first.profile}-static (these keys) written, region {first.login.region}."
         )
-    _say(f"Signed in as {who}; credentials expire {login.credentials['Expiration']}.")
-    return 0
-
-
-def run_credential_process(args: argparse.Namespace) -> int:
-    try:
-        login = CredentialCache().fresh(
-            args.profile, refresh_before=args.refresh_before, now=time.time()
+        _say(
+            f"Signed in as {first.who}; credentials expire {first.login.credentials['Expiration']}."
         )
-    except CacheError as exc:
-        _say(f"sts-broker credential-process: {exc}")
-        return EXIT_FAILED
-    print(json.dumps(login.process_output()))
-    return 0
-
-
-def run_console(args: argparse.Namespace) -> int:
-    try:
-        login = CredentialCache().fresh(
-            args.profile, refresh_before=DEFAULT_REFRESH_BEFORE, now=time.time()
-        )
-        signin = api.signin_token(login.broker, login.credentials)
-    except CacheError as exc:
-        _say(f"sts-broker console: {exc}")
-        return EXIT_FAILED
-    except api.BrokerError as exc:
-        _say(f"sts-broker console: the broker refused: {exc.description or exc.error}")
-        return EXIT_FAILED
-    url = api.console_login_url(login.broker, signin)
-    print(url, flush=True)
-    if not args.no_browser:
-        webbrowser.open(url)
+    _say(
+        "\nNext:\n"
+        f"  aws sts get-caller-identity --profile {first.profile}\n"
+        f"  sts-broker exec --profile {first.profile} -- aws s3 ls\n"
+        f"  sts-broker console --profile {first.profile}"
+    )
     return 0

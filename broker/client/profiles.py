@@ -10,9 +10,14 @@ so static keys there would hide the refreshing process for good):
 - ``NAME-static`` in the credentials file: the keys themselves, for tools that cannot run
   a ``credential_process``. They expire with the session and are not refreshed.
 
-Both also get ``services = sts-broker-NAME``, a ``[services sts-broker-NAME]`` section that
-points STS (only STS) at the broker, so ``aws sts ... --profile NAME`` needs no
-``--endpoint-url`` on botocore versions that read it.
+Both also get ``region`` (the broker's, or ``--region``: without one the AWS CLI refuses
+with "You must specify a region") and ``services = sts-broker-NAME``, a ``[services
+sts-broker-NAME]`` section that points STS (only STS) at the broker, so ``aws sts ...
+--profile NAME`` needs no ``--endpoint-url`` on botocore versions that read it.
+
+``sts-broker login --all`` writes only the refreshing profile, one per role, named by
+:func:`profile_name` (``dev-ReadOnly``: account alias, then role, as Granted and ``aws
+sso`` name theirs).
 
 The files are edited, not regenerated: only the keys we own in the sections we own change;
 other profiles, other keys of our profiles, comments and blank lines are kept byte for byte
@@ -33,6 +38,7 @@ from pathlib import Path
 from broker.client.files import replace_atomically
 
 STATIC_SUFFIX = "-static"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+", re.ASCII)
 _HEADER = re.compile(r"\s*\[([^\]]*)\]\s*(?:[#;].*)?")
 _KEY = re.compile(r"([^\s=:#;\[][^=:]*?)\s*[=:]")
 
@@ -107,6 +113,22 @@ def set_section(text: str, section: str, values: Mapping[str, str]) -> str:
     return "".join([*lines[: start + 1], *out, *lines[end:]])
 
 
+def remove_section(text: str, section: str) -> str:
+    """``text`` without ``[section]`` and its lines (comments above the next section stay
+    with that section, since that is what they usually describe)."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if _section_name(line) == section), None)
+    if start is None:
+        return text
+    end = next(
+        (i for i in range(start + 1, len(lines)) if _section_name(lines[i]) is not None),
+        len(lines),
+    )
+    while end > start + 1 and lines[end - 1].lstrip()[:1] in ("#", ";"):
+        end -= 1
+    return "".join([*lines[:start], *lines[end:]])
+
+
 def has_section(text: str, section: str) -> bool:
     return any(_section_name(line) == section for line in text.splitlines())
 
@@ -119,7 +141,7 @@ def _entry(key: str, value: str) -> str:
     return f"{key} = {ini_value(value)}\n"
 
 
-def _write(path: Path, text: str, *, private: bool = False) -> None:
+def write_text(path: Path, text: str, *, private: bool = False) -> None:
     """Replace ``path`` atomically, keeping its mode (new files: 0600, in a 0700 dir).
 
     ``private`` (the credentials file, which now holds our keys) also takes away any
@@ -135,7 +157,7 @@ def _write(path: Path, text: str, *, private: bool = False) -> None:
     replace_atomically(path, text.encode("utf-8"), mode)
 
 
-def _read(path: Path) -> str:
+def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -151,14 +173,24 @@ def _profile_section(profile: str) -> str:
     return "default" if profile == "default" else f"profile {profile}"
 
 
-def with_config(text: str, profile: str, broker: str, process: str) -> str:
-    """``text`` (a config file) with the two profiles' sections and the STS endpoint."""
+def profile_name(alias: str, role_arn: str) -> str:
+    """``dev-ReadOnly``: the account's alias (else its ID), then the role's name, made safe
+    as a profile, file and section name."""
+    account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
+    role = role_arn.rsplit("/", 1)[-1]
+    return _UNSAFE.sub("_", f"{alias or account}-{role}")[:64]
+
+
+def with_config(
+    text: str, profile: str, broker: str, process: str, region: str, *, static: bool = True
+) -> str:
+    """``text`` (a config file) with the profiles' sections and the STS endpoint: the
+    refreshing one, and (``static``) the one the credentials file gives keys to."""
     services = f"sts-broker-{profile}"
-    static = f"{profile}{STATIC_SUFFIX}"
-    text = set_section(
-        text, _profile_section(profile), {"credential_process": process, "services": services}
-    )
-    text = set_section(text, _profile_section(static), {"services": services})
+    common = {"region": region, "services": services}
+    text = set_section(text, _profile_section(profile), {"credential_process": process, **common})
+    if static:
+        text = set_section(text, _profile_section(f"{profile}{STATIC_SUFFIX}"), common)
     return set_section(text, f"services {services}", {"sts": f"\nendpoint_url = {broker}"})
 
 
@@ -175,12 +207,23 @@ def with_credentials(text: str, profile: str, credentials: Mapping[str, str]) ->
     )
 
 
-def write_profiles(profile: str, broker: str, credentials: Mapping[str, str]) -> list[str]:
-    """Write both profiles (see module doc); returns warnings to show the user."""
-    config = with_config(_read(config_path()), profile, broker, process_command(profile))
-    _write(config_path(), config)
-    creds_text = with_credentials(_read(credentials_path()), profile, credentials)
-    _write(credentials_path(), creds_text, private=True)
+def write_profiles(
+    profile: str,
+    broker: str,
+    credentials: Mapping[str, str],
+    region: str,
+    *,
+    static: bool = True,
+) -> list[str]:
+    """Write the profiles (see module doc); returns warnings to show the user."""
+    config = with_config(
+        read_text(config_path()), profile, broker, process_command(profile), region, static=static
+    )
+    write_text(config_path(), config)
+    creds_text = read_text(credentials_path())
+    if static:
+        creds_text = with_credentials(creds_text, profile, credentials)
+        write_text(credentials_path(), creds_text, private=True)
     warnings = []
     if has_section(creds_text, profile):
         warnings.append(
@@ -189,3 +232,14 @@ def write_profiles(profile: str, broker: str, credentials: Mapping[str, str]) ->
             "section to get refreshing credentials."
         )
     return warnings
+
+
+def forget_static_keys(profile: str) -> bool:
+    """Remove ``[NAME-static]`` (the keys ``login`` wrote) from the credentials file;
+    False when it has none. The config file's profiles stay: they say what to run again."""
+    text = read_text(credentials_path())
+    section = f"{profile}{STATIC_SUFFIX}"
+    if not has_section(text, section):
+        return False
+    write_text(credentials_path(), remove_section(text, section), private=True)
+    return True

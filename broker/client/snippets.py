@@ -16,10 +16,11 @@ command. Each shell gets its own literal-string syntax (no expansion inside):
 
 from __future__ import annotations
 
+import os
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from broker.client.profiles import STATIC_SUFFIX, with_config, with_credentials
 
@@ -29,6 +30,17 @@ ENV_NAMES = (
     ("AWS_SESSION_TOKEN", "SessionToken"),
 )
 _PS_QUOTES = "'\u2018\u2019\u201a\u201b"
+Shell = Literal["posix", "fish", "powershell"]
+SHELL_NAMES: dict[str, Shell] = {
+    "sh": "posix",
+    "bash": "posix",
+    "zsh": "posix",
+    "posix": "posix",
+    "fish": "fish",
+    "powershell": "powershell",
+    "pwsh": "powershell",
+}
+"""What ``--shell`` accepts, and the syntax each name means."""
 
 
 def posix_quote(value: str) -> str:
@@ -46,6 +58,36 @@ def powershell_quote(value: str) -> str:
     return "'" + "".join(c * 2 if c in _PS_QUOTES else c for c in value) + "'"
 
 
+def shell_lines(env: Sequence[tuple[str, str]], shell: Shell) -> str:
+    """``env`` as lines that set (and export) each variable in ``shell``."""
+    if shell == "fish":
+        return "\n".join(f"set -gx {name} {fish_quote(value)}" for name, value in env)
+    if shell == "powershell":
+        return "\n".join(f"$Env:{name} = {powershell_quote(value)}" for name, value in env)
+    return "\n".join(f"export {name}={posix_quote(value)}" for name, value in env)
+
+
+def credential_env(
+    credentials: Mapping[str, Any], *, region: str, broker: str
+) -> list[tuple[str, str]]:
+    """The environment variables the AWS CLI and SDKs read credentials from, in order:
+    the keys, their expiry, the region (both names: SDKs differ) and the broker as STS."""
+    env = [(name, str(credentials[key])) for name, key in ENV_NAMES]
+    env.append(("AWS_CREDENTIAL_EXPIRATION", str(credentials["Expiration"])))
+    if region:
+        env += [("AWS_REGION", region), ("AWS_DEFAULT_REGION", region)]
+    env.append(("AWS_ENDPOINT_URL_STS", broker))
+    return env
+
+
+def shell_of(name: str | None) -> Shell:
+    """``--shell``'s syntax: as given, else from ``$SHELL`` (fish or PowerShell, else POSIX)."""
+    if name:
+        return SHELL_NAMES[name]
+    login_shell = os.path.basename(os.environ.get("SHELL", ""))
+    return SHELL_NAMES.get(login_shell, "posix")
+
+
 @dataclass(frozen=True)
 class Snippet:
     """One copyable block."""
@@ -55,10 +97,12 @@ class Snippet:
     title: str
     text: str
     hint: str = ""
+    group: str = ""
+    """``shells`` for the three shell blocks, which the page shows one at a time."""
 
 
 def credential_snippets(
-    credentials: Mapping[str, Any], *, public_url: str, profile: str, role_arn: str
+    credentials: Mapping[str, Any], *, public_url: str, profile: str, role_arn: str, region: str
 ) -> list[Snippet]:
     """Every block of the credentials page for these AssumeRole-shaped ``Credentials``.
 
@@ -72,24 +116,16 @@ def credential_snippets(
     page cannot know, so it names ``sts-broker`` on ``PATH``.
     """
     env = [(name, str(credentials[key])) for name, key in ENV_NAMES]
-    env.append(("AWS_ENDPOINT_URL_STS", public_url))
+    env += [("AWS_REGION", region), ("AWS_ENDPOINT_URL_STS", public_url)]
     login = ["sts-broker", "login", "--broker", public_url, "--role", role_arn]
     login += ["--profile", profile]
     keys = {key: str(credentials[key]) for _, key in ENV_NAMES}
     static = f"{profile}{STATIC_SUFFIX}"
     process = shlex.join(["sts-broker", "credential-process", "--profile", profile])
     return [
-        Snippet(
-            "bash",
-            "bash / zsh",
-            "\n".join(f"export {name}={posix_quote(value)}" for name, value in env),
-        ),
-        Snippet("fish", "fish", "\n".join(f"set -gx {n} {fish_quote(v)}" for n, v in env)),
-        Snippet(
-            "powershell",
-            "PowerShell",
-            "\n".join(f"$Env:{name} = {powershell_quote(value)}" for name, value in env),
-        ),
+        Snippet("bash", "bash / zsh", shell_lines(env, "posix"), group="shells"),
+        Snippet("fish", "fish", shell_lines(env, "fish"), group="shells"),
+        Snippet("powershell", "PowerShell", shell_lines(env, "powershell"), group="shells"),
         Snippet(
             "credentials-file",
             "~/.aws/credentials",
@@ -101,7 +137,7 @@ def credential_snippets(
         Snippet(
             "config-file",
             "~/.aws/config",
-            with_config("", profile, public_url, process).rstrip("\n"),
+            with_config("", profile, public_url, process, region).rstrip("\n"),
             f"--profile {profile} refreshes itself: the AWS CLI and SDKs ask sts-broker for "
             "fresh credentials whenever needed, once the command below has set it up.",
         ),

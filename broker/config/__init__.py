@@ -31,7 +31,7 @@ from broker.config.fields import (
     oidc_url_problem,
     sp_key_problem,
 )
-from broker.config.loader import ConfigCheck, ConfigError, Problem, load_config
+from broker.config.loader import ConfigCheck, ConfigError, DataCheck, Problem, load_config
 from broker.config.pools import (
     IDENTITY_POOL_ID,
     IdentityPoolConfig,
@@ -85,6 +85,7 @@ __all__ = [
     "ClaimsConfig",
     "ConfigCheck",
     "ConfigError",
+    "DataCheck",
     "DemoSettings",
     "DemoUser",
     "IdentityPoolConfig",

@@ -6,7 +6,9 @@ the file: each one names the file, the line, the key path and what to change
 between 3600 and 43200 (got 99999)``). To get there:
 
 - YAML is *composed* (not just loaded) so every key path keeps its line, and duplicate keys,
-  which PyYAML silently resolves to the last one, are caught.
+  which PyYAML silently resolves to the last one, are caught. A syntax error stops
+  everything (nothing after it can be read) and is explained, not quoted
+  (:mod:`broker.config.yaml_errors`).
 - ``${VAR}`` substitution runs on the parsed scalars, never on the text, so a secret in the
   environment can't smuggle YAML structure into the file.
 - Validation is pydantic (:mod:`broker.config.schema`); its messages are rewritten into the
@@ -33,6 +35,7 @@ from pydantic import BaseModel, ValidationError
 from broker.config.checks import cross_checks
 from broker.config.fields import KeyPath, format_key_path, kind_of, line_of, shown
 from broker.config.schema import BrokerConfig
+from broker.config.yaml_errors import explain
 
 _MAX_NODES = 200_000
 """Upper bound on YAML nodes visited, so alias chains ("billion laughs") can't hang start-up."""
@@ -200,11 +203,8 @@ def _parse_yaml(text: str) -> _Composer:
         composer.data = composer.build(node, ())
         return composer
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        reason = exc.problem or "invalid YAML"
-        if exc.context:
-            reason = f"{reason} ({exc.context})"
-        raise _Unreadable(mark.line + 1 if mark else None, reason) from None
+        said = explain(exc, text)
+        raise _Unreadable(said.line, said.reason) from None
     finally:
         loader.dispose()
 
@@ -302,6 +302,10 @@ def _known_keys(loc: KeyPath) -> list[str]:
 ConfigCheck = Callable[[BrokerConfig], Iterable[tuple[KeyPath, str]]]
 """A check that needs the validated models and a layer above this package (e.g. the SAML
 metadata parser): it yields (key path, reason) for each mistake, reported like the rest."""
+DataCheck = Callable[[Mapping[str, Any]], Iterable[tuple[KeyPath, str]]]
+"""A check of the file's (substituted) data that needs a layer above this package (IAM
+policy grammar): it runs even when the schema refuses the file, so it must tolerate
+malformed parts, as the cross-checks do."""
 
 
 def load_config(
@@ -309,11 +313,14 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     checks: Sequence[ConfigCheck] = (),
+    data_checks: Sequence[DataCheck] = (),
 ) -> BrokerConfig:
     """Read, substitute, validate. Raises :class:`ConfigError` listing every problem found.
 
-    ``checks`` run once the file validates (they need the models), and their findings join
-    the others in line order.
+    ``data_checks`` run with the cross-checks, on the data, whatever the schema says;
+    ``checks`` run once the file validates (they need the models). All findings are
+    reported together, in line order. A file that is not YAML at all is the one exception:
+    its first syntax error is all there is to say.
     """
     display = str(path)
     file = Path(path)
@@ -371,6 +378,9 @@ def load_config(
                 add(loc, _reason(error, loc))
     for key_path, reason in cross_checks(data):
         add(key_path, reason)
+    for data_check in data_checks:
+        for key_path, reason in data_check(data):
+            add(key_path, reason)
     if config is not None:
         for check in checks:
             for key_path, reason in check(config):

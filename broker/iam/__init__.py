@@ -6,7 +6,7 @@ Pure code, no I/O: the STS engine parses trust, identity and session policies wi
 
 from __future__ import annotations
 
-from broker.iam.errors import MalformedPolicyError
+from broker.iam.errors import DocumentPath, MalformedPolicyError, PolicyProblem
 from broker.iam.evaluate import (
     AuthzRequest,
     Decision,
@@ -17,17 +17,19 @@ from broker.iam.evaluate import (
 )
 from broker.iam.explain import StatementVerdict, explain_policies
 from broker.iam.matching import ContextValue, Principal
-from broker.iam.policy import Policy, PolicyKind, Statement, parse_policy
+from broker.iam.policy import Policy, PolicyKind, Statement, parse_policy, policy_problems
 
 __all__ = [
     "AuthzRequest",
     "ContextValue",
     "Decision",
+    "DocumentPath",
     "Evaluation",
     "MalformedPolicyError",
     "MatchedStatement",
     "Policy",
     "PolicyKind",
+    "PolicyProblem",
     "Principal",
     "Statement",
     "StatementVerdict",
@@ -35,4 +37,5 @@ __all__ = [
     "evaluate_policies",
     "explain_policies",
     "parse_policy",
+    "policy_problems",
 ]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal
 
-from broker.iam.errors import MalformedPolicyError, show
+from broker.iam.errors import MalformedPolicyError, PolicyProblem, show
 from broker.iam.matching import ContextView, Template, arn_match, glob_match, parse_template
 
 SetOperator = Literal["ForAnyValue", "ForAllValues"]
@@ -272,35 +272,56 @@ class Condition:
 
 
 def parse_conditions(block: object, *, variables: bool) -> tuple[Condition, ...]:
-    """Parse a statement's Condition element, refusing anything AWS would refuse."""
+    """Parse a statement's Condition element, refusing anything AWS would refuse.
+
+    Every bad operator and key is reported (with its place: operator, then key), not only
+    the first.
+    """
     if not isinstance(block, Mapping):
         raise MalformedPolicyError("Syntax errors in policy. Condition must be an object.")
     out: list[Condition] = []
+    problems: list[PolicyProblem] = []
     for operator, keys in block.items():
-        base, set_operator, if_exists = _parse_operator(operator)
+        place = str(operator)
+        try:
+            base, set_operator, if_exists = _parse_operator(operator)
+        except MalformedPolicyError as exc:
+            problems.extend(exc.within(place).problems)
+            continue
         if not isinstance(keys, Mapping) or not keys:
-            raise MalformedPolicyError(
+            reason = (
                 f"Syntax errors in policy. Condition operator {show(operator)} must map "
                 "condition keys to values."
             )
+            problems.append(PolicyProblem((place,), reason))
+            continue
         for key, raw_values in keys.items():
-            if not isinstance(key, str) or not _KEY.fullmatch(key):
-                raise MalformedPolicyError(
-                    "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc. "
-                    f"Invalid condition key: {show(key)}."
+            try:
+                texts = _condition_values(raw_values, _condition_key(key))
+                out.append(
+                    Condition(
+                        operator=operator,
+                        key=str(key),
+                        values=_check_values(base, texts, str(key), variables=variables),
+                        base=base,
+                        set_operator=set_operator,
+                        if_exists=if_exists,
+                    )
                 )
-            texts = _condition_values(raw_values, key)
-            out.append(
-                Condition(
-                    operator=operator,
-                    key=key,
-                    values=_check_values(base, texts, key, variables=variables),
-                    base=base,
-                    set_operator=set_operator,
-                    if_exists=if_exists,
-                )
-            )
+            except MalformedPolicyError as exc:
+                problems.extend(exc.within(place, str(key)).problems)
+    if problems:
+        raise MalformedPolicyError.of(problems)
     return tuple(out)
+
+
+def _condition_key(key: object) -> str:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise MalformedPolicyError(
+            "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc. "
+            f"Invalid condition key: {show(key)}."
+        )
+    return key
 
 
 def _parse_operator(operator: object) -> tuple[str, SetOperator | None, bool]:

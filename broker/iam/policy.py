@@ -2,21 +2,25 @@
 
 Every refusal is a :class:`MalformedPolicyError` with AWS-like text, raised when the
 policy is parsed (config load, or a caller's session policy), so evaluation never meets
-a document it does not fully understand. Unknown keys refuse rather than being ignored:
-a misspelt ``"Conditon"`` silently dropped would turn a restricted grant into a broad one.
-Size limits differ per policy kind and belong to the caller.
+a document it does not fully understand. The parser does not stop at the first mistake:
+it checks every element it can and lists each mistake with its place in the document, so
+whoever fixes a config file sees them all, each at its own line. Unknown keys refuse
+rather than being ignored: a misspelt ``"Conditon"`` silently dropped would turn a
+restricted grant into a broad one. Size limits differ per policy kind and belong to the
+caller.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from broker.iam.conditions import Condition, parse_conditions
-from broker.iam.errors import MalformedPolicyError, show
+from broker.iam.errors import DocumentPath, MalformedPolicyError, PolicyProblem, show
 from broker.iam.matching import (
     ActionMatcher,
     PrincipalKind,
@@ -102,36 +106,93 @@ class Policy:
 
 
 def parse_policy(document: str | Mapping[str, Any], *, kind: PolicyKind, name: str = "") -> Policy:
-    """Parse and validate a policy of ``kind``; raise :class:`MalformedPolicyError`."""
+    """Parse and validate a policy of ``kind``; raise :class:`MalformedPolicyError`.
+
+    Every mistake is found, not only the first: the error's ``problems`` list them all with
+    their places in the document, and its ``reason`` is the first, the one AWS would name.
+    """
     if kind not in get_args(PolicyKind):
         raise ValueError(f"unknown policy kind {kind!r}")
     data = _load(document) if isinstance(document, str) else document
+    problems = _Problems()
+    policy = _policy(data, kind, name, problems)
+    if problems.found or policy is None:
+        raise MalformedPolicyError.of(problems.found)
+    return policy
+
+
+class _Problems:
+    """Mistakes found so far; :meth:`at` records one raised inside it and carries on."""
+
+    def __init__(self) -> None:
+        self.found: list[PolicyProblem] = []
+
+    def add(self, path: DocumentPath, reason: str) -> None:
+        self.found.append(PolicyProblem(path, reason))
+
+    @contextmanager
+    def at(self, *path: str | int) -> Iterator[None]:
+        try:
+            yield
+        except MalformedPolicyError as exc:
+            self.found.extend(exc.within(*path).problems)
+
+
+def _policy(data: object, kind: PolicyKind, name: str, problems: _Problems) -> Policy | None:
     if not isinstance(data, Mapping):
-        raise MalformedPolicyError("Syntax errors in policy. The document must be a JSON object.")
-    _refuse_unknown(data, _TOP_KEYS)
+        problems.add((), "Syntax errors in policy. The document must be a JSON object.")
+        return None
+    _refuse_unknown(data, _TOP_KEYS, (), problems)
     version = data.get("Version")
     if version is not None and version not in (VERSION_2012, VERSION_2008):
-        raise MalformedPolicyError(
+        problems.add(
+            ("Version",),
             f"Syntax errors in policy. Unsupported Version: {show(version)} "
-            f"(use {VERSION_2012} or {VERSION_2008})."
+            f"(use {VERSION_2012} or {VERSION_2008}).",
         )
     if "Id" in data and not isinstance(data["Id"], str):
-        raise MalformedPolicyError("Syntax errors in policy. Id must be a string.")
+        problems.add(("Id",), "Syntax errors in policy. Id must be a string.")
     if "Statement" not in data:
-        raise MalformedPolicyError("Missing required field Statement.")
+        problems.add((), "Missing required field Statement.")
+        return None
     raw_statements = data["Statement"]
+    # A single statement may be given as an object; its elements are then Statement.Effect.
+    places: list[DocumentPath]
     if isinstance(raw_statements, Mapping):
-        raw_statements = [raw_statements]
+        raw_statements, places = [raw_statements], [("Statement",)]
+    elif isinstance(raw_statements, list):
+        places = [("Statement", i) for i in range(len(raw_statements))]
     if not isinstance(raw_statements, list) or not raw_statements:
-        raise MalformedPolicyError(
-            "Syntax errors in policy. Statement must be an object or a non-empty list of objects."
+        problems.add(
+            ("Statement",),
+            "Syntax errors in policy. Statement must be an object or a non-empty list of objects.",
         )
+        return None
     variables = version == VERSION_2012
-    statements = tuple(_statement(raw, kind, variables=variables) for raw in raw_statements)
-    sids = [s.sid for s in statements if s.sid]
-    if len(sids) != len(set(sids)):
-        raise MalformedPolicyError("Statement IDs (SID) in a single policy must be unique.")
-    return Policy(name=name, version=version, statements=statements)
+    statements = [
+        _statement(raw, kind, variables=variables, at=at, problems=problems)
+        for raw, at in zip(raw_statements, places, strict=True)
+    ]
+    seen: set[str] = set()
+    for statement, at in zip(statements, places, strict=True):
+        if statement is not None and statement.sid:
+            if statement.sid in seen:
+                problems.add((*at, "Sid"), "Statement IDs (SID) in a single policy must be unique.")
+            seen.add(statement.sid)
+    if problems.found:
+        return None
+    return Policy(
+        name=name, version=version, statements=tuple(s for s in statements if s is not None)
+    )
+
+
+def policy_problems(document: str | Mapping[str, Any], *, kind: PolicyKind) -> list[PolicyProblem]:
+    """Every mistake of a policy document (none: it parses), each with its place."""
+    try:
+        parse_policy(document, kind=kind)
+    except MalformedPolicyError as exc:
+        return list(exc.problems)
+    return []
 
 
 def _load(text: str) -> object:
@@ -155,45 +216,70 @@ def _load(text: str) -> object:
         raise MalformedPolicyError("Syntax errors in policy.") from exc
 
 
-def _refuse_unknown(data: Mapping[Any, Any], allowed: frozenset[str]) -> None:
+def _refuse_unknown(
+    data: Mapping[Any, Any], allowed: frozenset[str], at: DocumentPath, problems: _Problems
+) -> None:
     for key in data:
         if key not in allowed:
-            raise MalformedPolicyError(f"Syntax errors in policy. Unknown field {show(key)}.")
+            problems.add((*at, key), f"Syntax errors in policy. Unknown field {show(key)}.")
 
 
-def _statement(raw: object, kind: PolicyKind, *, variables: bool) -> Statement:
+def _statement(
+    raw: object, kind: PolicyKind, *, variables: bool, at: DocumentPath, problems: _Problems
+) -> Statement | None:
+    """One statement, or None when any of its elements is wrong (each one recorded)."""
     if not isinstance(raw, Mapping):
-        raise MalformedPolicyError("Syntax errors in policy. Each Statement must be an object.")
-    _refuse_unknown(raw, _STATEMENT_KEYS)
+        problems.add(at, "Syntax errors in policy. Each Statement must be an object.")
+        return None
+    before = len(problems.found)
+    _refuse_unknown(raw, _STATEMENT_KEYS, at, problems)
     sid = raw.get("Sid")
     if sid is not None and not isinstance(sid, str):
-        raise MalformedPolicyError("Syntax errors in policy. Sid must be a string.")
-    if sid is not None and kind != "resource" and not _SID.fullmatch(sid):
-        raise MalformedPolicyError("Statement IDs (SID) must be alpha-numeric.")
+        problems.add((*at, "Sid"), "Syntax errors in policy. Sid must be a string.")
+    elif sid is not None and kind != "resource" and not _SID.fullmatch(sid):
+        problems.add((*at, "Sid"), "Statement IDs (SID) must be alpha-numeric.")
     effect = raw.get("Effect")
     if effect is None:
-        raise MalformedPolicyError("Missing required field Effect.")
-    if effect not in ("Allow", "Deny"):
-        raise MalformedPolicyError(f"Invalid effect: {show(effect)}.")
-    actions, not_action = _one_of(raw, "Action", "NotAction", missing="actions")
-    for action in actions:
-        if action != "*" and not _ACTION.fullmatch(action):
-            raise MalformedPolicyError(
-                "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc. "
-                f"Invalid action: {show(action)}."
-            )
-    principal, not_principal = _principal(raw, kind, effect)
+        problems.add(at, "Missing required field Effect.")
+    elif effect not in ("Allow", "Deny"):
+        problems.add((*at, "Effect"), f"Invalid effect: {show(effect)}.")
+    actions: tuple[str, ...] = ()
+    not_action = False
+    with problems.at(*at):
+        actions, not_action = _one_of(raw, "Action", "NotAction", missing="actions")
+        key = "NotAction" if not_action else "Action"
+        for index, action in enumerate(actions):
+            if action != "*" and not _ACTION.fullmatch(action):
+                problems.add(
+                    (*at, key, index) if isinstance(raw[key], list) else (*at, key),
+                    "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc. "
+                    f"Invalid action: {show(action)}.",
+                )
+    principal: PrincipalSpec | None = None
+    not_principal = False
+    with problems.at(*at):
+        principal, not_principal = _principal(raw, kind, effect)
     has_resource = "Resource" in raw or "NotResource" in raw
     if kind in ("identity", "session") and not has_resource:
-        raise MalformedPolicyError("Policy statement must contain resources.")
+        problems.add(at, "Policy statement must contain resources.")
     resources: tuple[Template, ...] | None = None
     not_resource = False
     if has_resource:
-        texts, not_resource = _one_of(raw, "Resource", "NotResource", missing="resources")
-        resources = tuple(_resource(text, variables=variables) for text in texts)
-    conditions = (
-        parse_conditions(raw["Condition"], variables=variables) if "Condition" in raw else ()
-    )
+        with problems.at(*at):
+            texts, not_resource = _one_of(raw, "Resource", "NotResource", missing="resources")
+            key = "NotResource" if not_resource else "Resource"
+            listed = isinstance(raw[key], list)
+            parsed = []
+            for index, text in enumerate(texts):
+                with problems.at(*at, key, *((index,) if listed else ())):
+                    parsed.append(_resource(text, variables=variables))
+            resources = tuple(parsed)
+    conditions: tuple[Condition, ...] = ()
+    if "Condition" in raw:
+        with problems.at(*at, "Condition"):
+            conditions = parse_conditions(raw["Condition"], variables=variables)
+    if len(problems.found) > before:
+        return None
     return Statement(
         sid=sid,
         effect="Allow" if effect == "Allow" else "Deny",
@@ -223,10 +309,10 @@ def _strings(value: object, field: str, *, missing: str) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise MalformedPolicyError(
-            f"Syntax errors in policy. {field} must be a string or a list of strings."
+            f"Syntax errors in policy. {field} must be a string or a list of strings.", (field,)
         )
     if not items:
-        raise MalformedPolicyError(f"Policy statement must contain {missing}.")
+        raise MalformedPolicyError(f"Policy statement must contain {missing}.", (field,))
     return tuple(items)
 
 
@@ -237,39 +323,55 @@ def _resource(text: str, *, variables: bool) -> Template:
 
 
 def _principal(
-    raw: Mapping[str, Any], kind: PolicyKind, effect: str
+    raw: Mapping[str, Any], kind: PolicyKind, effect: object
 ) -> tuple[PrincipalSpec | None, bool]:
     present = [key for key in ("Principal", "NotPrincipal") if key in raw]
     if kind in ("identity", "session"):
         if present:
-            raise MalformedPolicyError("Policy document should not specify a principal.")
+            raise MalformedPolicyError(
+                "Policy document should not specify a principal.", (present[0],)
+            )
         return None, False
     if not present:
         raise MalformedPolicyError("Missing required field Principal.")
     if len(present) == 2:
         raise MalformedPolicyError("Statement cannot have both Principal and NotPrincipal.")
-    negated = present[0] == "NotPrincipal"
+    key = present[0]
+    negated = key == "NotPrincipal"
     if negated and kind == "trust":
-        raise MalformedPolicyError("NotPrincipal is not supported in a role trust policy.")
-    if negated and effect != "Deny":
-        raise MalformedPolicyError('NotPrincipal must be used with "Effect": "Deny".')
-    return _principal_spec(raw[present[0]]), negated
+        raise MalformedPolicyError("NotPrincipal is not supported in a role trust policy.", (key,))
+    if negated and effect == "Allow":
+        raise MalformedPolicyError('NotPrincipal must be used with "Effect": "Deny".', (key,))
+    try:
+        return _principal_spec(raw[key]), negated
+    except MalformedPolicyError as exc:
+        raise exc.within(key) from None
 
 
 def _principal_spec(value: object) -> PrincipalSpec:
+    """``"*"`` or ``{"AWS": ..., "Federated": ...}``; every bad entry is named at its place."""
     if value == "*":
         return PrincipalSpec(everyone=True, entries=())
     if not isinstance(value, Mapping) or not value:
         raise MalformedPolicyError(f"Invalid principal in policy: {show(value)}")
     entries: list[tuple[PrincipalKind, str]] = []
+    problems: list[PolicyProblem] = []
     for kind, names in value.items():
         if kind not in _PRINCIPAL_FORMS:
-            raise MalformedPolicyError(f"Invalid principal in policy: {show(kind)}")
+            problems.append(PolicyProblem((kind,), f"Invalid principal in policy: {show(kind)}"))
+            continue
         items = [names] if isinstance(names, str) else names
         if not isinstance(items, list) or not items:
-            raise MalformedPolicyError(f'Invalid principal in policy: "{kind}":{show(names)}')
-        for item in items:
+            reason = f'Invalid principal in policy: "{kind}":{show(names)}'
+            problems.append(PolicyProblem((kind,), reason))
+            continue
+        for index, item in enumerate(items):
             if not isinstance(item, str) or not _PRINCIPAL_FORMS[kind].fullmatch(item):
-                raise MalformedPolicyError(f'Invalid principal in policy: "{kind}":"{show(item)}"')
+                place = (kind, index) if isinstance(names, list) else (kind,)
+                reason = f'Invalid principal in policy: "{kind}":"{show(item)}"'
+                problems.append(PolicyProblem(place, reason))
+                continue
             entries.append((kind, item))
+    if problems:
+        raise MalformedPolicyError.of(problems)
     return PrincipalSpec(everyone=False, entries=tuple(entries))

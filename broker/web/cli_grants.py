@@ -7,6 +7,10 @@ Credentials are minted from a grant only at the token endpoint, through the same
 :class:`~broker.web.signin.RoleChooser` as the role picker, so the CLI can never get a role
 or a duration the browser could not.
 
+A login for every role (``sts-broker login --all``) is one :class:`Approval` of several
+grants: one browser click, then one refresh chain per role, so each AWS profile refreshes
+on its own and revoking one leaves the others alone.
+
 Rules, the same for all three secrets:
 
 - 256 random bits, base64url; the Store keys records by their SHA-256 only, so a copy of
@@ -21,7 +25,7 @@ Rules, the same for all three secrets:
   nor past a sign-out in that browser (checked at the token endpoint).
   Presenting a rotated one again means two parties hold the chain: the whole chain (its
   ``family``) is revoked, so the thief's copy dies with the owner's (OAuth 2.0 Security BCP,
-  refresh token rotation).
+  refresh token rotation). ``sts-broker logout`` revokes a chain the same way (RFC 7009).
 """
 
 from __future__ import annotations
@@ -161,6 +165,31 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """What one click in the browser approved: a grant per role, several for ``--all``."""
+
+    grants: tuple[Grant, ...]
+    every_role: bool = False
+    """The CLI asked for every role (``login --all``): it expects one answer per role."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"grants": [g.to_json() for g in self.grants], "all": self.every_role}
+
+    @classmethod
+    def from_json(cls, value: object) -> Approval | None:
+        """The approval :meth:`to_json` wrote; None for anything else (fail closed)."""
+        if not isinstance(value, dict):
+            return None
+        raw, every_role = value.get("grants"), value.get("all")
+        if not isinstance(raw, list) or not raw or not isinstance(every_role, bool):
+            return None
+        grants = [Grant.from_json(item) for item in raw]
+        if any(g is None for g in grants):
+            return None
+        return cls(tuple(g for g in grants if g is not None), every_role)
+
+
+@dataclass(frozen=True)
 class DeviceStart:
     """What ``POST /cli/device`` answers with (the device code only ever goes to the CLI)."""
 
@@ -180,6 +209,7 @@ class PendingDevice:
     user_code: str
     role_arn: str
     duration: int
+    every_role: bool
 
 
 def _load(raw: bytes | None) -> dict[str, Any] | None:
@@ -205,17 +235,17 @@ class CliGrants:
 
     # ------------------------------------------------------------------ loopback codes
 
-    async def issue_code(self, challenge: str, grant: Grant) -> str:
-        """A single-use authorization code for ``grant``, redeemable with the verifier only."""
+    async def issue_code(self, challenge: str, approval: Approval) -> str:
+        """A single-use authorization code for ``approval``, redeemable with the verifier only."""
         if not valid_challenge(challenge):
             raise ValueError("code_challenge must be an S256 challenge")
         code = _new_secret()
-        record = {"challenge": challenge, "grant": grant.to_json()}
+        record = {"challenge": challenge, "approval": approval.to_json()}
         await self._store.put(_CODES, _hash(code), _dump(record), CODE_SECONDS)
         return code
 
-    async def redeem_code(self, code: str, verifier: str) -> Grant:
-        """The grant behind ``code``; GrantError ``invalid_grant`` for any mismatch.
+    async def redeem_code(self, code: str, verifier: str) -> Approval:
+        """The approval behind ``code``; GrantError ``invalid_grant`` for any mismatch.
 
         The code is consumed before the verifier is checked: a wrong guess burns it.
         """
@@ -233,14 +263,16 @@ class CliGrants:
             raise GrantError(
                 "invalid_grant", "code_verifier does not match the code_challenge of this code"
             )
-        grant = Grant.from_json(record.get("grant"))
-        if grant is None:
+        approval = Approval.from_json(record.get("approval"))
+        if approval is None:
             raise GrantError("invalid_grant", "the authorization code is unknown or expired")
-        return grant
+        return approval
 
     # ------------------------------------------------------------------ device codes
 
-    async def start_device(self, challenge: str, role_arn: str, duration: int) -> DeviceStart:
+    async def start_device(
+        self, challenge: str, role_arn: str, duration: int, *, every_role: bool = False
+    ) -> DeviceStart:
         """A new device request (RFC 8628 3.1-3.2), waiting for a browser to approve it."""
         if not valid_challenge(challenge):
             raise ValueError("code_challenge must be an S256 challenge")
@@ -259,6 +291,7 @@ class CliGrants:
             "user_code": user_code,
             "role": role_arn,
             "duration": duration,
+            "all": every_role,
             "expires_at": now + DEVICE_SECONDS,
         }
         await self._store.put(_DEVICES, key, _dump(record), DEVICE_SECONDS + _GRACE)
@@ -273,21 +306,30 @@ class CliGrants:
         raw_key = await self._store.get(_DEVICE_USERS, code)
         if raw_key is None:
             return None
-        key = raw_key.decode("ascii", "replace")
+        pending = await self.pending(raw_key.decode("ascii", "replace"))
+        return pending if pending is not None and pending.user_code == code else None
+
+    async def pending(self, key: str) -> PendingDevice | None:
+        """The undecided, unexpired request stored under ``key``; else None."""
+        if not DEVICE_KEY.fullmatch(key):
+            return None
         record = _load(await self._store.get(_DEVICES, key))
-        if record is None or record.get("user_code") != code:
+        code = record.get("user_code") if record is not None else None
+        if record is None or not isinstance(code, str):
             return None
         if await self._store.get(_DEVICE_DECISIONS, key) is not None:
             return None
-        role, duration, expires_at = (record.get(k) for k in ("role", "duration", "expires_at"))
+        role, duration, expires_at, every_role = (
+            record.get(k) for k in ("role", "duration", "expires_at", "all")
+        )
         if not isinstance(role, str) or not isinstance(duration, int):
             return None
         if not isinstance(expires_at, int | float) or self._clock.time() >= expires_at:
             return None
-        return PendingDevice(key, code, role, duration)
+        return PendingDevice(key, code, role, duration, every_role is True)
 
-    async def decide_device(self, key: str, grant: Grant | None) -> bool:
-        """Approve (``grant``) or deny (None) a pending request, once; False if decided."""
+    async def decide_device(self, key: str, approval: Approval | None) -> bool:
+        """Approve (``approval``) or deny (None) a pending request, once; False if decided."""
         if not DEVICE_KEY.fullmatch(key):
             return False
         if await self._store.get(_DEVICES, key) is None:
@@ -295,12 +337,12 @@ class CliGrants:
         ttl = DEVICE_SECONDS + _GRACE
         if not await self._store.claim(_DEVICE_DECIDED, key, ttl):
             return False
-        decision = {"denied": True} if grant is None else {"grant": grant.to_json()}
+        decision = {"denied": True} if approval is None else {"approval": approval.to_json()}
         await self._store.put(_DEVICE_DECISIONS, key, _dump(decision), ttl)
         return True
 
-    async def poll_device(self, device_code: str, verifier: str) -> Grant:
-        """The approved grant; else GrantError with RFC 8628 3.5's ``error``.
+    async def poll_device(self, device_code: str, verifier: str) -> Approval:
+        """The approval; else GrantError with RFC 8628 3.5's ``error``.
 
         ``authorization_pending`` while nobody decided, ``slow_down`` (and 5 s more on the
         interval) when polled faster than the interval, ``access_denied``, ``expired_token``;
@@ -329,10 +371,10 @@ class CliGrants:
             raise GrantError("access_denied", "the request was denied in the browser")
         if not await self._store.claim(_DEVICE_USED, key, DEVICE_SECONDS + _GRACE):
             raise GrantError("invalid_grant", "the device code was already used")
-        grant = Grant.from_json(decision.get("grant"))
-        if grant is None:
+        approval = Approval.from_json(decision.get("approval"))
+        if approval is None:
             raise GrantError("invalid_grant", "the device code is unknown")
-        return grant
+        return approval
 
     async def _pace(self, key: str, now: float) -> None:
         """RFC 8628 3.5: a poll sooner than the interval is ``slow_down``, +5 s each time.
@@ -388,3 +430,23 @@ class CliGrants:
                 "invalid_grant", "the refresh token was already used; this login is now revoked"
             )
         return grant, family
+
+    async def revoke_refresh(self, token: str) -> bool:
+        """Revoke the chain ``token`` belongs to (RFC 7009); False when it names none.
+
+        The record stays, so a later use is told "revoked" rather than "unknown". Unknown,
+        malformed and expired tokens are not an error (RFC 7009 2.2): there is nothing left
+        to revoke, and the answer must not tell a guesser which tokens exist.
+        """
+        if not _SECRET.fullmatch(token):
+            return False
+        record = _load(await self._store.get(_REFRESH, _hash(token)))
+        family = record.get("family") if record is not None else None
+        grant = Grant.from_json(record.get("grant")) if record is not None else None
+        if grant is None or not isinstance(family, str):
+            return False
+        ttl = grant.ends_at - self._clock.time()
+        if ttl <= 0:
+            return False
+        await self._store.put(_REFRESH_REVOKED, family, b"1", ttl)
+        return True

@@ -14,18 +14,29 @@ gives the CLI a secret ``device_code`` and a short ``user_code``; the person ope
 ``/cli/device``, types the code, approves (``POST /cli/device/approve``), and the CLI,
 polling ``/cli/token``, gets the credentials.
 
+**Every role at once** (``sts-broker login --all``): ``all_roles=1`` instead of ``role``
+asks for every role the sign-in may use; the page lists them all and one Approve sends
+them all. The token answer is then ``{"Version": 1, "Region", "Logins": [...]}``, one
+credentials answer per role, each with its own refresh chain (or, for a role that could
+not be assumed, its ``RoleArn`` and an RFC 6749 ``error``).
+
+**Revocation** ``POST /cli/revoke`` (RFC 7009: ``token``, optional ``token_type_hint``)
+ends the refresh chain a token belongs to; ``sts-broker logout`` calls it. The answer is
+200 ``{}`` whether or not the token was known (RFC 7009 2.2).
+
 **Token endpoint** ``POST /cli/token`` (RFC 6749 form in, JSON out, errors as
 ``{"error", "error_description"}`` with status 400): ``authorization_code``,
 ``urn:ietf:params:oauth:grant-type:device_code`` and ``refresh_token``. Credentials are
 minted here, per redemption, by :meth:`RoleChooser.assume` from the stored
 :class:`~broker.web.cli_grants.Grant`; the answer is the ``credential_process`` JSON plus
-``RoleArn`` and a rotating ``refresh_token`` that lives as long as the browser sign-in
-would. Only the holder of the ``code_verifier`` can redeem a code or a device code (see
-:mod:`broker.web.cli_grants`), so another local process that catches the redirect, or
-reads the device code, gets nothing.
+``RoleArn``, ``AccountAlias``, the broker's ``Region`` and a rotating ``refresh_token``
+that lives as long as the browser sign-in would. Only the holder of the ``code_verifier``
+can redeem a code or a device code (see :mod:`broker.web.cli_grants`), so another local
+process that catches the redirect, or reads the device code, gets nothing.
 
-``/cli/token`` and ``POST /cli/device`` take no cookie (the proof is in the body) and are
-exempt from the CSRF middleware for that reason; the two approval forms are not.
+``/cli/token``, ``/cli/revoke`` and ``POST /cli/device`` take no cookie (the proof is in
+the body) and are exempt from the CSRF middleware for that reason; the two approval forms
+are not.
 """
 
 from __future__ import annotations
@@ -44,8 +55,10 @@ from starlette.routing import Route
 from broker.clock import Clock, iso8601
 from broker.errors import StsError
 from broker.store import Store
+from broker.sts.engine import RequestInfo
 from broker.web.cli_grants import (
     DEVICE_KEY,
+    Approval,
     CliGrants,
     Grant,
     GrantError,
@@ -91,6 +104,7 @@ _STATE = re.compile(r"[A-Za-z0-9_-]{16,128}", re.ASCII)
 _PROVIDER = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}", re.ASCII)
 _ROLE = re.compile(r"arn:aws:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}", re.ASCII)
 _DURATION = re.compile(r"[0-9]{1,6}", re.ASCII)
+_ALL_ROLES = re.compile(r"1|true", re.ASCII)
 _TYPED_USER_CODE = re.compile(r"[A-Za-z -]{1,16}", re.ASCII)
 """What a person may type; :func:`normalize_user_code` then decides."""
 
@@ -110,6 +124,8 @@ class LoopbackRequest:
     role: str
     """"" lets the person choose on the confirmation page."""
     duration: int
+    every_role: bool = False
+    """``all_roles=1``: every role of the sign-in, one answer each (``login --all``)."""
 
     def query(self) -> str:
         """The canonical query string: only characters ``safe_return_to`` accepts."""
@@ -118,6 +134,8 @@ class LoopbackRequest:
             params["provider"] = self.provider
         if self.role:
             params["role"] = self.role
+        if self.every_role:
+            params["all_roles"] = "1"
         params["duration"] = str(self.duration)
         return urlencode(params)
 
@@ -157,6 +175,15 @@ def _challenge(params: Mapping[str, list[str]]) -> str:
     return challenge
 
 
+def _roles_wanted(params: Mapping[str, list[str]]) -> tuple[str, bool]:
+    """(``role``, ``all_roles``): one role, every role, or "" and False (choose on the page)."""
+    role = _one(params, "role", _ROLE)
+    every_role = bool(_one(params, "all_roles", _ALL_ROLES))
+    if role and every_role:
+        raise _BadRequest("give role or all_roles, not both")
+    return role, every_role
+
+
 def parse_loopback(params: Mapping[str, list[str]]) -> LoopbackRequest:
     """The ``/cli/authorize`` parameters, all checked; _BadRequest names the first bad one."""
     port = _one(params, "port", _PORT)
@@ -166,13 +193,15 @@ def parse_loopback(params: Mapping[str, list[str]]) -> LoopbackRequest:
     state = _one(params, "state", _STATE)
     if not state:
         raise _BadRequest("state is missing")
+    role, every_role = _roles_wanted(params)
     return LoopbackRequest(
         port=int(port),
         challenge=challenge,
         state=state,
         provider=_one(params, "provider", _PROVIDER),
-        role=_one(params, "role", _ROLE),
+        role=role,
         duration=_duration(_one(params, "duration", _DURATION)),
+        every_role=every_role,
     )
 
 
@@ -197,7 +226,8 @@ def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse
 
 
 class CliRoutes:
-    """``/cli/authorize``, ``/cli/device``, ``/cli/device/approve`` and ``/cli/token``."""
+    """``/cli/authorize``, ``/cli/device``, ``/cli/device/approve``, ``/cli/token`` and
+    ``/cli/revoke``."""
 
     def __init__(
         self,
@@ -207,6 +237,7 @@ class CliRoutes:
         store: Store,
         clock: Clock,
         public_url: str,
+        region: str,
     ) -> None:
         self._chooser = chooser
         self._sessions = sessions
@@ -214,6 +245,8 @@ class CliRoutes:
         self._clock = clock
         self._grants = CliGrants(store, clock)
         self._public_url = public_url.rstrip("/")
+        self._region = region
+        """The broker's region: the CLI writes it into the profiles (``region = ...``)."""
 
     def routes(self) -> list[Route]:
         return [
@@ -223,6 +256,7 @@ class CliRoutes:
             Route("/cli/device", self.device_start, methods=["POST"]),
             Route("/cli/device/approve", self.device_decide, methods=["POST"]),
             Route("/cli/token", self.token, methods=["POST"]),
+            Route("/cli/revoke", self.revoke, methods=["POST"]),
         ]
 
     # ------------------------------------------------------------------ browser pages
@@ -238,6 +272,35 @@ class CliRoutes:
         ends_at = session.created_at + self._sessions.absolute_seconds
         return Grant(signed_in, role, duration, ends_at, self._sessions.key_of(session))
 
+    def _approval(
+        self,
+        session: Session,
+        signed_in: SignedIn,
+        request: Request,
+        form: Mapping[str, str],
+        *,
+        every_role: bool,
+    ) -> Approval | Response:
+        """The grants an Approve click makes: the chosen role, or every role offered (each
+        with the chosen duration, capped at that role's maximum)."""
+        if not every_role:
+            chosen = self._chosen(signed_in, request, form)
+            if isinstance(chosen, Response):
+                return chosen
+            role, duration = chosen
+            return Approval((self._grant(session, signed_in, role.arn, duration),))
+        roles = self._offer(signed_in, request, "")
+        if isinstance(roles, Response):
+            return roles
+        raw = form.get("duration", "")
+        if not _DURATION.fullmatch(raw):
+            return _bad_form("Choose a session duration.")
+        grants = tuple(
+            self._grant(session, signed_in, r.arn, max(MIN_DURATION, min(int(raw), r.max_duration)))
+            for r in roles
+        )
+        return Approval(grants, every_role=True)
+
     async def authorize(self, request: Request) -> Response:
         """The confirmation page (after a sign-in when the browser has no session)."""
         try:
@@ -251,20 +314,24 @@ class CliRoutes:
         roles = self._offer(signed_in, request, wanted.role)
         if isinstance(roles, Response):
             return roles
+        hidden = {
+            "csrf_token": self._sessions.csrf_token(session),
+            "port": str(wanted.port),
+            "code_challenge": wanted.challenge,
+            "state": wanted.state,
+        }
+        if wanted.every_role:
+            hidden["all_roles"] = "1"
         return page(
             "cli_confirm.html",
             action="/cli/authorize",
             **page_header(self._sessions, current),
             roles=roles,
+            every_role=wanted.every_role,
             durations=_durations(roles, wanted.duration),
             port=wanted.port,
             user_code="",
-            hidden={
-                "csrf_token": self._sessions.csrf_token(session),
-                "port": str(wanted.port),
-                "code_challenge": wanted.challenge,
-                "state": wanted.state,
-            },
+            hidden=hidden,
         )
 
     async def approve(self, request: Request) -> Response:
@@ -282,15 +349,15 @@ class CliRoutes:
         session, signed_in = current
         if form.get("decision") == "deny":
             return RedirectResponse(wanted.callback(error="access_denied"), 303)
-        chosen = self._chosen(signed_in, request, form)
-        if isinstance(chosen, Response):
-            return chosen
-        role, duration = chosen
-        code = await self._grants.issue_code(
-            wanted.challenge,
-            self._grant(session, signed_in, role.arn, duration),
+        approval = self._approval(session, signed_in, request, form, every_role=wanted.every_role)
+        if isinstance(approval, Response):
+            return approval
+        code = await self._grants.issue_code(wanted.challenge, approval)
+        log.info(
+            "CLI login approved for %s as %s",
+            signed_in.display_name,
+            ", ".join(g.role_arn for g in approval.grants),
         )
-        log.info("CLI login approved for %s as %s", signed_in.display_name, role.arn)
         return RedirectResponse(wanted.callback(code=code), 303)
 
     async def device_page(self, request: Request) -> Response:
@@ -338,6 +405,7 @@ class CliRoutes:
             action="/cli/device/approve",
             **page_header(self._sessions, current),
             roles=roles,
+            every_role=pending.every_role,
             durations=_durations(roles, pending.duration),
             port=None,
             user_code=display_user_code(pending.user_code),
@@ -360,24 +428,23 @@ class CliRoutes:
         if current is None:
             return _signed_out()
         session, signed_in = current
-        grant: Grant | None = None
+        pending = await self._grants.pending(device)
+        if pending is None:
+            return _already_decided()
+        approval: Approval | None = None
         if form.get("decision") != "deny":
-            chosen = self._chosen(signed_in, request, form)
-            if isinstance(chosen, Response):
-                return chosen
-            role, duration = chosen
-            grant = self._grant(session, signed_in, role.arn, duration)
-        if not await self._grants.decide_device(device, grant):
-            return error_page(
-                409,
-                "Nothing to approve",
-                "This request was already approved or denied, or it expired.",
-                "already_decided",
+            decided = self._approval(
+                session, signed_in, request, form, every_role=pending.every_role
             )
+            if isinstance(decided, Response):
+                return decided
+            approval = decided
+        if not await self._grants.decide_device(device, approval):
+            return _already_decided()
         return page(
             "cli_done.html",
-            approved=grant is not None,
-            role=grant.role_arn if grant else "",
+            approved=approval is not None,
+            roles=[g.role_arn for g in approval.grants] if approval else [],
             **page_header(self._sessions, current),
         )
 
@@ -443,12 +510,12 @@ class CliRoutes:
         try:
             params = _form_params(form)
             challenge = _challenge(params)
-            role = _one(params, "role", _ROLE)
+            role, every_role = _roles_wanted(params)
             duration = _duration(_one(params, "duration", _DURATION))
             provider = _one(params, "provider", _PROVIDER)
         except _BadRequest as exc:
             return oauth_error("invalid_request", str(exc))
-        started = await self._grants.start_device(challenge, role, duration)
+        started = await self._grants.start_device(challenge, role, duration, every_role=every_role)
         user_code = display_user_code(started.user_code)
         complete = {"user_code": user_code, **({"provider": provider} if provider else {})}
         return JSONResponse(
@@ -473,51 +540,98 @@ class CliRoutes:
         family: str | None = None
         try:
             if grant_type == "authorization_code":
-                grant = await self._grants.redeem_code(
+                approval = await self._grants.redeem_code(
                     form.get("code", ""), form.get("code_verifier", "")
                 )
             elif grant_type == DEVICE_GRANT:
-                grant = await self._grants.poll_device(
+                approval = await self._grants.poll_device(
                     form.get("device_code", ""), form.get("code_verifier", "")
                 )
             elif grant_type == "refresh_token":
                 grant, family = await self._grants.redeem_refresh(form.get("refresh_token", ""))
+                approval = Approval((grant,))
             elif not grant_type:
                 return oauth_error("invalid_request", "grant_type is missing")
             else:
                 return oauth_error("unsupported_grant_type", "this grant type is not supported")
         except GrantError as exc:
             return oauth_error(exc.error, exc.description)
-        if await self._sessions.signed_out(grant.browser):
+        # Every grant of one approval comes from the same browser session.
+        if await self._sessions.signed_out(approval.grants[0].browser):
             return oauth_error(
                 "invalid_grant",
                 "you signed out of the broker in the browser this login came from; "
                 "run sts-broker login again",
             )
-        return await self._mint(request, grant, family)
-
-    async def _mint(self, request: Request, grant: Grant, family: str | None) -> Response:
         info = self._chooser.request_info(request)
-        try:
-            result = await self._chooser.assume(
-                grant.signed_in, grant.role_arn, grant.duration, info
-            )
-        except StsError as exc:
-            if exc.status >= 500 or exc.code == "Throttling":
-                # Upstream STS is down or busy: the grant is still good, try again later.
-                return oauth_error(
-                    "temporarily_unavailable", f"{exc.code}: {exc.message}", exc.status
+        if not approval.every_role:
+            try:
+                body = await self._mint(info, approval.grants[0], family)
+            except StsError as exc:
+                return _refused(exc)
+            return _no_store(body)
+        logins: list[dict[str, Any]] = []
+        for grant in approval.grants:
+            try:
+                logins.append(await self._mint(info, grant, None))
+            except StsError as exc:
+                logins.append(
+                    {
+                        "RoleArn": grant.role_arn,
+                        "error": _refusal_code(exc),
+                        "error_description": f"{exc.code}: {exc.message}",
+                    }
                 )
-            # The trust policy, the role or the sign-in's bounds changed since approval.
-            return oauth_error("invalid_grant", f"{exc.code}: {exc.message}")
+        return _no_store({"Version": 1, "Region": self._region, "Logins": logins})
+
+    async def _mint(self, info: RequestInfo, grant: Grant, family: str | None) -> dict[str, Any]:
+        """Credentials for one grant and its next refresh token; StsError when refused."""
+        result = await self._chooser.assume(grant.signed_in, grant.role_arn, grant.duration, info)
         refresh = await self._grants.issue_refresh(grant, family)
-        return JSONResponse(
-            credentials_body(result, grant, refresh),
-            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
-        )
+        body = credentials_body(result, grant, refresh)
+        body["AccountAlias"] = self._chooser.account_alias(grant.role_arn)
+        body["Region"] = self._region
+        return body
+
+    async def revoke(self, request: Request) -> Response:
+        """RFC 7009 token revocation: ends the refresh chain of ``token``."""
+        form = await read_form(request, _MAX_FORM_BYTES)
+        if form is None:
+            return oauth_error("invalid_request", "send a urlencoded form, each field once")
+        token = form.get("token", "")
+        if not token:
+            return oauth_error("invalid_request", "token is missing")
+        if await self._grants.revoke_refresh(token):
+            log.info("CLI login revoked by its refresh token")
+        return _no_store({})
 
 
-_LOOP = ("port", "code_challenge", "code_challenge_method", "state", "role", "duration")
+def _refusal_code(error: StsError) -> str:
+    """``temporarily_unavailable`` when upstream STS (or the store) is down or busy: the
+    grant is still good, try again later; else ``invalid_grant``: the trust policy, the
+    role or the sign-in's bounds changed since approval."""
+    return (
+        "temporarily_unavailable"
+        if error.status >= 500 or error.code == "Throttling"
+        else ("invalid_grant")
+    )
+
+
+def _refused(error: StsError) -> JSONResponse:
+    code = _refusal_code(error)
+    status = error.status if code == "temporarily_unavailable" else 400
+    return oauth_error(code, f"{error.code}: {error.message}", status)
+
+
+_LOOP = (
+    "port",
+    "code_challenge",
+    "code_challenge_method",
+    "state",
+    "role",
+    "all_roles",
+    "duration",
+)
 """The form fields of the loopback approval that repeat the ``/cli/authorize`` query."""
 
 
@@ -544,6 +658,19 @@ def credentials_body(
 def _durations(roles: list[RoleChoice], wanted: int) -> list[dict[str, Any]]:
     """The duration choices (those the longest offered role allows); ``wanted`` preselected."""
     return duration_options(max(r.max_duration for r in roles), wanted, exact=True)
+
+
+def _no_store(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _already_decided() -> Response:
+    return error_page(
+        409,
+        "Nothing to approve",
+        "This request was already approved or denied, or it expired.",
+        "already_decided",
+    )
 
 
 def _signed_out() -> Response:

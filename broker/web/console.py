@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from broker.clock import Clock
+from broker.clock import Clock, iso8601
 from broker.directory import Directory
 from broker.iam import Policy
 from broker.identity import SessionClaims, TokenInvalidError, TokenSealer
@@ -65,6 +65,13 @@ _NOT_A_KEY = "console"
 """The access key ID of console claims: never a real key (those start AKIA/ASIA)."""
 _SIGNOUT_CONTEXT = b"sts-broker console sign-out v1\0"
 _MAX_SIGNOUT_FORM = 1024
+
+
+DEFAULT_CREDENTIALS_SECONDS = 3600
+"""The session length of the landing page's "Credentials" (capped at the role's maximum)."""
+
+FormToken = Callable[[Request], Awaitable[str | None]]
+"""The CSRF token of the browser sign-in a request carries, or None without one."""
 
 
 class ConsoleSigninError(Exception):
@@ -100,6 +107,7 @@ class ConsoleFederation:
         # __Host- pins the cookie to this host on https (no Domain, Path=/, Secure).
         self._cookie = "__Host-sts-broker-console" if self._secure else "sts-broker-console"
         self._roles_url: str | None = None
+        self._form_token: FormToken | None = None
 
     def routes(self) -> list[Route]:
         return [
@@ -108,13 +116,17 @@ class ConsoleFederation:
             Route(CONSOLE_LOGOUT_PATH, self.logout, methods=["POST"]),
         ]
 
-    def link_role_picker(self, url: str) -> None:
-        """Offer "Switch role" (to ``url``) on the landing page.
+    def link_role_picker(self, url: str, form_token: FormToken) -> None:
+        """Offer "Switch role" (to ``url``) and "Credentials" on the landing page.
 
         Called by the people pages when they exist: an API-only broker serves the console
-        to custom identity brokers but has no role picker to go back to.
+        to custom identity brokers but has no role picker to go back to. ``form_token``
+        gives the CSRF token of the browser's sign-in, if it has one: then "Credentials"
+        is the role picker's own form for this role (``POST /assume``), else a link to the
+        role picker (a console opened by ``sts-broker console`` has no browser sign-in).
         """
         self._roles_url = url
+        self._form_token = form_token
 
     # -- /federation -------------------------------------------------------------------
 
@@ -311,10 +323,12 @@ class ConsoleFederation:
             if self._cookie in request.cookies:
                 self._clear(response)
             return response
+        form_token = await self._form_token(request) if self._form_token else None
         landing = page(
             "console.html",
             **view,
             roles_url=self._roles_url,
+            credentials_token=form_token,
             signout_token=_signout_token(cookie),
         )
         landing.headers["Cache-Control"] = "no-store"
@@ -356,12 +370,14 @@ class ConsoleFederation:
         """What the landing page shows; None when the principal no longer exists."""
         kind = claims.extra["console"]["kind"]
         policies: tuple[Policy, ...]
+        duration = 0
         if kind == "assumed-role":
             principal = f"arn:aws:iam::{claims.account}:role{claims.principal_path}"
             role = self._directory.role(principal + claims.principal_name)
             if role is None:
                 return None
             principal, policies = role.arn, role.policies
+            duration = min(DEFAULT_CREDENTIALS_SECONDS, role.max_session_duration)
         else:
             user = self._directory.users.get(claims.source_arn)
             if user is None:
@@ -378,6 +394,8 @@ class ConsoleFederation:
             "account": claims.account,
             "alias": self._directory.aliases.get(claims.account, ""),
             "expires": utc_text(claims.expires_at),
+            "expires_iso": iso8601(claims.expires_at),
+            "credentials_duration": duration,
             "policies": [_render(policy) for policy in policies],
             "session_limited": limited,
             "session_policy_arns": list(claims.policy_arns),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from starlette.responses import HTMLResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.templating import Jinja2Templates
 
 _HERE = Path(__file__).parent
@@ -22,4 +23,33 @@ def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 def error_page(status: int, title: str, message: str, code: str = "") -> HTMLResponse:
     """A refusal a person can read; ``message`` must already be safe to show."""
-    return page("error.html", status, title=title, message=message, code=code)
+    return page("error.html", status, status_code=status, title=title, message=message, code=code)
+
+
+_PATH_SHOWN = 120
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """404 (and 405) for a path no route serves: a page for browsers, plain text for the rest.
+
+    Only a browser asking for HTML gets the page; an SDK or ``curl`` keeps Starlette's short
+    text answer, and the STS API's own errors never come here.
+    """
+    status = getattr(exc, "status_code", 404)
+    if "text/html" not in request.headers.get("accept", ""):
+        return PlainTextResponse("Not Found" if status == 404 else "Method Not Allowed", status)
+    path = request.url.path
+    shown = path if len(path) <= _PATH_SHOWN else path[:_PATH_SHOWN] + "..."
+    if status == 405:
+        return error_page(
+            405,
+            "Not here",
+            f"{shown} does not answer {request.method} requests.",
+            "MethodNotAllowed",
+        )
+    return error_page(
+        404,
+        "Page not found",
+        f"There is no page at {shown}. Sign in to choose a role, or check the address.",
+        "NotFound",
+    )

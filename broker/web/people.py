@@ -131,13 +131,19 @@ class PeopleRoutes:
         self._chooser = chooser
         self._console = console
         self._upstream = upstream
-        console.link_role_picker("/roles")
+        console.link_role_picker("/roles", self._form_token)
         self._public_url = config.public_url.rstrip("/")
+        self._region = config.region
         self._choices = login_choices(config)
         self._labels = {name: p.label for name, p in config.login.providers.items()}
         cookies = sessions.cookies
         # Not a secret and not the session: just which button to put first.
         self._last_cookie = f"{cookies.session_name}-last-login"
+
+    async def _form_token(self, request: Request) -> str | None:
+        """The CSRF token of this browser's sign-in (for the console's Credentials form)."""
+        current = await load_signed_in(self._sessions, request)
+        return self._sessions.csrf_token(current[0]) if current is not None else None
 
     def routes(self) -> list[Route]:
         return [
@@ -297,7 +303,11 @@ class PeopleRoutes:
             expires_utc=utc_text(expires),
             console_url=console_url,
             snippets=credential_snippets(
-                credentials, public_url=self._public_url, profile=profile, role_arn=choice.arn
+                credentials,
+                public_url=self._public_url,
+                profile=profile,
+                role_arn=choice.arn,
+                region=self._region,
             ),
             **page_header(self._sessions, current),
         )

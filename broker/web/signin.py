@@ -253,6 +253,11 @@ class RoleChooser:
             info=info,
         )
 
+    def account_alias(self, role_arn: str) -> str:
+        """The alias of the account ``role_arn`` is in ("" without one)."""
+        account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
+        return self._directory.aliases.get(account, "")
+
     def _candidates(self, identity: FederatedIdentity) -> Sequence[Role]:
         if identity.roles is not None:
             return [r for arn in identity.roles if (r := self._directory.role(arn)) is not None]

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -148,13 +149,27 @@ def shot(screenshots_folder: Path, request: pytest.FixtureRequest) -> Screenshot
     return Screenshots(screenshots_folder, request.node.name)
 
 
-@pytest.fixture
-def page(browser: Browser, shot: Screenshots, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A page in a fresh browser context (no cookies), laptop-sized unless the test is
-    marked ``@pytest.mark.viewport(width, height)``."""
-    marker = request.node.get_closest_marker("viewport")
-    width, height = marker.args if marker else (1100, 800)
-    context = browser.new_context(viewport={"width": width, "height": height})
+DESKTOP = (1100, 800)
+PHONE = (375, 740)
+SIZES = {"desktop": DESKTOP, "phone": PHONE}
+"""The two widths every new page is looked at (and photographed) in."""
+
+
+@contextmanager
+def open_page(
+    browser: Browser,
+    shot: Screenshots,
+    request: pytest.FixtureRequest,
+    size: tuple[int, int],
+    *,
+    javascript: bool = True,
+) -> Iterator[Page]:
+    """A page in a fresh browser context (no cookies) of ``size``; a failing test's last
+    page is saved as a screenshot."""
+    width, height = size
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, java_script_enabled=javascript
+    )
     # Were a redirect ever to leave the broker for evil.example, it lands on this page
     # (checked by URL in the tests) instead of waiting on DNS.
     context.route(
@@ -170,6 +185,24 @@ def page(browser: Browser, shot: Screenshots, request: pytest.FixtureRequest) ->
         if report is not None and report.failed and not tab.is_closed():
             shot(tab, "failed")
         context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, shot: Screenshots, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page in a fresh browser context (no cookies), laptop-sized unless the test is
+    marked ``@pytest.mark.viewport(width, height)``."""
+    marker = request.node.get_closest_marker("viewport")
+    with open_page(browser, shot, request, marker.args if marker else DESKTOP) as tab:
+        yield tab
+
+
+@pytest.fixture(params=sorted(SIZES))
+def sized_page(
+    browser: Browser, shot: Screenshots, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """:func:`page`, once at desktop and once at phone width (the test id says which)."""
+    with open_page(browser, shot, request, SIZES[request.param]) as tab:
+        yield tab
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

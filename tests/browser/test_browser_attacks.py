@@ -85,7 +85,7 @@ def test_cross_origin_form_post_to_assume_is_refused(
     expect(page.get_by_role("heading", name="Request refused")).to_be_visible()
     page.wait_for_load_state()
     assert "system-ui" in page.evaluate("getComputedStyle(document.body).fontFamily")
-    expect(page.get_by_role("link", name="Back to sign-in")).to_be_visible()
+    expect(page.get_by_role("link", name="Sign in", exact=True)).to_be_visible()
     assert "AWS_SECRET_ACCESS_KEY" not in page.content()
     shot(page, "refused")
     # The refusal costs the victim nothing: the session still works.

@@ -12,29 +12,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Demo, Screenshots
 from tests.browser.flows import ALICE, DEV, pick_user, provider_button, role_arn
-from tests.integration.cli_setup import CliHome, cli_home, read_until, url_in
+from tests.integration.cli_setup import CliHome, read_until, url_in
 
 DEV_ROLE = role_arn(DEV, "Dev")
 DEV_SESSION = f"arn:aws:sts::{DEV}:assumed-role/Dev/alice@example.com"
 """What the demo's Corp SSO makes of alice in Dev (session name = her email)."""
 WAITING = "Waiting for you to approve"
 """The CLI's last line before it blocks on the browser (loopback) or on polling (device)."""
-
-
-@pytest.fixture
-def user(tmp_path: Path) -> Iterator[CliHome]:
-    home = cli_home(tmp_path)
-    yield home
-    home.stop()
 
 
 def _approve(page: Page, shot: Screenshots, step: str) -> None:

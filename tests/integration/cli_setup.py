@@ -149,7 +149,7 @@ def approval_form(page: str, decision: str = "approve") -> dict[str, str]:
         html.unescape(name): html.unescape(value)
         for name, value in re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page)
     }
-    if "role" not in fields:
+    if "role" not in fields and 'class="roles cli-all-roles"' not in page:
         radio = re.search(r'<input type="radio" id="[^"]+" name="role" value="([^"]+)"', page)
         assert radio is not None, page
         fields["role"] = html.unescape(radio.group(1))
@@ -228,6 +228,11 @@ class CliHome:
         return self.root / "aws" / "credentials"
 
     @property
+    def xdg_config(self) -> Path:
+        """``$XDG_CONFIG_HOME``: ``sts-broker configure`` writes ``sts-broker/config`` here."""
+        return self.root / "xdg"
+
+    @property
     def opened(self) -> Path:
         """Where the ``$BROWSER`` script writes each URL it is asked to open."""
         return self.root / "browser-opened.txt"
@@ -259,9 +264,15 @@ class CliHome:
                 proc.kill()
             proc.communicate(timeout=10)
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """``python -m broker ARGS`` to its end, ``stdin`` typed in."""
+        return self.execute([sys.executable, "-m", "broker", *args], stdin)
+
+    def execute(self, command: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """Any command, in this user's environment and folder, to its end."""
         return subprocess.run(
-            [sys.executable, "-m", "broker", *args],
+            command,
+            input=stdin,
             env=self.env,
             cwd=self.root,
             capture_output=True,
@@ -283,15 +294,7 @@ class CliHome:
         """The real AWS CLI (``aws`` next to this Python), in this user's environment."""
         found = shutil.which("aws", path=str(Path(sys.executable).parent))
         assert found, "the AWS CLI is a test dependency (awscli)"
-        return subprocess.run(
-            [found, *args],
-            env=self.env,
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return self.execute([found, *args])
 
 
 def cli_home(root: Path) -> CliHome:
@@ -311,8 +314,23 @@ def cli_home(root: Path) -> CliHome:
         PYTHONPATH=str(ROOT),
     )
     env.pop("STS_BROKER_CONFIG", None)
+    env.pop("STS_BROKER_CLI_CONFIG", None)
+    env["XDG_CONFIG_HOME"] = str(setup.xdg_config)
     setup.env = env
     return setup
+
+
+def logged_in(cli: CliBroker, user: CliHome, profile: str, role: str = READER) -> None:
+    """What a finished ``login --role ROLE --profile PROFILE`` leaves (the real CLI, the
+    browser step done in a signed-in httpx browser)."""
+    proc = user.start("login", "--broker", cli.url, "--role", role, "--profile", profile)
+    url = url_in(read_until(proc, "Waiting for you to approve"), f"{cli.url}/cli/authorize?")
+    with cli.signed_in() as browser:
+        page = browser.get(url)
+        approved = browser.post("/cli/authorize", data=approval_form(page.text))
+        browser.get(approved.headers["location"])
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
 
 
 def read_until(proc: subprocess.Popen[str], marker: str) -> str:

@@ -7,12 +7,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 
 from broker.pkce import challenge_of, new_verifier
 from tests.integration.cli_setup import (
@@ -22,24 +19,9 @@ from tests.integration.cli_setup import (
     CliBroker,
     CliHome,
     approval_form,
-    cli_broker,
-    cli_home,
     read_until,
     url_in,
 )
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliBroker]:
-    with cli_broker(tmp_path_factory.mktemp("cli-login")) as setup:
-        yield setup
-
-
-@pytest.fixture
-def user(tmp_path: Path) -> Iterator[CliHome]:
-    home = cli_home(tmp_path)
-    yield home
-    home.stop()
 
 
 def _login_in_browser(cli: CliBroker, authorize_url: str) -> httpx.Response:
@@ -68,6 +50,13 @@ def test_login_writes_profiles_the_aws_cli_uses_and_credential_process_refreshes
 
     landed = _login_in_browser(cli, url)
     assert landed.status_code == 200 and "Return to your terminal" in landed.text
+    # The CLI's page wears the broker's stylesheet and allows nothing else.
+    assert f'<link rel="stylesheet" href="{cli.url}/static/style.css">' in landed.text
+    assert landed.headers["content-security-policy"] == (
+        f"default-src 'none'; style-src {cli.url}; img-src data:; form-action 'none'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    )
+    assert landed.headers["referrer-policy"] == "no-referrer"
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert f"Signed in as {READER_SESSION}" in err
@@ -138,13 +127,17 @@ def test_login_without_role_lets_the_person_choose_and_print_exports(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     exports = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
-    assert set(exports) == {
+    assert list(exports) == [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
         "AWS_ENDPOINT_URL_STS",
-    }
+    ]
     assert exports["AWS_ENDPOINT_URL_STS"] == f"'{cli.url}'"
+    assert exports["AWS_REGION"] == "'us-east-1'"  # the broker's region
     assert not user.config_file.exists() and not user.credentials_file.exists()
     assert user.cache("pick")["role_arn"] == OPS
 

@@ -523,7 +523,8 @@ def test_credentials_page_blocks_work_in_bash_boto3_and_the_aws_cli(
     assert f"$Env:AWS_SECRET_ACCESS_KEY = '{secret}'" in _block(text, "powershell")
 
     # The two AWS files, pasted as they are: the AWS CLI uses the static keys profile with
-    # no endpoint flag or variable (the [services] section sends STS to the broker).
+    # no endpoint or region flag or variable (the [services] section sends STS to the
+    # broker, the profile carries the broker's region).
     aws = tmp_path / ".aws"
     aws.mkdir()
     (aws / "credentials").write_text(_block(text, "credentials-file") + "\n")
@@ -533,7 +534,6 @@ def test_credentials_page_blocks_work_in_bash_boto3_and_the_aws_cli(
         env={
             "PATH": os.environ["PATH"],
             "HOME": str(tmp_path),
-            "AWS_DEFAULT_REGION": "us-east-1",
         },
         capture_output=True,
         text=True,
@@ -550,7 +550,7 @@ def test_credentials_page_blocks_work_in_bash_boto3_and_the_aws_cli(
         env.setenv("AWS_CONFIG_FILE", str(written / "config"))
         env.setenv("AWS_SHARED_CREDENTIALS_FILE", str(written / "credentials"))
         keys = {"AccessKeyId": key_id, "SecretAccessKey": secret, "SessionToken": token}
-        assert write_profiles("samlreader", people.url, keys) == []
+        assert write_profiles("samlreader", people.url, keys, "us-east-1") == []
     command = "sts-broker credential-process --profile samlreader"
     config = (written / "config").read_text().replace(process_command("samlreader"), command)
     assert _block(text, "config-file") + "\n" == config
@@ -664,3 +664,20 @@ def test_pages_have_no_inline_script_or_style_and_the_assets_are_served(people: 
     assert js.status_code == 200 and "clipboard" in js.text
     css = httpx.get(f"{people.url}/static/style.css")
     assert css.status_code == 200 and "prefers-color-scheme: dark" in css.text
+
+
+def test_an_unknown_path_is_a_page_for_browsers_and_text_for_the_rest(people: People) -> None:
+    browser = httpx.get(f"{people.url}/no/such/page", headers={"Accept": "text/html"})
+    assert browser.status_code == 404
+    assert browser.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in browser.headers
+    assert "<h1>Page not found</h1>" in browser.text
+    assert "There is no page at /no/such/page." in browser.text
+    sdk = httpx.get(f"{people.url}/no/such/page")
+    assert (sdk.status_code, sdk.text) == (404, "Not Found")
+    # The path is shown escaped (and cut), never as markup.
+    evil = httpx.get(f"{people.url}/%3Cscript%3E" + "x" * 300, headers={"Accept": "text/html"})
+    assert "<script>" not in evil.text and "&lt;script&gt;" in evil.text
+    assert "x" * 200 not in evil.text
+    wrong = httpx.get(f"{people.url}/assume", headers={"Accept": "text/html"})
+    assert wrong.status_code == 405 and "/assume does not answer GET requests" in wrong.text

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,26 +16,12 @@ from tests.integration.cli_setup import (
     CliBroker,
     CliHome,
     approval_form,
-    cli_broker,
-    cli_home,
+    logged_in,
     read_until,
     url_in,
 )
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliBroker]:
-    with cli_broker(tmp_path_factory.mktemp("cli-attacks")) as setup:
-        yield setup
-
-
-@pytest.fixture
-def user(tmp_path: Path) -> Iterator[CliHome]:
-    home = cli_home(tmp_path)
-    yield home
-    home.stop()
 
 
 def _error(response: httpx.Response) -> tuple[int, str]:
@@ -364,20 +348,8 @@ def test_device_start_refuses_bad_input(cli: CliBroker) -> None:
 # ---------------------------------------------------------------------- the cache file
 
 
-def _logged_in(cli: CliBroker, user: CliHome, profile: str) -> None:
-    """What a finished login leaves: a cache written by the real code, mode 0600."""
-    proc = user.start("login", "--broker", cli.url, "--role", READER, "--profile", profile)
-    url = url_in(read_until(proc, "Waiting for you to approve"), f"{cli.url}/cli/authorize?")
-    with cli.signed_in() as browser:
-        page = browser.get(url)
-        approved = browser.post("/cli/authorize", data=approval_form(page.text))
-        browser.get(approved.headers["location"])
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-
-
 def test_a_cache_file_readable_by_others_is_refused(cli: CliBroker, user: CliHome) -> None:
-    _logged_in(cli, user, "shared")
+    logged_in(cli, user, "shared")
     assert user.run("credential-process", "--profile", "shared").returncode == 0
     user.cache_file("shared").chmod(0o644)
     done = user.run("credential-process", "--profile", "shared")
@@ -393,7 +365,7 @@ def test_a_cache_file_readable_by_others_is_refused(cli: CliBroker, user: CliHom
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
 def test_a_cache_owned_by_another_user_is_refused(cli: CliBroker, user: CliHome) -> None:
     """A cache file (or directory) another account owns may have been planted or read."""
-    _logged_in(cli, user, "theirs")
+    logged_in(cli, user, "theirs")
     nobody = 65534
     os.chown(user.cache_file("theirs"), nobody, nobody)
     done = user.run("credential-process", "--profile", "theirs")
@@ -409,7 +381,7 @@ def test_a_cache_owned_by_another_user_is_refused(cli: CliBroker, user: CliHome)
 
 
 def test_a_symlinked_cache_file_is_refused(cli: CliBroker, user: CliHome) -> None:
-    _logged_in(cli, user, "real")
+    logged_in(cli, user, "real")
     planted = user.cache_file("planted")
     os.symlink(user.cache_file("real"), planted)
     done = user.run("credential-process", "--profile", "planted")

@@ -36,7 +36,7 @@ accounts:
   "111111111111":
     roles:
       Dev:
-        trust_policy: {Version: "2012-10-17", Statement: []}
+        trust_policy: {Statement: {Effect: Allow, Principal: "*", Action: "sts:*"}}
 """
 
 
@@ -66,7 +66,7 @@ def one_problem(text: str, environ: dict[str, str] | None = None) -> str:
 def with_role(role_body: str) -> str:
     """MINIMAL with the Dev role's body replaced (indented under it)."""
     return MINIMAL.replace(
-        '        trust_policy: {Version: "2012-10-17", Statement: []}\n',
+        '        trust_policy: {Statement: {Effect: Allow, Principal: "*", Action: "sts:*"}}\n',
         textwrap.indent(textwrap.dedent(role_body), " " * 8),
     )
 
@@ -173,7 +173,9 @@ def test_problem_for_a_config_built_in_code_has_no_line() -> None:
 def test_yaml_syntax_error_reports_file_and_line() -> None:
     text = "public_url: http://h\naccounts:\n  a: [1, 2\n  b: 3\n"
     assert one_problem(text) == (
-        "c.yaml:4: expected ',' or ']', but got ':' (while parsing a flow sequence)"
+        "c.yaml:4: YAML syntax error: YAML expected ',' or ']' to go on with the '[' opened "
+        "at line 3, column 6. Hint: close the '[', and quote values that contain ':' or ',' "
+        "(the rest of the file is checked once this is fixed)"
     )
 
 
@@ -204,7 +206,7 @@ def test_merge_keys_are_refused_but_anchors_work() -> None:
       "111111111111":
         roles:
           A:
-            trust_policy: &trust {Version: "2012-10-17", Statement: []}
+            trust_policy: &trust {Statement: {Effect: Allow, Principal: "*", Action: "sts:*"}}
           B:
             trust_policy: *trust
           C:
@@ -258,7 +260,7 @@ def test_empty_file_non_mapping_missing_file_and_bad_encoding() -> None:
 
 def test_max_session_duration_out_of_range() -> None:
     text = with_role("""\
-        trust_policy: {Version: "2012-10-17", Statement: []}
+        trust_policy: {Statement: {Effect: Allow, Principal: "*", Action: "sts:*"}}
         max_session_duration: 99999
     """)
     assert one_problem(text) == (
@@ -277,7 +279,7 @@ def test_integer_of_the_wrong_type() -> None:
 
 def test_unknown_key_suggests_the_close_one() -> None:
     text = with_role("""\
-        trust_policy: {Version: "2012-10-17", Statement: []}
+        trust_policy: {Statement: {Effect: Allow, Principal: "*", Action: "sts:*"}}
         max_sesion_duration: 7200
     """)
     assert one_problem(text) == (
@@ -514,6 +516,9 @@ def test_policy_documents_accept_json_strings_and_refuse_other_types() -> None:
           listy: [1, 2]
     """)
     assert problems(text) == [
+        # A policy given as a JSON string is checked too (at the line of its key).
+        "c.yaml:6: accounts.111111111111.roles.Dev.trust_policy.Statement: malformed policy: "
+        "Syntax errors in policy. Statement must be an object or a non-empty list of objects.",
         "c.yaml:8: accounts.111111111111.roles.Dev.policies.broken: "
         "is a string but not JSON (Expecting value at column 13)",
         "c.yaml:9: accounts.111111111111.roles.Dev.policies.listy: "
@@ -525,7 +530,7 @@ def test_policy_documents_accept_json_strings_and_refuse_other_types() -> None:
 
 def test_tags_values_must_be_short_strings() -> None:
     text = with_role(f"""\
-        trust_policy: {{Version: "2012-10-17", Statement: []}}
+        trust_policy: {{Statement: {{Effect: Allow, Principal: "*", Action: "sts:*"}}}}
         tags:
           team: 1
           long: "{"v" * 257}"
@@ -543,7 +548,7 @@ def test_tags_values_must_be_short_strings() -> None:
 
 def test_description_limit_and_type_errors() -> None:
     text = with_role(f"""\
-        trust_policy: {{Version: "2012-10-17", Statement: []}}
+        trust_policy: {{Statement: {{Effect: Allow, Principal: "*", Action: "sts:*"}}}}
         description: "{"d" * 1001}"
         policies: []
         managed_policies: {{}}
@@ -740,7 +745,7 @@ def test_oidc_jwks_file_is_relative_to_the_config_and_must_exist(tmp_path: Path)
     assert provider.jwks_file == str(tmp_path / "keys.json")
     missing = text.replace("keys.json", "gone.json")
     assert "oidc_providers[0].jwks_file: file not found: " in one_problem(missing)
-    both = text.replace("}\n", ", jwks_uri: 'https://idp.example.com/k'}\n")
+    both = text.replace("keys.json}\n", "keys.json, jwks_uri: 'https://idp.example.com/k'}\n")
     assert one_problem(both) == (
         "c.yaml:8: accounts.111111111111.oidc_providers[0]: set jwks_uri or jwks_file, not both"
     )
@@ -871,10 +876,11 @@ def test_access_key_ids_are_unique_across_the_file() -> None:
 def test_referenced_managed_policy_must_exist() -> None:
     text = (
         with_role("""\
-        trust_policy: {Version: "2012-10-17", Statement: []}
+        trust_policy: {Statement: {Effect: Allow, Principal: "*", Action: "sts:*"}}
         managed_policies: [ReadOnly, service-role/Lambda]
     """)
-        + 'managed_policies:\n  service-role/Lambda: {Version: "2012-10-17"}\n'
+        + "managed_policies:\n  service-role/Lambda:\n"
+        + '    {Version: "2012-10-17", Statement: {Effect: Allow, Action: "*", Resource: "*"}}\n'
     )
     assert one_problem(text) == (
         "c.yaml:7: accounts.111111111111.roles.Dev.managed_policies[0]: "
@@ -946,7 +952,8 @@ def test_missing_variable_names_key_and_variable() -> None:
 
 def test_substituted_value_cannot_inject_yaml_or_more_substitution() -> None:
     evil = "x\n  admin: true\n${OTHER}"
-    text = with_role('trust_policy: {Version: "2012-10-17", Statement: []}\ndescription: ${D}\n')
+    trust = 'trust_policy: {Statement: {Effect: Allow, Principal: "*", Action: "sts:*"}}\n'
+    text = with_role(trust + "description: ${D}\n")
     config = load_config(write(text), environ={"D": evil, "OTHER": "expanded"})
     assert config.accounts["111111111111"].roles["Dev"].description == evil
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker.iam import MalformedPolicyError, PolicyKind, parse_policy
+from broker.iam import MalformedPolicyError, PolicyKind, parse_policy, policy_problems
 
 GRAMMAR = "reference_policies_grammar.html"
 ELEMENTS = "reference_policies_elements.html"
@@ -669,3 +669,85 @@ def test_deeply_nested_json_refuses() -> None:
     with pytest.raises(MalformedPolicyError) as caught:
         parse_policy("[" * 100_000 + "]" * 100_000, kind="session")
     assert caught.value.reason == "Syntax errors in policy."
+
+
+# --------------------------------------------------------------------- every mistake, placed
+
+
+def test_every_mistake_is_reported_with_its_place_and_the_first_is_the_reason() -> None:
+    document = {
+        "Version": "2012-10-17",
+        "Statment": [],
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole"},
+            {
+                "Sid": "bad-sid",
+                "Effect": "Permit",
+                "Principal": {"AWS": ["111111111111", "not-an-arn"], "Martian": "x"},
+                "Action": ["sts:AssumeRole", "AssumeRole"],
+                "Resource": ["*", "bucket"],
+                "Condition": {
+                    "StringEqualz": {"aws:username": "a"},
+                    "StringEquals": {"nokey": "a", "aws:PrincipalTag/x": []},
+                    "NumericLessThan": {"aws:EpochTime": "soon"},
+                },
+            },
+            "not an object",
+        ],
+    }
+    with pytest.raises(MalformedPolicyError) as caught:
+        parse_policy(document, kind="trust")
+    found = [(p.path, p.reason) for p in caught.value.problems]
+    assert found == [
+        (("Statment",), f"{SYNTAX} Unknown field Statment."),
+        (("Statement", 0), "Missing required field Principal."),
+        (("Statement", 1, "Sid"), "Statement IDs (SID) must be alpha-numeric."),
+        (("Statement", 1, "Effect"), "Invalid effect: Permit."),
+        (("Statement", 1, "Action", 1), f"{VENDOR} Invalid action: AssumeRole."),
+        (
+            ("Statement", 1, "Principal", "AWS", 1),
+            'Invalid principal in policy: "AWS":"not-an-arn"',
+        ),
+        (("Statement", 1, "Principal", "Martian"), "Invalid principal in policy: Martian"),
+        (("Statement", 1, "Resource", 1), 'Resource bucket must be in ARN format or "*".'),
+        (
+            ("Statement", 1, "Condition", "StringEqualz"),
+            "Unknown condition operator: StringEqualz",
+        ),
+        (
+            ("Statement", 1, "Condition", "StringEquals", "nokey"),
+            f"{VENDOR} Invalid condition key: nokey.",
+        ),
+        (
+            ("Statement", 1, "Condition", "StringEquals", "aws:PrincipalTag/x"),
+            f"{SYNTAX} Empty value list for aws:PrincipalTag/x.",
+        ),
+        (
+            ("Statement", 1, "Condition", "NumericLessThan", "aws:EpochTime"),
+            "Invalid number value for NumericLessThan on aws:EpochTime: soon.",
+        ),
+        (("Statement", 2), f"{SYNTAX} Each Statement must be an object."),
+    ]
+    # AWS names one mistake: the first, as before this parser reported them all.
+    assert caught.value.reason == f"{SYNTAX} Unknown field Statment."
+
+
+def test_a_single_statement_object_is_placed_under_statement() -> None:
+    document = {"Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "bucket"}}
+    with pytest.raises(MalformedPolicyError) as caught:
+        parse_policy(document, kind="identity")
+    assert [p.path for p in caught.value.problems] == [("Statement", "Resource")]
+
+
+def test_duplicate_sids_are_placed_at_the_second_one() -> None:
+    one = {"Sid": "A", **ALLOW_ALL}
+    with pytest.raises(MalformedPolicyError) as caught:
+        parse_policy(_doc(one, ALLOW_ALL, one), kind="identity")
+    assert [(p.path, p.reason) for p in caught.value.problems] == [
+        (("Statement", 2, "Sid"), "Statement IDs (SID) in a single policy must be unique.")
+    ]
+
+
+def test_policy_problems_is_empty_for_a_good_policy() -> None:
+    assert policy_problems(_doc(ALLOW_ALL), kind="identity") == []
+    assert [p.path for p in policy_problems('{"Statement": [', kind="identity")] == [()]

@@ -69,6 +69,22 @@ function setupFilter() {
   });
 }
 
+// Shell tabs: the choice is remembered (the tabs themselves are radio buttons and CSS).
+function setupShellTabs() {
+  const tabs = document.querySelectorAll("input[name=shell]");
+  if (!tabs.length) return;
+  const key = "sts-broker-shell";
+  let saved = null;
+  try { saved = localStorage.getItem(key); } catch (err) { return; }
+  for (const tab of tabs) {
+    if (tab.value === saved) tab.checked = true;
+    tab.addEventListener("change", () => {
+      try { localStorage.setItem(key, tab.value); } catch (err) { /* private mode */ }
+    });
+  }
+}
+
 setupCopy();
 setupCountdown();
 setupFilter();
+setupShellTabs();
