@@ -109,7 +109,14 @@ def test_rediss_with_the_private_ca_claims_once(tls_redis: RedisServer) -> None:
     assert tls_redis.tls is not None and tls_redis.url.startswith("rediss://")
 
     async def run() -> None:
-        store = RedisStore(tls_redis.url, key_prefix="tls1:", tls_ca_file=str(tls_redis.tls.ca))
+        # A TLS handshake on a loaded 2-core machine can take longer than the 0.5 s default.
+        store = RedisStore(
+            tls_redis.url,
+            key_prefix="tls1:",
+            tls_ca_file=str(tls_redis.tls.ca),
+            connect_timeout=5,
+            timeout=5,
+        )
         try:
             assert await store.claim("replay", "assertion-1", 30)
             assert not await store.claim("replay", "assertion-1", 30)

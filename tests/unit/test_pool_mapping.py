@@ -372,7 +372,7 @@ def _load(tmp_path: Path, pool: dict[str, Any], **account: Any) -> BrokerConfig:
         "accounts": {
             ACCOUNT: {
                 "oidc_providers": [{"url": "https://idp.example.com", "client_ids": ["c"]}],
-                "roles": {"Sales": {"trust_policy": {"Statement": []}}},
+                "roles": {"Sales": {"trust_policy": _aws_trust(POOL)}},
                 "identity_pools": {POOL: {"name": "Test", **pool}},
                 **account,
             }
