@@ -11,26 +11,31 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from broker import __version__
 from broker.authz import AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
-from broker.config import BrokerConfig, ConfigCheck, load_config
+from broker.config import BrokerConfig, ConfigCheck, ConfigError, listen_address, load_config
 from broker.demo import demo_middleware
 from broker.directory import Directory
 from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
-from broker.store import Store, open_store
+from broker.observability import AuditTrail, open_sinks
+from broker.observability.http import RequestMetrics
+from broker.observability.metrics import mark_process_up, multiprocess_dir, worker_exit
+from broker.store import MeteredStore, Store, open_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
 from broker.sts.model import StsModel
 from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
+from broker.web.admin import AdminRoutes, ListenerRouter
+from broker.web.audit import BrowserAudit
 from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
 from broker.web.console import ConsoleFederation
@@ -53,6 +58,32 @@ CSRF_EXEMPT = {
     "/console/logout": "console may have no browser session: checks Origin and its own token",
 }
 """Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
+
+
+ROUTE_FAMILIES = {
+    "/": "pages",
+    "/sts": "sts",
+    "/roles": "pages",
+    "/assume": "pages",
+    "/logout": "pages",
+    "/federation": "console",
+    "/healthz": "admin",
+    "/readyz": "admin",
+    "/metrics": "admin",
+}
+"""Exact path -> the ``action`` label of requests that name no STS action (metrics)."""
+ROUTE_PREFIXES = (
+    ("/saml/", "saml"),
+    ("/oidc/", "oidc"),
+    ("/cli/", "cli"),
+    ("/console", "console"),
+    ("/authz/", "authz"),
+    ("/.well-known/", "issuer"),
+    ("/login/", "pages"),
+    ("/static/", "static"),
+    ("/_demo/", "demo"),
+)
+"""Path prefix -> route family, for paths :data:`ROUTE_FAMILIES` does not list."""
 
 
 CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems,)
@@ -91,10 +122,9 @@ def create_app(
     keys = token_keys(config)
     sealer = TokenSealer(keys)
     messages = AuthorizationMessages(keys, clock=clock)
-    state = store or open_store(config.state, clock)
-
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__})
+    state = MeteredStore(store or open_store(config.state, clock))
+    trail = audit_trail(config, clock)
+    audit = BrowserAudit(trail)
 
     web = WebIdentityVerifier(config, clock)
     saml = SamlVerifier(config, clock)
@@ -128,15 +158,21 @@ def create_app(
         clock=clock,
         region=config.region,
         max_body_bytes=config.limits.max_body_bytes,
+        audit=trail,
     )
 
     console = ConsoleFederation(
-        sealer=sealer, directory=directory, clock=clock, public_url=config.public_url
+        sealer=sealer,
+        directory=directory,
+        clock=clock,
+        public_url=config.public_url,
+        audit=audit,
     )
+    admin = AdminRoutes(store=state, web=web, saml=saml, clock=clock)
     routes: list[BaseRoute] = [
         Route("/sts", api.handle, methods=["GET", "POST"]),
         *console.routes(),
-        Route("/healthz", health, methods=["GET"]),
+        *admin.routes(admin=config.admin_listen is None),
         *issuer_routes(issuer),
         *authz.routes(),
         # Always: the console landing page is served by API-only brokers too.
@@ -164,8 +200,11 @@ def create_app(
             clock=clock,
             logins=config.login.providers,
             max_body_bytes=config.saml.max_response_bytes * 2,
+            audit=audit,
         )
-        people = PeopleRoutes(config=config, sessions=sessions, chooser=chooser, console=console)
+        people = PeopleRoutes(
+            config=config, sessions=sessions, chooser=chooser, console=console, audit=audit
+        )
         routes += browser.routes()
         routes += people.routes()
         routes += CliRoutes(
@@ -174,12 +213,14 @@ def create_app(
             store=state,
             clock=clock,
             public_url=config.public_url,
+            audit=audit,
         ).routes()
         if any(p.oidc is not None for p in config.login.providers.values()):
             oidc_login = OidcLoginRoutes(
-                config=config, web=web, sessions=sessions, login=login, clock=clock
+                config=config, web=web, sessions=sessions, login=login, clock=clock, audit=audit
             )
             routes += oidc_login.routes()
+            admin.add_checks(oidc_login.discovery_checks)
         middleware = web_middleware(
             config, sessions, csrf_exempt=CSRF_EXEMPT, form_targets=(CLI_FORM_TARGET,)
         )
@@ -197,15 +238,42 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        mark_process_up(__version__)
         yield
         await web.aclose()
         await saml.aclose()
         if oidc_login is not None:
             await oidc_login.aclose()
         await state.close()
+        trail.close()
+        if multiprocess_dir() is not None:
+            worker_exit(os.getpid())
 
+    observed = [
+        Middleware(RequestMetrics, exact=ROUTE_FAMILIES, prefixes=ROUTE_PREFIXES),
+    ]
+    if config.admin_listen is not None:
+        # Outermost: admin requests skip the page middleware and are not counted as traffic.
+        admin_app = Starlette(routes=admin.routes())
+        observed.insert(
+            0,
+            Middleware(
+                ListenerRouter, admin=admin_app, admin_port=listen_address(config.admin_listen)[1]
+            ),
+        )
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
-        middleware=[*demo_middleware(config, sp=saml, clock=clock), *middleware],
+        middleware=[*observed, *demo_middleware(config, sp=saml, clock=clock), *middleware],
         lifespan=lifespan,
     )
+
+
+def audit_trail(config: BrokerConfig, clock: Clock) -> AuditTrail:
+    """The ``audit:`` section's sinks as a trail; ConfigError when its file can't be opened."""
+    try:
+        sinks = open_sinks(stdout=config.audit.stdout, file=config.audit.file)
+    except OSError as exc:
+        raise ConfigError.problem(
+            config, ("audit", "file"), f"cannot open {config.audit.file} ({exc.strerror})"
+        ) from None
+    return AuditTrail(sinks, region=config.region, clock=clock)

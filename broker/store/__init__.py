@@ -11,6 +11,7 @@ from pathlib import Path
 
 from broker.clock import Clock
 from broker.store.memory import MemoryStore
+from broker.store.metered import MeteredStore, backend_name
 from broker.store.port import Store, StoreFullError, StoreUnavailableError
 from broker.store.redis import DEFAULT_KEY_PREFIX, SCHEMES, RedisStore
 from broker.store.sqlite import SqliteStore
@@ -48,10 +49,12 @@ def _without_credentials(state: str) -> str:
 __all__ = [
     "DEFAULT_KEY_PREFIX",
     "MemoryStore",
+    "MeteredStore",
     "RedisStore",
     "SqliteStore",
     "Store",
     "StoreFullError",
     "StoreUnavailableError",
+    "backend_name",
     "open_store",
 ]

@@ -43,7 +43,9 @@ from starlette.routing import Route
 
 from broker.clock import Clock, iso8601
 from broker.errors import StsError
+from broker.observability import note_outcome
 from broker.store import Store
+from broker.web.audit import BrowserAudit
 from broker.web.cli_grants import (
     DEVICE_KEY,
     CliGrants,
@@ -185,7 +187,8 @@ def _form_params(form: Mapping[str, str]) -> dict[str, list[str]]:
 
 
 def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
-    """An RFC 6749 5.2 error body."""
+    """An RFC 6749 5.2 error body (``error`` is also the request's outcome code)."""
+    note_outcome(error)
     return JSONResponse(
         {"error": error, "error_description": description},
         status_code=status,
@@ -204,8 +207,10 @@ class CliRoutes:
         store: Store,
         clock: Clock,
         public_url: str,
+        audit: BrowserAudit,
     ) -> None:
         self._chooser = chooser
+        self._audit = audit
         self._sessions = sessions
         self._store = store
         self._clock = clock
@@ -278,6 +283,7 @@ class CliRoutes:
             return _signed_out()
         session, signed_in = current
         if form.get("decision") == "deny":
+            self._decision_event(request, signed_in, form.get("role", ""), None, "loopback")
             return RedirectResponse(wanted.callback(error="access_denied"), 303)
         chosen = self._chosen(signed_in, request, form)
         if isinstance(chosen, Response):
@@ -287,6 +293,7 @@ class CliRoutes:
             wanted.challenge,
             self._grant(session, signed_in, role.arn, duration),
         )
+        self._decision_event(request, signed_in, role.arn, duration, "loopback")
         log.info("CLI login approved for %s as %s", signed_in.display_name, role.arn)
         return RedirectResponse(wanted.callback(code=code), 303)
 
@@ -371,6 +378,10 @@ class CliRoutes:
                 "This request was already approved or denied, or it expired.",
                 "already_decided",
             )
+        if grant is None:
+            self._decision_event(request, signed_in, form.get("role", ""), None, "device")
+        else:
+            self._decision_event(request, signed_in, grant.role_arn, grant.duration, "device")
         return page(
             "cli_done.html",
             approved=grant is not None,
@@ -491,17 +502,61 @@ class CliRoutes:
                 "you signed out of the broker in the browser this login came from; "
                 "run sts-broker login again",
             )
-        return await self._mint(request, grant, family)
+        return await self._mint(request, grant, family, grant_type)
 
-    async def _mint(self, request: Request, grant: Grant, family: str | None) -> Response:
+    def _decision_event(
+        self,
+        request: Request,
+        signed_in: SignedIn,
+        role_arn: str,
+        duration: int | None,
+        flow: str,
+    ) -> None:
+        """The ``CliLogin`` audit event: approved with a duration, denied without."""
+        self._audit.cli_login(
+            request,
+            signed_in,
+            self._chooser.identity_for(signed_in, role_arn),
+            role_arn=role_arn if _ROLE.fullmatch(role_arn) else "",
+            duration=duration,
+            flow=flow,
+            approved=duration is not None,
+        )
+
+    async def _mint(
+        self, request: Request, grant: Grant, family: str | None, grant_type: str
+    ) -> Response:
         info = self._chooser.request_info(request)
+        identity = self._chooser.identity_for(grant.signed_in, grant.role_arn)
         try:
             result = await self._chooser.assume(
                 grant.signed_in, grant.role_arn, grant.duration, info
             )
         except StsError as exc:
             # The trust policy, the role or the sign-in's bounds changed since approval.
+            self._audit.role_session(
+                request,
+                grant.signed_in,
+                identity,
+                role_arn=grant.role_arn,
+                duration=grant.duration,
+                result=None,
+                error=(exc.code, exc.message),
+                via="cli",
+                grantType=grant_type,
+            )
             return oauth_error("invalid_grant", f"{exc.code}: {exc.message}")
+        self._audit.role_session(
+            request,
+            grant.signed_in,
+            identity,
+            role_arn=grant.role_arn,
+            duration=grant.duration,
+            result=result,
+            error=None,
+            via="cli",
+            grantType=grant_type,
+        )
         refresh = await self._grants.issue_refresh(grant, family)
         return JSONResponse(
             credentials_body(result, grant, refresh),

@@ -8,6 +8,8 @@ from typing import Any
 from starlette.responses import HTMLResponse
 from starlette.templating import Jinja2Templates
 
+from broker.observability import note_outcome
+
 _HERE = Path(__file__).parent
 STATIC_DIR = _HERE / "static"
 templates = Jinja2Templates(directory=_HERE / "templates")
@@ -21,5 +23,8 @@ def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 
 def error_page(status: int, title: str, message: str, code: str = "") -> HTMLResponse:
-    """A refusal a person can read; ``message`` must already be safe to show."""
+    """A refusal a person can read; ``message`` must already be safe to show. ``code``
+    is also the request's outcome code in the metrics."""
+    if code:
+        note_outcome(code)
     return page("error.html", status, title=title, message=message, code=code)
