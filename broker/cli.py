@@ -15,13 +15,18 @@ import base64
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from broker import __version__
 from broker.client import login as client_login
+
+if TYPE_CHECKING:
+    from broker.config import BrokerConfig
 
 EXIT_CONFIG = 2
 
@@ -89,21 +94,19 @@ def _check(path: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - see module doc
-
-    from broker.app import create_app, load_broker_config  # noqa: PLC0415
+    from broker.app import create_app, load_broker_config  # noqa: PLC0415 - see module doc
     from broker.config import ConfigError  # noqa: PLC0415
     from broker.loopback import is_loopback_host  # noqa: PLC0415
+    from broker.observability import configure_logging  # noqa: PLC0415
 
     path = args.config_file or args.config
     if not path:
         print("sts-broker serve: give a config file (or set STS_BROKER_CONFIG)", file=sys.stderr)
         return EXIT_CONFIG
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _prepare_metrics(workers=1)
     try:
         config = load_broker_config(path)
+        configure_logging(args.log_level, config.log_format)
         app = create_app(config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
@@ -130,7 +133,71 @@ def _serve(args: argparse.Namespace) -> int:
             port,
             port,
         )
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    return _run(app, config, host=host, port=port, log_level=args.log_level)
+
+
+def _prepare_metrics(*, workers: int) -> None:
+    """Before any worker starts: the shared metrics directory when there are several
+    workers or ``PROMETHEUS_MULTIPROC_DIR`` is set (:func:`prepare_multiprocess_dir`).
+    Each worker's app forgets its live gauges as it stops (its lifespan calls
+    :func:`worker_exit`); a supervisor that sees a worker die should call it too."""
+    from broker.observability import prepare_multiprocess_dir  # noqa: PLC0415 - see module doc
+
+    prepare_multiprocess_dir(workers)
+
+
+def _listeners(config: BrokerConfig, *, host: str, port: int) -> list[socket.socket]:
+    """The sockets to serve on, bound now: the public address, and ``admin_listen``'s.
+
+    One uvicorn server (every worker) accepts on all of them; the app tells the admin
+    socket's requests apart by the port they arrived on (``broker.web.admin``), which is
+    why the two ports must differ. Raises :class:`OSError` naming the address.
+    """
+    from broker.config import listen_address  # noqa: PLC0415 - see module doc
+
+    addresses = [(host, port)]
+    if config.admin_listen is not None:
+        admin = listen_address(config.admin_listen)
+        if admin[1] == port:
+            raise OSError(f"admin_listen {config.admin_listen} uses the public port {port}")
+        addresses.append(admin)
+    return [_bind(address) for address in addresses]
+
+
+def _bind(address: tuple[str, int]) -> socket.socket:
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)  # worker processes accept on it too
+    return sock
+
+
+def _run(app: Any, config: BrokerConfig, *, host: str, port: int, log_level: str) -> int:
+    """Serve ``app`` in this process on the public and (if set) admin sockets."""
+    import uvicorn  # noqa: PLC0415 - see module doc
+
+    from broker.observability import uvicorn_log_config  # noqa: PLC0415
+
+    try:
+        sockets = _listeners(config, host=host, port=port)
+    except OSError as exc:
+        print(f"sts-broker serve: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level=log_level,
+            access_log=False,
+            log_config=uvicorn_log_config(config.log_format),
+        )
+    )
+    server.run(sockets=sockets)
     return 0
 
 

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,11 +294,15 @@ def bind_loopback() -> socket.socket:
     return sock
 
 
-def start_server(app: Any, sock: socket.socket | None = None) -> tuple[str, Running]:
+def start_server(
+    app: Any, sock: socket.socket | None = None, *, also: Sequence[socket.socket] = ()
+) -> tuple[str, Running]:
+    """Serve ``app`` on ``sock`` (and on the sockets ``also`` names, as ``serve`` serves the
+    admin listener); returns the first socket's URL."""
     sock = sock or bind_loopback()
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock, *also]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
