@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -372,19 +372,33 @@ def serve_process(command: list[str], *, cwd: Path | None = None) -> Iterator[Se
 
 
 @contextmanager
-def served_broker(folder: Path) -> Iterator[Broker]:
-    """The test config (``write_config``) written to ``folder`` and served on loopback."""
+def served_broker(
+    folder: Path,
+    *,
+    clock: OffsetClock | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    also: Sequence[socket.socket] = (),
+) -> Iterator[Broker]:
+    """The test config (``write_config``) written to ``folder`` and served on loopback.
+
+    ``edit`` changes the YAML document before it is loaded (settings under test); ``also``
+    are more sockets the same server accepts on (an admin listener).
+    """
     keys = {name: _key(i) for i, name in enumerate(["alice", "bob", "bob_old", "carol", "dave"])}
     totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
     path = folder / "broker.yaml"
     sock = bind_loopback()
     # public_url is the real address: the broker is also an OIDC issuer at that URL.
     write_config(path, keys, totp, f"http://127.0.0.1:{sock.getsockname()[1]}")
+    if edit is not None:
+        document = yaml.safe_load(path.read_text())
+        edit(document)
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
     config = load_config(
         path, environ={"TEST_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
     )
-    clock = OffsetClock()
-    url, running = start_server(create_app(config, clock=clock), sock)
+    clock = clock or OffsetClock()
+    url, running = start_server(create_app(config, clock=clock), sock, also=also)
     try:
         yield Broker(url=url, clock=clock, config_path=path, keys=keys, totp=totp)
     finally:

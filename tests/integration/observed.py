@@ -10,10 +10,8 @@ httpx, successes and refusals, so the audit trail and the metrics have something
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,23 +21,17 @@ from urllib.parse import urlencode
 import boto3
 import httpx
 import pytest
-import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from broker.app import create_app
-from broker.config import load_config
 from tests.integration.conftest import (
     DEV,
     PROD,
     Broker,
     OffsetClock,
-    _key,
     bind_loopback,
+    served_broker,
     session_client,
-    start_server,
-    stop_server,
-    write_config,
 )
 
 DEV_ROLE = f"arn:aws:iam::{DEV}:role/Dev"
@@ -53,35 +45,26 @@ class Observed:
 
 @contextmanager
 def observed_broker(
-    folder: Path, *, admin: bool = False, clock: OffsetClock | None = None, **settings: Any
+    folder: Path,
+    *,
+    admin: bool = False,
+    clock: OffsetClock | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    **settings: Any,
 ) -> Iterator[Observed]:
-    keys = {name: _key(i) for i, name in enumerate(["alice", "bob", "bob_old", "carol", "dave"])}
-    totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
-    path = folder / "broker.yaml"
-    sock = bind_loopback()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    write_config(path, keys, totp, url)
-    sockets = [sock]
-    admin_url = None
-    if admin:
-        admin_sock = bind_loopback()
-        sockets.append(admin_sock)
-        admin_url = f"http://127.0.0.1:{admin_sock.getsockname()[1]}"
+    """The broker, with ``settings`` as top-level keys and ``edit`` applied to the file."""
+    sockets = [bind_loopback()] if admin else []
+    admin_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}" if admin else None
+    if admin_url is not None:
         settings["admin_listen"] = admin_url.removeprefix("http://")
-    document = yaml.safe_load(path.read_text())
-    document.update(settings)
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    config = load_config(
-        path, environ={"TEST_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
-    )
-    clock = clock or OffsetClock()
-    _, running = start_server(create_app(config, clock=clock), sock, also=sockets[1:])
-    try:
-        yield Observed(
-            Broker(url=url, clock=clock, config_path=path, keys=keys, totp=totp), admin_url
-        )
-    finally:
-        stop_server(running)
+
+    def change(document: dict[str, Any]) -> None:
+        document.update(settings)
+        if edit is not None:
+            edit(document)
+
+    with served_broker(folder, clock=clock, edit=change, also=sockets) as broker:
+        yield Observed(broker, admin_url)
 
 
 def _unsigned(url: str) -> Any:
