@@ -16,7 +16,6 @@ from broker.observability.context import (
 )
 from broker.observability.logs import LogFormat, configure_logging, uvicorn_log_config
 from broker.observability.metrics import (
-    action_label,
     count_throttled,
     exposition,
     prepare_multiprocess_dir,
@@ -33,7 +32,6 @@ __all__ = [
     "LogFormat",
     "RequestContext",
     "RequestFacts",
-    "action_label",
     "configure_logging",
     "count_throttled",
     "current_request",

@@ -25,8 +25,8 @@ class RequestContext:
 
     request_id: str
     action: str | None = None
-    """An STS action (already bounded by :func:`broker.observability.metrics.action_label`);
-    None leaves the middleware's route family."""
+    """An STS action of the model (or ``Unknown``); None leaves the middleware's route
+    family."""
     code: str | None = None
     """The AWS error code (or a page's own short code) the request was answered with;
     None means the HTTP status decides (``Success`` below 400)."""

@@ -9,9 +9,10 @@ reaching up to the web layer.
 the process ends: a value a caller chooses (an access key ID, a subject, a made-up action)
 would let anyone grow the broker's memory and the scraper's without end, and could carry
 what must not leave the broker. So no label ever holds an identity, and every label value
-goes through :class:`BoundedLabel`: STS actions must be names of the service model, every
-other label takes at most a fixed number of distinct values (the label's ``limit``), and a
-value beyond it, or one that is not a short identifier, is counted as ``Other``. The values
+goes through :class:`BoundedLabel`: STS actions must be names of the service model (the
+API checks that before it reports), every label takes at most a fixed number of distinct
+values (the label's ``limit``), and a value beyond it, or one that is not a short
+identifier, is counted as ``Other``. The values
 callers pass are code literals or configured names (issuer URLs, metadata sources), so the
 cap is a guard, never a limit reached in practice.
 
@@ -49,25 +50,9 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-STS_ACTIONS = frozenset(
-    {
-        "AssumeRole",
-        "AssumeRoleWithSAML",
-        "AssumeRoleWithWebIdentity",
-        "AssumeRoot",
-        "DecodeAuthorizationMessage",
-        "GetAccessKeyInfo",
-        "GetCallerIdentity",
-        "GetDelegatedAccessToken",
-        "GetFederationToken",
-        "GetSessionToken",
-        "GetWebIdentityToken",
-    }
-)
-"""Every operation of botocore's STS model (a unit test keeps the two equal)."""
-
 UNKNOWN_ACTION = "Unknown"
-"""The ``action`` of an STS call naming no action of the model (answered ``InvalidAction``)."""
+"""The ``action`` of an STS call naming no action of the model (answered ``InvalidAction``):
+the STS API passes only names of botocore's model (``StsModel.actions()``), else this."""
 OTHER = "Other"
 SUCCESS = "Success"
 
@@ -181,11 +166,6 @@ _sink = BoundedLabel(8)
 _request_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
 
-def action_label(action: str) -> str:
-    """``action`` if it is an STS action of the model, else :data:`UNKNOWN_ACTION`."""
-    return action if action in STS_ACTIONS else UNKNOWN_ACTION
-
-
 def record_request(action: str, code: str, seconds: float) -> None:
     """One answered request: ``action`` an STS action or a route family, ``code`` the AWS
     error code (or another short code a page answered with) or :data:`SUCCESS`."""
@@ -220,8 +200,9 @@ def record_store(backend: str, operation: StoreOperation, seconds: float, *, ok:
 def count_throttled(action: str, scope: ThrottleScope) -> None:
     """A request refused with ``Throttling``: call once per refusal.
 
-    ``action`` is the STS action (pass it through :func:`action_label`) or the route family
-    (``signin``, ``cli``); ``scope`` the bucket that ran dry.
+    ``action`` is an STS action of the model (``StsModel.actions()``, never a name a
+    caller chose) or a route family (``signin``, ``cli``); ``scope`` the bucket that ran
+    dry. Both are bounded like every label (see the module doc).
     """
     _THROTTLED.labels(_route_or_action(action), scope if scope in _THROTTLE_SCOPES else OTHER).inc()
 

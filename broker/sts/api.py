@@ -23,7 +23,7 @@ from broker.directory import Directory
 from broker.errors import StsError
 from broker.identity import Caller, TokenSealer, authenticate
 from broker.identity.sigv4 import read_signature
-from broker.observability import AuditTrail, action_label, current_request_id, note_outcome
+from broker.observability import AuditTrail, current_request_id, note_outcome
 from broker.observability.metrics import SUCCESS, UNKNOWN_ACTION
 from broker.sts.audit import AuditFacts, record_call, request_facts
 from broker.sts.engine import RequestInfo, StsEngine
@@ -58,6 +58,7 @@ class StsApi:
         self._clock = clock
         self._region = region
         self._max_body = max_body_bytes
+        self._actions = model.actions()
         self._signed = engine.signed_actions()
         self._unsigned = engine.unsigned
 
@@ -117,7 +118,7 @@ class StsApi:
                 sender=False,
             )
             body, status, code = render_error(error, rid), 500, error.code
-        label = action_label(action)
+        label = action if action in self._actions else UNKNOWN_ACTION
         note_outcome(code, action=label)
         if facts is not None and query is not None and label != UNKNOWN_ACTION:
             record_call(
