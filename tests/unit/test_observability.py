@@ -382,7 +382,10 @@ def test_configure_logging_sets_one_handler_in_the_chosen_format(
         ("log_format: yaml", "c.yaml:1: log_format:"),
     ],
 )
-def test_observability_settings_mistakes_name_their_key(addition: str, problem: str) -> None:
+def test_observability_settings_mistakes_name_their_key(
+    addition: str, problem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the file is written as ./c.yaml
     assert one_problem(f"{addition}\n{MINIMAL}").startswith(problem)
 
 
