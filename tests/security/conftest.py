@@ -1,8 +1,8 @@
 """Every audit event the security suite makes is kept, and the secrets its traffic carried.
 
-An autouse session fixture subscribes to the audit trail of every broker in this process
-(:func:`broker.observability.audit.subscribe`) and wraps every in-process uvicorn server's
-app in a :class:`~tests.audit_scan.TrafficTap`, which teaches a
+An autouse fixture (package scope: the security suite only) subscribes to the audit trail
+of every broker in this process (:func:`broker.observability.audit.subscribe`) and wraps
+every in-process uvicorn server's app in a :class:`~tests.audit_scan.TrafficTap`, which teaches a
 :class:`~tests.audit_scan.SecretScanner` each secret that crosses it (assertions, ID
 tokens, TOTP codes, cookies, minted keys and tokens). ``test_audit_secrets.py``, moved to
 the end of the suite by :func:`pytest_collection_modifyitems`, then checks every event
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +31,9 @@ class AuditCapture:
     scanner: SecretScanner = field(default_factory=SecretScanner)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def audit_capture() -> Iterator[AuditCapture]:
+    """Active while tests/security runs, and only then (package scope)."""
     capture = AuditCapture()
 
     def keep(event: Mapping[str, Any]) -> None:
@@ -53,7 +55,13 @@ def audit_capture() -> Iterator[AuditCapture]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The scan runs after every other security test, so it sees all their events."""
-    last = [item for item in items if item.path.name == SCAN_MODULE]
-    if last:
-        items[:] = [item for item in items if item.path.name != SCAN_MODULE] + last
+    """The scan runs after every other security test (and before whatever follows them in
+    the session), so it sees all their events."""
+    here = Path(__file__).parent
+    scan = [item for item in items if item.path.name == SCAN_MODULE]
+    if not scan:
+        return
+    rest = [item for item in items if item.path.name != SCAN_MODULE]
+    ours = [n for n, item in enumerate(rest) if here in item.path.parents]
+    at = ours[-1] + 1 if ours else len(rest)
+    items[:] = rest[:at] + scan + rest[at:]
