@@ -11,20 +11,30 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from broker import __version__
 from broker.authz import AuthzApi, AuthzService
 from broker.clock import Clock, SystemClock
-from broker.config import BrokerConfig, ConfigCheck, ConfigError, DataCheck, load_config
+from broker.config import (
+    BrokerConfig,
+    ConfigCheck,
+    ConfigError,
+    DataCheck,
+    listen_address,
+    load_config,
+)
 from broker.demo import demo_middleware
 from broker.directory import Directory, policy_grammar
 from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
+from broker.observability import AuditTrail, open_sinks
+from broker.observability.http import RequestMetrics
+from broker.observability.metrics import mark_process_up, multiprocess_dir, worker_exit
 from broker.pools import (
     CognitoApi,
     CognitoModel,
@@ -35,7 +45,7 @@ from broker.pools import (
     is_cognito_request,
     pool_config_problems,
 )
-from broker.store import STORE_FAILURES, Store, open_configured_store
+from broker.store import STORE_FAILURES, MeteredStore, Store, open_configured_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
@@ -43,6 +53,8 @@ from broker.sts.model import StsModel
 from broker.sts.upstream import UpstreamSetupError
 from broker.sts.upstream_sessions import UpstreamSessions
 from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
+from broker.web.admin import AdminRoutes, ListenerRouter
+from broker.web.audit import BrowserAudit
 from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
 from broker.web.console import ConsoleFederation
@@ -68,6 +80,33 @@ CSRF_EXEMPT = {
     "/console/logout": "console may have no browser session: checks Origin and its own token",
 }
 """Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
+
+
+ROUTE_FAMILIES = {
+    "/": "pages",
+    "/sts": "sts",
+    "/cognito-identity": "cognito",
+    "/roles": "pages",
+    "/assume": "pages",
+    "/logout": "pages",
+    "/federation": "console",
+    "/healthz": "admin",
+    "/readyz": "admin",
+    "/metrics": "admin",
+}
+"""Exact path -> the ``action`` label of requests that name no STS action (metrics)."""
+ROUTE_PREFIXES = (
+    ("/saml/", "saml"),
+    ("/oidc/", "oidc"),
+    ("/cli/", "cli"),
+    ("/console", "console"),
+    ("/authz/", "authz"),
+    ("/.well-known/", "issuer"),
+    ("/login/", "pages"),
+    ("/static/", "static"),
+    ("/_demo/", "demo"),
+)
+"""Path prefix -> route family, for paths :data:`ROUTE_FAMILIES` does not list."""
 
 
 CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems, pool_config_problems)
@@ -156,10 +195,9 @@ def create_app(
     keys = token_keys(config)
     sealer = TokenSealer(keys)
     messages = AuthorizationMessages(keys, clock=clock)
-    state = store or open_configured_store(config, clock)
-
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__})
+    state = MeteredStore(store or open_configured_store(config, clock))
+    trail = audit_trail(config, clock)
+    audit = BrowserAudit(trail)
 
     issuer = WebIdentityIssuer(config, clock)
     upstream = upstream_sessions(config, issuer)
@@ -198,6 +236,7 @@ def create_app(
         clock=clock,
         region=config.region,
         max_body_bytes=config.limits.max_body_bytes,
+        audit=trail,
     )
 
     cognito = CognitoApi(
@@ -221,13 +260,18 @@ def create_app(
     )
 
     console = ConsoleFederation(
-        sealer=sealer, directory=directory, clock=clock, public_url=config.public_url
+        sealer=sealer,
+        directory=directory,
+        clock=clock,
+        public_url=config.public_url,
+        audit=audit,
     )
+    admin = AdminRoutes(store=state, web=web, saml=saml, clock=clock)
     routes: list[BaseRoute] = [
         Route("/sts", api.handle, methods=["GET", "POST"]),
         Route("/cognito-identity", cognito.handle, methods=["POST"]),
         *console.routes(),
-        Route("/healthz", health, methods=["GET"]),
+        *admin.routes(admin=config.admin_listen is None),
         *issuer_routes(issuer),
         *authz.routes(),
         # Always: the console landing page is served by API-only brokers too.
@@ -255,12 +299,14 @@ def create_app(
             clock=clock,
             logins=config.login.providers,
             max_body_bytes=config.saml.max_response_bytes * 2,
+            audit=audit,
         )
         people = PeopleRoutes(
             config=config,
             sessions=sessions,
             chooser=chooser,
             console=console,
+            audit=audit,
             upstream=upstream,
         )
         routes += browser.routes()
@@ -272,12 +318,14 @@ def create_app(
             clock=clock,
             public_url=config.public_url,
             region=config.region,
+            audit=audit,
         ).routes()
         if any(p.oidc is not None for p in config.login.providers.values()):
             oidc_login = OidcLoginRoutes(
-                config=config, web=web, sessions=sessions, login=login, clock=clock
+                config=config, web=web, sessions=sessions, login=login, clock=clock, audit=audit
             )
             routes += oidc_login.routes()
+            admin.add_checks(oidc_login.discovery_checks)
         middleware = web_middleware(
             config, sessions, csrf_exempt=CSRF_EXEMPT, form_targets=(CLI_FORM_TARGET,)
         )
@@ -297,6 +345,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        mark_process_up(__version__)
         yield
         await web.aclose()
         await saml.aclose()
@@ -305,10 +354,25 @@ def create_app(
         await state.close()
         if upstream is not None:
             await upstream.aclose()
+        trail.close()
+        if multiprocess_dir() is not None:
+            worker_exit(os.getpid())
 
+    observed = [
+        Middleware(RequestMetrics, exact=ROUTE_FAMILIES, prefixes=ROUTE_PREFIXES),
+    ]
+    if config.admin_listen is not None:
+        # Outermost: admin requests skip the page middleware and are not counted as traffic.
+        admin_app = Starlette(routes=admin.routes())
+        observed.insert(
+            0,
+            Middleware(
+                ListenerRouter, admin=admin_app, admin_port=listen_address(config.admin_listen)[1]
+            ),
+        )
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
-        middleware=[*demo_middleware(config, sp=saml, clock=clock), *middleware],
+        middleware=[*observed, *demo_middleware(config, sp=saml, clock=clock), *middleware],
         exception_handlers={
             404: not_found,
             405: not_found,
@@ -316,3 +380,14 @@ def create_app(
         },
         lifespan=lifespan,
     )
+
+
+def audit_trail(config: BrokerConfig, clock: Clock) -> AuditTrail:
+    """The ``audit:`` section's sinks as a trail; ConfigError when its file can't be opened."""
+    try:
+        sinks = open_sinks(stdout=config.audit.stdout, file=config.audit.file)
+    except OSError as exc:
+        raise ConfigError.problem(
+            config, ("audit", "file"), f"cannot open {config.audit.file} ({exc.strerror})"
+        ) from None
+    return AuditTrail(sinks, region=config.region, clock=clock)

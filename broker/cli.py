@@ -33,6 +33,8 @@ from broker.client import commands as client_commands
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from broker.config import BrokerConfig
+
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
@@ -145,18 +147,24 @@ def _at_least_one(text: str) -> int:
     return int(text)
 
 
-def _log_config(level: str) -> dict[str, Any]:
+def _log_config(level: str, log_format: str) -> dict[str, Any]:
     """uvicorn's logging set-up plus the broker's own loggers, for every worker process.
 
     uvicorn applies this in each worker it starts, so the broker's warnings and access lines
-    come out of every worker alike, in one format.
+    come out of every worker alike, in one format: text, or (``log_format: json``) one JSON
+    object per line for uvicorn's own lines too.
     """
     from uvicorn.config import LOGGING_CONFIG  # noqa: PLC0415 - see module doc
 
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["broker"] = {
-        "format": "%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"
-    }
+    if log_format == "json":
+        config["formatters"]["broker"] = {"()": "broker.observability.logs.JsonFormatter"}
+        for name in ("uvicorn", "uvicorn.access"):
+            config["loggers"][name]["handlers"] = ["broker"]
+    else:
+        config["formatters"]["broker"] = {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"
+        }
     config["handlers"]["broker"] = {
         "class": "logging.StreamHandler",
         "formatter": "broker",
@@ -216,12 +224,13 @@ def _serve(args: argparse.Namespace) -> int:
     if not path:
         print("sts-broker serve: give a config file (or set STS_BROKER_CONFIG)", file=sys.stderr)
         return EXIT_CONFIG
-    log_config = _log_config(args.log_level.upper())
-    logging.config.dictConfig(log_config)
+    logging.config.dictConfig(_log_config(args.log_level.upper(), "text"))
     log = logging.getLogger("broker")
     try:
         config = load_broker_config(path)
         check_processes(config, args.workers)
+        log_config = _log_config(args.log_level.upper(), config.log_format)
+        logging.config.dictConfig(log_config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
@@ -250,9 +259,10 @@ def _serve(args: argparse.Namespace) -> int:
     parser = args.http if args.http != "auto" else "httptools" if _installed("httptools") else "h11"
     loop = args.loop if args.loop != "auto" else "uvloop" if _installed("uvloop") else "asyncio"
     # Bound before the app is built: a busy port is said at once, before its warnings.
-    sock = _bind(host, port, demo=bool(demo_idps), config_path=path)
-    if sock is None:
+    sockets = _listeners(config, host, port, demo=bool(demo_idps), config_path=path)
+    if sockets is None:
         return EXIT_FAILED
+    _prepare_metrics(workers=args.workers)
     try:
         # One worker runs in this process; several build their own apps, so here only the
         # checks that building one makes (the IAM grammar) run before any of them starts.
@@ -262,7 +272,8 @@ def _serve(args: argparse.Namespace) -> int:
             Directory.build(config)
             target = "broker.app:app_from_environment"
     except ConfigError as exc:
-        sock.close()
+        for sock in sockets:
+            sock.close()
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIG
     log.info(
@@ -289,12 +300,55 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=args.shutdown_timeout,
     )
     if args.workers == 1:
-        uvicorn.Server(server_config).run(sockets=[sock])
+        uvicorn.Server(server_config).run(sockets=sockets)
     else:
         from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
 
-        Multiprocess(server_config, sockets=[sock]).run()
+        Multiprocess(server_config, sockets=sockets).run()
     return 0
+
+
+def _prepare_metrics(*, workers: int) -> None:
+    """Before any worker starts: the shared metrics directory when there are several
+    workers or ``PROMETHEUS_MULTIPROC_DIR`` is set (:func:`prepare_multiprocess_dir`).
+    Each worker's app forgets its live gauges as it stops (its lifespan calls
+    :func:`worker_exit`); a supervisor that sees a worker die should call it too."""
+    from broker.observability import prepare_multiprocess_dir  # noqa: PLC0415 - see module doc
+
+    prepare_multiprocess_dir(workers)
+
+
+def _listeners(
+    config: BrokerConfig, host: str, port: int, *, demo: bool, config_path: str
+) -> list[socket.socket] | None:
+    """The sockets to serve on, bound now: the public address, and ``admin_listen``'s.
+
+    One uvicorn server (every worker) accepts on all of them; the app tells the admin
+    socket's requests apart by the port they arrived on (``broker.web.admin``), which is
+    why the two ports must differ. None (after saying why) when one cannot be bound.
+    """
+    from broker.config import listen_address  # noqa: PLC0415 - see module doc
+
+    addresses = [(host, port)]
+    if config.admin_listen is not None:
+        admin = listen_address(config.admin_listen)
+        if admin[1] == port:
+            print(
+                f"sts-broker serve: admin_listen {config.admin_listen} uses the public port "
+                f"{port}; give the admin listener a port of its own",
+                file=sys.stderr,
+            )
+            return None
+        addresses.append(admin)
+    sockets: list[socket.socket] = []
+    for address_host, address_port in addresses:
+        sock = _bind(address_host, address_port, demo=demo, config_path=config_path)
+        if sock is None:
+            for bound in sockets:
+                bound.close()
+            return None
+        sockets.append(sock)
+    return sockets
 
 
 def _bind(host: str, port: int, *, demo: bool, config_path: str) -> socket.socket | None:

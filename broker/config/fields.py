@@ -188,6 +188,26 @@ def as_public_url(value: object) -> str:
     return text.rstrip("/")
 
 
+LISTEN = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}"
+"""``host:port`` or ``[v6-address]:port``: where a socket binds (``admin_listen``)."""
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``(host, port)`` of an address :func:`as_listen_address` accepted."""
+    host, _, port = text.rpartition(":")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def as_listen_address(value: object) -> str:
+    text = as_string(value)
+    if not re.fullmatch(LISTEN, text):
+        raise fail(f"must be host:port, such as 127.0.0.1:9090 or [::1]:9090 (got {shown(text)})")
+    port = listen_address(text)[1]
+    if not 1 <= port <= 65535:
+        raise fail(f"the port must be a number from 1 to 65535 (got {port})")
+    return text
+
+
 def as_token_secret(value: object) -> bytes:
     text = as_string(value)
     try:

@@ -31,6 +31,7 @@ from broker.config.claims import ClaimRef, ClaimsConfig, ProviderSessionTemplate
 from broker.config.fields import (
     AWS_SAML_AUDIENCES,
     ISSUER_ALGORITHMS,
+    LISTEN,
     MFA_SERIAL,
     REGION,
     SAML_ROLE_PAIR,
@@ -55,6 +56,7 @@ from broker.config.fields import (
     as_audiences,
     as_client_ids,
     as_client_secret,
+    as_listen_address,
     as_oidc_url,
     as_public_url,
     as_scopes,
@@ -686,6 +688,30 @@ class DemoSettings(_Model):
         return self
 
 
+class AuditSettings(_Model):
+    """Where the audit trail goes: JSON lines on standard output, to a file, or both.
+
+    Off unless set: the trail names every caller and role, so where it is kept (and who
+    may read it) is the operator's decision. A relative ``file`` is beside the config
+    file; its folder must exist, the file is created (mode 0600) and appended to.
+    """
+
+    stdout: bool = False
+    file: Annotated[str, Checked(as_string, {"type": "string"})] | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _resolve_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = beside_config(value, info)
+        if not path.parent.is_dir():
+            raise fail(f"the folder {path.parent} does not exist")
+        if path.is_dir():
+            raise fail(f"{path} is a folder; name a file in it")
+        return str(path)
+
+
 class BrokerConfig(_Model):
     """The whole file. Build it with :func:`load_config` so errors can point at lines."""
 
@@ -715,6 +741,16 @@ class BrokerConfig(_Model):
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings)
     accounts: dict[AccountId, AccountConfig]
     managed_policies: dict[ManagedPolicyName, PolicyDocument] = Field(default_factory=dict)
+    admin_listen: (
+        Annotated[
+            str,
+            Checked(as_listen_address, {"type": "string", "pattern": f"^(?:{LISTEN})$"}),
+        ]
+        | None
+    ) = None
+    """Serve ``/metrics`` and ``/readyz`` on this address only (not on the public port)."""
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    log_format: Literal["text", "json"] = "text"
 
     _source: Path | None = PrivateAttr(default=None)
     _display: str = PrivateAttr(default="<config>")

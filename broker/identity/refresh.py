@@ -12,6 +12,11 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
+
+_background: set[asyncio.Future[Any]] = set()
+"""Waits :func:`wait_at_most` stopped waiting for: referenced until done (asyncio keeps
+only weak references to tasks, and a collected task would never record its result)."""
 
 
 @dataclass
@@ -45,3 +50,15 @@ class RefreshGate:
         """Stop a fetch still in flight (shutdown)."""
         if self.inflight is not None:
             self.inflight.cancel()
+
+
+async def wait_at_most(seconds: float, work: Awaitable[None]) -> None:
+    """Run ``work``, waiting for it at most ``seconds``; past that it goes on by itself.
+
+    For readiness: a probe must answer in time, and a fetch it started must not be cut
+    short (the next probe, or the next token, uses its result).
+    """
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    await asyncio.wait({task}, timeout=seconds)

@@ -13,6 +13,7 @@ from broker.clock import Clock
 from broker.config import BrokerConfig
 from broker.config.state_url import masked
 from broker.store.memory import MemoryStore
+from broker.store.metered import MeteredStore, backend_name
 from broker.store.port import STORE_FAILURES, Store, StoreFullError, StoreUnavailableError
 from broker.store.redis import DEFAULT_KEY_PREFIX, SCHEMES, RedisStore
 from broker.store.sqlite import SqliteStore
@@ -72,11 +73,13 @@ __all__ = [
     "DEFAULT_KEY_PREFIX",
     "STORE_FAILURES",
     "MemoryStore",
+    "MeteredStore",
     "RedisStore",
     "SqliteStore",
     "Store",
     "StoreFullError",
     "StoreUnavailableError",
+    "backend_name",
     "open_configured_store",
     "open_store",
 ]

@@ -11,7 +11,10 @@ one place the STS API does; anything unexpected is logged with its request ID an
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,15 +22,19 @@ from starlette.responses import Response
 from broker.clock import Clock
 from broker.directory import Directory
 from broker.errors import StsError, service_unavailable
-from broker.identity import TokenSealer, authenticate
-from broker.ids import request_id
+from broker.identity import Caller, TokenSealer, authenticate
+from broker.identity.sigv4 import read_signature
+from broker.observability import AuditTrail, current_request_id, note_outcome
+from broker.observability.metrics import SUCCESS, UNKNOWN_ACTION
 from broker.store import STORE_FAILURES
+from broker.sts.audit import AuditFacts, record_call, request_facts
 from broker.sts.engine import RequestInfo, StsEngine
 from broker.sts.model import StsModel
-from broker.sts.protocol import read_query_request
+from broker.sts.protocol import QueryRequest, read_query_request
 from broker.sts.render import render_error
 
 log = logging.getLogger("broker.access")
+_KEY_SHAPE = re.compile(r"[A-Z0-9]{16,128}")
 
 
 class StsApi:
@@ -43,29 +50,40 @@ class StsApi:
         clock: Clock,
         region: str,
         max_body_bytes: int,
+        audit: AuditTrail,
     ) -> None:
         self._model = model
+        self._audit = audit
         self._engine = engine
         self._directory = directory
         self._sealer = sealer
         self._clock = clock
         self._region = region
         self._max_body = max_body_bytes
+        self._actions = model.actions()
         self._signed = engine.signed_actions()
         self._unsigned = engine.unsigned
 
     async def handle(self, request: Request) -> Response:
-        rid = request_id()
+        rid = current_request_id()
         started = time.perf_counter()
         action = "-"
         caller = "-"
+        who: Caller | None = None
+        params: Mapping[str, Any] = {}
+        facts = AuditFacts() if self._audit.enabled else None
+        result: dict[str, Any] | None = None
+        error: StsError | None = None
+        query: QueryRequest | None = None
         try:
             query = await read_query_request(request, max_body_bytes=self._max_body)
             action = query.action or "-"
+            params = query.params
             info = RequestInfo(
                 now=self._clock.time(),
                 source_ip=query.parts.client_ip,
                 secure=request.scope.get("scheme") == "https",
+                audit=facts,
             )
             if query.action in self._signed:
                 who = authenticate(
@@ -89,24 +107,41 @@ class StsApi:
                 )
             body = self._model.render_result(query.action, result, rid)
             status = 200
-            code = "OK"
+            code = SUCCESS
         except StsError as exc:
+            error = exc
             body, status, code = render_error(exc, rid), exc.status, exc.code
         except STORE_FAILURES as exc:
             # Fail closed: a one-time value that cannot be checked is not accepted. Where the
             # store is and what failed goes to the log, not to the client.
             log.warning("request %s %s: state store unavailable: %s", rid, action, exc)
-            failure = service_unavailable()
-            body, status, code = render_error(failure, rid), failure.status, failure.code
+            error = service_unavailable()
+            body, status, code = render_error(error, rid), error.status, error.code
         except Exception:
             log.exception("request %s failed unexpectedly", rid)
-            failure = StsError(
+            error = StsError(
                 "InternalFailure",
                 "The request processing has failed because of an unknown error.",
                 500,
                 sender=False,
             )
-            body, status, code = render_error(failure, rid), 500, failure.code
+            body, status, code = render_error(error, rid), 500, error.code
+        label = action if action in self._actions else UNKNOWN_ACTION
+        note_outcome(code, action=label)
+        if facts is not None and query is not None and label != UNKNOWN_ACTION:
+            record_call(
+                self._audit,
+                action=action,
+                facts=request_facts(request, rid),
+                params=params,
+                caller=who,
+                claimed_key=(
+                    _claimed_key(query) if who is None and action in self._signed else None
+                ),
+                verified=facts.verified,
+                result=result if error is None else None,
+                error=None if error is None else (error.code, error.message),
+            )
         if log.isEnabledFor(logging.INFO):  # the access line; off in the bench, on by default
             log.info(
                 "%s %s %s %d %s %.1fms",
@@ -118,6 +153,17 @@ class StsApi:
                 (time.perf_counter() - started) * 1000,
             )
         return QueryAnswer(body, status, rid)
+
+
+def _claimed_key(query: QueryRequest) -> str | None:
+    """The access key ID an unauthenticated signed call claimed, if it has AWS's shape
+    (the audit event of a refused call records who it pretended to be)."""
+    try:
+        claim = read_signature(query.parts)
+    except StsError:
+        return None
+    key = claim.access_key_id if claim is not None else ""
+    return key if _KEY_SHAPE.fullmatch(key) else None
 
 
 class QueryAnswer(Response):

@@ -13,7 +13,7 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from broker.clock import iso8601
@@ -40,6 +40,7 @@ from broker.ids import account_of_key, new_access_key_id
 from broker.issuer import WebIdentityIssuer
 from broker.records import fast_init
 from broker.store import Store
+from broker.sts.audit import AuditFacts
 from broker.sts.decisions import assume_role_problem, identity_problem
 from broker.sts.grants import RoleGrant
 from broker.sts.messages import AuthorizationMessages
@@ -73,6 +74,8 @@ class RequestInfo:
     now: float
     source_ip: str
     secure: bool
+    audit: AuditFacts | None = field(default=None, compare=False)
+    """Where a federated action leaves the proof it verified, for the call's audit event."""
 
 
 Handler = Callable[[Mapping[str, Any], Caller, RequestInfo], Awaitable[dict[str, Any]]]
@@ -354,6 +357,8 @@ class StsEngine:
             account=role.account if role is not None else _account_in_arn(role_arn),
             provider_id=params.get("ProviderId"),
         )
+        if info.audit is not None:
+            info.audit.verified = identity
 
         replay = _SingleUse(
             self._store,
@@ -399,6 +404,8 @@ class StsEngine:
         identity = await self._saml.verify(
             params["SAMLAssertion"], provider_arn=provider_arn, api=True
         )
+        if info.audit is not None:
+            info.audit.verified = identity
         role = self._directory.role(role_arn)
         if SamlRole(role_arn=role_arn, provider_arn=provider_arn) not in identity.roles:
             raise access_denied(

@@ -54,8 +54,10 @@ from starlette.routing import Route
 
 from broker.clock import Clock, iso8601
 from broker.errors import StsError
+from broker.observability import note_outcome
 from broker.store import Store
 from broker.sts.engine import RequestInfo
+from broker.web.audit import BrowserAudit
 from broker.web.cli_grants import (
     DEVICE_KEY,
     Approval,
@@ -217,7 +219,8 @@ def _form_params(form: Mapping[str, str]) -> dict[str, list[str]]:
 
 
 def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
-    """An RFC 6749 5.2 error body."""
+    """An RFC 6749 5.2 error body (``error`` is also the request's outcome code)."""
+    note_outcome(error)
     return JSONResponse(
         {"error": error, "error_description": description},
         status_code=status,
@@ -238,8 +241,10 @@ class CliRoutes:
         clock: Clock,
         public_url: str,
         region: str,
+        audit: BrowserAudit,
     ) -> None:
         self._chooser = chooser
+        self._audit = audit
         self._sessions = sessions
         self._store = store
         self._clock = clock
@@ -348,6 +353,7 @@ class CliRoutes:
             return _signed_out()
         session, signed_in = current
         if form.get("decision") == "deny":
+            self._decision_event(request, signed_in, form.get("role", ""), None, "loopback")
             return RedirectResponse(wanted.callback(error="access_denied"), 303)
         approval = self._approval(session, signed_in, request, form, every_role=wanted.every_role)
         if isinstance(approval, Response):
@@ -358,6 +364,8 @@ class CliRoutes:
             signed_in.display_name,
             ", ".join(g.role_arn for g in approval.grants),
         )
+        for granted in approval.grants:
+            self._decision_event(request, signed_in, granted.role_arn, granted.duration, "loopback")
         return RedirectResponse(wanted.callback(code=code), 303)
 
     async def device_page(self, request: Request) -> Response:
@@ -441,6 +449,13 @@ class CliRoutes:
             approval = decided
         if not await self._grants.decide_device(device, approval):
             return _already_decided()
+        if approval is None:
+            self._decision_event(request, signed_in, form.get("role", ""), None, "device")
+        else:
+            for granted in approval.grants:
+                self._decision_event(
+                    request, signed_in, granted.role_arn, granted.duration, "device"
+                )
         return page(
             "cli_done.html",
             approved=approval is not None,
@@ -566,14 +581,14 @@ class CliRoutes:
         info = self._chooser.request_info(request)
         if not approval.every_role:
             try:
-                body = await self._mint(info, approval.grants[0], family)
+                body = await self._mint(request, info, approval.grants[0], family, grant_type)
             except StsError as exc:
                 return _refused(exc)
             return _no_store(body)
         logins: list[dict[str, Any]] = []
         for grant in approval.grants:
             try:
-                logins.append(await self._mint(info, grant, None))
+                logins.append(await self._mint(request, info, grant, None, grant_type))
             except StsError as exc:
                 logins.append(
                     {
@@ -584,9 +599,58 @@ class CliRoutes:
                 )
         return _no_store({"Version": 1, "Region": self._region, "Logins": logins})
 
-    async def _mint(self, info: RequestInfo, grant: Grant, family: str | None) -> dict[str, Any]:
-        """Credentials for one grant and its next refresh token; StsError when refused."""
-        result = await self._chooser.assume(grant.signed_in, grant.role_arn, grant.duration, info)
+    def _decision_event(
+        self,
+        request: Request,
+        signed_in: SignedIn,
+        role_arn: str,
+        duration: int | None,
+        flow: str,
+    ) -> None:
+        """The ``CliLogin`` audit event: approved with a duration, denied without."""
+        self._audit.cli_login(
+            request,
+            signed_in,
+            self._chooser.identity_for(signed_in, role_arn),
+            role_arn=role_arn if _ROLE.fullmatch(role_arn) else "",
+            duration=duration,
+            flow=flow,
+            approved=duration is not None,
+        )
+
+    async def _mint(
+        self,
+        request: Request,
+        info: RequestInfo,
+        grant: Grant,
+        family: str | None,
+        grant_type: str,
+    ) -> dict[str, Any]:
+        """Credentials for one grant and its next refresh token (audited either way);
+        StsError when refused."""
+        identity = self._chooser.identity_for(grant.signed_in, grant.role_arn)
+
+        def audit(result: Mapping[str, Any] | None, error: StsError | None) -> None:
+            self._audit.role_session(
+                request,
+                grant.signed_in,
+                identity,
+                role_arn=grant.role_arn,
+                duration=grant.duration,
+                result=result,
+                error=None if error is None else (error.code, error.message),
+                via="cli",
+                grantType=grant_type,
+            )
+
+        try:
+            result = await self._chooser.assume(
+                grant.signed_in, grant.role_arn, grant.duration, info
+            )
+        except StsError as exc:
+            audit(None, exc)
+            raise
+        audit(result, None)
         refresh = await self._grants.issue_refresh(grant, family)
         body = credentials_body(result, grant, refresh)
         body["AccountAlias"] = self._chooser.account_alias(grant.role_arn)

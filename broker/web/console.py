@@ -37,6 +37,7 @@ from broker.clock import Clock, iso8601
 from broker.directory import Directory
 from broker.iam import Policy
 from broker.identity import SessionClaims, TokenInvalidError, TokenSealer
+from broker.web.audit import BrowserAudit
 from broker.web.forms import read_form
 from broker.web.pages import error_page, page
 from broker.web.security import (
@@ -79,9 +80,11 @@ class ConsoleSigninError(Exception):
 
 
 class _Refused(Exception):
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, claims: SessionClaims | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.claims = claims
+        """The session whose credentials were refused, once they were verified (audit)."""
 
 
 def utc_text(ts: float) -> str:
@@ -93,9 +96,16 @@ class ConsoleFederation:
     """The federation endpoint and the console landing page."""
 
     def __init__(
-        self, *, sealer: TokenSealer, directory: Directory, clock: Clock, public_url: str
+        self,
+        *,
+        sealer: TokenSealer,
+        directory: Directory,
+        clock: Clock,
+        public_url: str,
+        audit: BrowserAudit,
     ) -> None:
         self._sealer = sealer
+        self._audit = audit
         self._directory = directory
         self._clock = clock
         self._public_url = public_url.rstrip("/")
@@ -133,16 +143,21 @@ class ConsoleFederation:
     async def federation(self, request: Request) -> Response:
         action = request.query_params.get("Action", "")
         if action == "getSigninToken":
+            duration = request.query_params.get("SessionDuration")
             try:
-                token = self._signin_token(request)
+                token, claims = self._signin_token(request)
             except _Refused as refused:
+                self._audit.signin_token(
+                    request, refused.claims, duration=duration, error=refused.message
+                )
                 return JSONResponse({"Error": refused.message}, status_code=400)
+            self._audit.signin_token(request, claims, duration=duration, error=None)
             return JSONResponse({"SigninToken": token})
         if action == "login":
             return self._login(request)
         return JSONResponse({"Error": "Unsupported Action"}, status_code=400)
 
-    def _signin_token(self, request: Request) -> str:
+    def _signin_token(self, request: Request) -> tuple[str, SessionClaims]:
         raw = request.query_params.get("Session", "")
         if not raw or len(raw) > _MAX_SESSION_PARAM:
             raise _Refused("Missing or invalid Session parameter")
@@ -167,8 +182,9 @@ class ConsoleFederation:
 
     def _mint_signin(
         self, access_key_id: str, secret_key: str, session_token: str, duration: str | None
-    ) -> str:
-        """A SigninToken for these credentials; _Refused when they cannot sign in."""
+    ) -> tuple[str, SessionClaims]:
+        """A SigninToken for these credentials, and their session; _Refused when they cannot
+        sign in (carrying the session once the credentials were verified)."""
         try:
             claims, secret = self._sealer.open(session_token)
         except TokenInvalidError:
@@ -180,10 +196,13 @@ class ConsoleFederation:
             raise _Refused("The security token included in the request is invalid")
         now = self._clock.time()
         if now >= claims.expires_at:
-            raise _Refused("The security token included in the request is expired")
+            raise _Refused("The security token included in the request is expired", claims)
         if claims.kind not in _FEDERATION_KINDS:
-            raise _Refused(_ONLY_FEDERATION)
-        ends = self._console_end(claims, duration, int(now))
+            raise _Refused(_ONLY_FEDERATION, claims)
+        try:
+            ends = self._console_end(claims, duration, int(now))
+        except _Refused as refused:
+            raise _Refused(refused.message, claims) from None
         signin = dataclasses.replace(
             claims,
             kind=_KIND_SIGNIN,
@@ -193,7 +212,7 @@ class ConsoleFederation:
             extra={"console": {"kind": claims.kind, "ends": ends}},
         )
         token, _ = self._sealer.seal(signin)
-        return token
+        return token, claims
 
     def login_url(self, credentials: Mapping[str, Any]) -> str:
         """The ``/federation?Action=login`` URL for credentials the broker just minted.
@@ -208,7 +227,7 @@ class ConsoleFederation:
         remaining = int(float(credentials["Expiration"]) - self._clock.time())
         duration = min(max(remaining, MIN_SESSION_DURATION), MAX_SESSION_DURATION)
         try:
-            token = self._mint_signin(
+            token, _ = self._mint_signin(
                 str(credentials["AccessKeyId"]),
                 str(credentials["SecretAccessKey"]),
                 str(credentials["SessionToken"]),
@@ -267,18 +286,21 @@ class ConsoleFederation:
     def _login(self, request: Request) -> Response:
         destination = self._destination(request.query_params.get("Destination", ""))
         if destination is None:
-            return error_page(
-                400, "Sign-in refused", "The destination is not on this broker.", "destination"
-            )
+            message = "The destination is not on this broker."
+            self._audit.console_login(request, None, destination=None, error=message)
+            return error_page(400, "Sign-in refused", message, "destination")
         claims = self._open(request.query_params.get("SigninToken", ""), _KIND_SIGNIN)
         if claims is None:
-            return error_page(
-                400, "Sign-in refused", "The sign-in token is invalid or expired.", "signin-token"
-            )
+            message = "The sign-in token is invalid or expired."
+            self._audit.console_login(request, None, destination=destination, error=message)
+            return error_page(400, "Sign-in refused", message, "signin-token")
         ends = int(claims.extra["console"]["ends"])
         now = int(self._clock.time())
         if now >= ends:
-            return error_page(400, "Sign-in refused", "The session has ended.", "expired")
+            message = "The session has ended."
+            self._audit.console_login(request, claims, destination=destination, error=message)
+            return error_page(400, "Sign-in refused", message, "expired")
+        self._audit.console_login(request, claims, destination=destination, error=None)
         cookie, _ = self._sealer.seal(
             dataclasses.replace(claims, kind=_KIND_CONSOLE, issued_at=now, expires_at=ends)
         )

@@ -35,6 +35,7 @@ token endpoint is reached with a bounded response size and no redirects.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -65,6 +66,8 @@ from broker.identity import FederatedIdentity, WebIdentity, WebIdentityVerifier
 from broker.identity.claims import claim_path
 from broker.identity.fetch import BoundedTransport
 from broker.identity.oidc.discovery import DiscoveryError, ProviderDiscovery, ProviderMetadata
+from broker.observability import Check
+from broker.web.audit import BrowserAudit
 from broker.web.login import LoginBinding, LoginBindingError, PendingLogin
 from broker.web.pages import error_page
 from broker.web.redirects import DEFAULT_RETURN, after_login
@@ -146,8 +149,10 @@ class OidcLoginRoutes:
         sessions: BrowserSessions,
         login: LoginBinding,
         clock: Clock,
+        audit: BrowserAudit,
     ) -> None:
         self._web = web
+        self._audit = audit
         self._sessions = sessions
         self._login = login
         self._timeout = httpx.Timeout(float(config.oidc.http_timeout_seconds))
@@ -181,6 +186,17 @@ class OidcLoginRoutes:
         return [
             Route("/oidc/login/{name}", self.start_login, methods=["GET"]),
             Route("/oidc/callback/{name}", self.callback, methods=["GET"]),
+        ]
+
+    async def discovery_checks(self, *, wait: float) -> list[Check]:
+        """Readiness: can each login provider's sign-in start (its discovery document)?"""
+        providers = list(self._providers.values())
+        problems = await asyncio.gather(
+            *(self._discovery.check(p.config.url, wait=wait) for p in providers)
+        )
+        return [
+            Check("oidc_discovery", p.name, problem)
+            for p, problem in zip(providers, problems, strict=True)
         ]
 
     async def aclose(self) -> None:
@@ -228,18 +244,30 @@ class OidcLoginRoutes:
         if provider is None:
             return _unknown_provider()
         try:
-            signed_in, return_to = await self._sign_in(request, provider)
+            signed_in, return_to, verified = await self._sign_in(request, provider)
         except Refusal as refusal:
             log.info("OIDC login via %s refused: %s", provider.name, refusal.code)
+            self._audit.signin(
+                request,
+                protocol="oidc",
+                login=provider.name,
+                verified=None,
+                error=(refusal.code, refusal.message),
+            )
             return refusal.page()
         response = RedirectResponse(after_login(return_to), status_code=303)
         await self._sessions.create(request, response, signed_in.to_session())
+        self._audit.signin(
+            request, protocol="oidc", login=provider.name, verified=verified, error=None
+        )
         log.info("OIDC login %r via %s", signed_in.subject[:64], provider.name)
         return response
 
     # -- steps ----------------------------------------------------------------------------
 
-    async def _sign_in(self, request: Request, provider: _LoginProvider) -> tuple[SignedIn, str]:
+    async def _sign_in(
+        self, request: Request, provider: _LoginProvider
+    ) -> tuple[SignedIn, str, WebIdentity]:
         params = _single_params(request)
         metadata = await self._metadata(provider)
         pending = await self._finish(request, params.get("state", ""), provider)
@@ -257,7 +285,7 @@ class OidcLoginRoutes:
         claims = identities[0].claims
         _check_client(claims, provider.config.client_id)
         _check_nonce(claims, pending.request_id)
-        return _signed_in(provider, identities), pending.return_to
+        return _signed_in(provider, identities), pending.return_to, identities[0]
 
     async def _metadata(self, provider: _LoginProvider) -> ProviderMetadata:
         try:

@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.templating import Jinja2Templates
 
+from broker.observability import note_outcome
+
 _HERE = Path(__file__).parent
 STATIC_DIR = _HERE / "static"
 templates = Jinja2Templates(directory=_HERE / "templates")
@@ -22,7 +24,10 @@ def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 
 def error_page(status: int, title: str, message: str, code: str = "") -> HTMLResponse:
-    """A refusal a person can read; ``message`` must already be safe to show."""
+    """A refusal a person can read; ``message`` must already be safe to show. ``code``
+    is also the request's outcome code in the metrics."""
+    if code:
+        note_outcome(code)
     return page("error.html", status, status_code=status, title=title, message=message, code=code)
 
 

@@ -29,6 +29,7 @@ from broker.clock import iso8601
 from broker.config import BrokerConfig, SamlProviderConfig
 from broker.errors import StsError, access_denied, validation_error
 from broker.sts.upstream_sessions import UpstreamSessions
+from broker.web.audit import BrowserAudit
 from broker.web.console import ConsoleFederation, ConsoleSigninError, utc_text
 from broker.web.cookies import cookie_value
 from broker.web.durations import MAX_DURATION, MIN_DURATION, duration_options
@@ -125,9 +126,11 @@ class PeopleRoutes:
         sessions: BrowserSessions,
         chooser: RoleChooser,
         console: ConsoleFederation,
+        audit: BrowserAudit,
         upstream: UpstreamSessions | None = None,
     ) -> None:
         self._sessions = sessions
+        self._audit = audit
         self._chooser = chooser
         self._console = console
         self._upstream = upstream
@@ -216,12 +219,17 @@ class PeopleRoutes:
             if form is None:
                 raise validation_error("The form is malformed: send each field once.")
             role_arn, duration, target = _assume_fields(form)
+        except StsError as exc:
+            return self._picker(request, current, status=400, error=exc)
+        try:
             choice = self._chooser.choice(signed_in, role_arn, info)
             if choice is None:
                 raise access_denied(f"Not authorized: this sign-in may not use {role_arn}")
             result = await self._chooser.assume(signed_in, role_arn, duration, info)
         except StsError as exc:
+            self._role_event(request, signed_in, role_arn, duration, target, result=None, error=exc)
             return self._picker(request, current, status=_page_status(exc), error=exc)
+        self._role_event(request, signed_in, role_arn, duration, target, result=result, error=None)
         try:
             console_url: str | None = await self._console_link(choice, result, info.now)
         except ConsoleSigninError as exc:
@@ -247,6 +255,29 @@ class PeopleRoutes:
         if choice.upstream and self._upstream is not None:
             return await self._upstream.console_link(result["Credentials"], now)
         return self._console.login_url(result["Credentials"])
+
+    def _role_event(
+        self,
+        request: Request,
+        signed_in: SignedIn,
+        role_arn: str,
+        duration: int,
+        target: str,
+        *,
+        result: Mapping[str, Any] | None,
+        error: StsError | None,
+    ) -> None:
+        self._audit.role_session(
+            request,
+            signed_in,
+            self._chooser.identity_for(signed_in, role_arn),
+            role_arn=role_arn,
+            duration=duration,
+            result=result,
+            error=None if error is None else (error.code, error.message),
+            via="browser",
+            target=target,
+        )
 
     async def logout(self, request: Request) -> Response:
         """End the session on the server (the CSRF middleware checked the form)."""

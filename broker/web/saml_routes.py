@@ -31,6 +31,7 @@ from broker.identity.saml.sp import (
 )
 from broker.store import Store
 from broker.sts.engine import REPLAY_MARGIN_SECONDS
+from broker.web.audit import BrowserAudit
 from broker.web.forms import read_form
 from broker.web.login import LoginBinding, LoginBindingError
 from broker.web.pages import error_page
@@ -92,8 +93,10 @@ class SamlBrowserRoutes:
         clock: Clock,
         logins: Mapping[str, LoginProviderConfig],
         max_body_bytes: int,
+        audit: BrowserAudit,
     ) -> None:
         self._verifier = verifier
+        self._audit = audit
         self._sessions = sessions
         self._login = login
         self._store = store
@@ -172,9 +175,11 @@ class SamlBrowserRoutes:
                 saml_response, provider_arn=None, in_response_to=in_response_to, api=False
             )
         except LoginBindingError as exc:
+            self._signin_event(request, None, (exc.code, exc.message))
             return error_page(400, "Sign-in failed", exc.message, exc.code)
         except StsError as exc:
             log.info("SAML ACS refused: %s %s", exc.code, exc.message)
+            self._signin_event(request, None, (exc.code, exc.message))
             return error_page(
                 403 if exc.status == 403 else 400, "Sign-in refused", exc.message, exc.code
             )
@@ -182,21 +187,19 @@ class SamlBrowserRoutes:
             # Every role session is named after it, and the API refuses such an assertion
             # too: signing the person in would only lead to a picker whose every role fails.
             log.info("SAML ACS refused: no RoleSessionName from %s", identity.issuer)
+            self._signin_event(request, identity, ("InvalidIdentityToken", _NO_SESSION_NAME))
             return error_page(400, "Sign-in refused", _NO_SESSION_NAME, "InvalidIdentityToken")
         ttl = max(1.0, identity.not_on_or_after - self._clock.time()) + REPLAY_MARGIN_SECONDS
         if not await self._store.claim(
             "saml-acs", f"{identity.issuer}#{identity.assertion_id}", ttl
         ):
-            return error_page(
-                400,
-                "Sign-in refused",
-                "This sign-in response was already used.",
-                "AssertionReplayed",
-            )
+            replayed = "This sign-in response was already used."
+            self._signin_event(request, identity, ("AssertionReplayed", replayed))
+            return error_page(400, "Sign-in refused", replayed, "AssertionReplayed")
         response = RedirectResponse(after_login(return_to), status_code=303)
-        await self._sessions.create(
-            request, response, signed_in(identity, self._logins).to_session()
-        )
+        session = signed_in(identity, self._logins)
+        await self._sessions.create(request, response, session.to_session())
+        self._signin_event(request, identity, None, session.login)
         log.info(
             "SAML login %s via %s (%d roles)",
             identity.subject,
@@ -204,3 +207,20 @@ class SamlBrowserRoutes:
             len(identity.roles),
         )
         return response
+
+    def _signin_event(
+        self,
+        request: Request,
+        identity: SamlIdentity | None,
+        error: tuple[str, str] | None,
+        login: str = "",
+    ) -> None:
+        """The ``SignIn`` audit event; ``login`` is the ``login.providers`` name, when the
+        sign-in got that far (else the provider ARN stands in)."""
+        self._audit.signin(
+            request,
+            protocol="saml",
+            login=login or (identity.provider_arn if identity else ""),
+            verified=identity,
+            error=error,
+        )

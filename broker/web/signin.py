@@ -234,8 +234,19 @@ class RoleChooser:
         """AssumeRole-shaped result members for ``role_arn``; StsError when not allowed."""
         if not _offered(signed_in, role_arn):
             raise access_denied(f"Not authorized: this sign-in may not use {role_arn}")
+        return await self._engine.assume_federated(
+            self.identity_for(signed_in, role_arn),
+            role_arn,
+            session_name=signed_in.session_name,
+            duration=duration,
+            info=info,
+        )
+
+    def identity_for(self, signed_in: SignedIn, role_arn: str) -> FederatedIdentity:
+        """The provider view of ``signed_in`` that vouches for ``role_arn`` (its account's,
+        and one whose assertion pairs it), else the first: what :meth:`assume` presents."""
         role = self._directory.role(role_arn)
-        identity = next(
+        return next(
             (
                 i
                 for i in signed_in.identities
@@ -244,13 +255,6 @@ class RoleChooser:
                 and (i.roles is None or role_arn in i.roles)
             ),
             signed_in.identities[0],
-        )
-        return await self._engine.assume_federated(
-            identity,
-            role_arn,
-            session_name=signed_in.session_name,
-            duration=duration,
-            info=info,
         )
 
     def account_alias(self, role_arn: str) -> str:

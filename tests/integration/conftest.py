@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,14 +299,19 @@ HTTP_PARSERS = ("h11", "httptools")
 
 
 def start_server(
-    app: Any, sock: socket.socket | None = None, *, http: str = "auto"
+    app: Any,
+    sock: socket.socket | None = None,
+    *,
+    http: str = "auto",
+    also: Sequence[socket.socket] = (),
 ) -> tuple[str, Running]:
-    """Serve ``app`` in a thread; ``http`` picks uvicorn's parser (``auto``: httptools if
-    installed, as ``sts-broker serve`` does)."""
+    """Serve ``app`` in a thread on ``sock`` (and on the sockets ``also`` names, as ``serve``
+    serves the admin listener); ``http`` picks uvicorn's parser (``auto``: httptools if
+    installed, as ``sts-broker serve`` does). Returns the first socket's URL."""
     sock = sock or bind_loopback()
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", http=http))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock, *also]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
@@ -376,19 +381,34 @@ def serve_process(command: list[str], *, cwd: Path | None = None) -> Iterator[Se
 
 
 @contextmanager
-def served_broker(folder: Path, *, http: str = "auto") -> Iterator[Broker]:
-    """The test config (``write_config``) written to ``folder`` and served on loopback."""
+def served_broker(
+    folder: Path,
+    *,
+    http: str = "auto",
+    clock: OffsetClock | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+    also: Sequence[socket.socket] = (),
+) -> Iterator[Broker]:
+    """The test config (``write_config``) written to ``folder`` and served on loopback.
+
+    ``edit`` changes the YAML document before it is loaded (settings under test); ``also``
+    are more sockets the same server accepts on (an admin listener).
+    """
     keys = {name: _key(i) for i, name in enumerate(["alice", "bob", "bob_old", "carol", "dave"])}
     totp = {"alice": base64.b32encode(os.urandom(20)).decode()}
     path = folder / "broker.yaml"
     sock = bind_loopback()
     # public_url is the real address: the broker is also an OIDC issuer at that URL.
     write_config(path, keys, totp, f"http://127.0.0.1:{sock.getsockname()[1]}")
+    if edit is not None:
+        document = yaml.safe_load(path.read_text())
+        edit(document)
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
     config = load_config(
         path, environ={"TEST_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
     )
-    clock = OffsetClock()
-    url, running = start_server(create_app(config, clock=clock), sock, http=http)
+    clock = clock or OffsetClock()
+    url, running = start_server(create_app(config, clock=clock), sock, http=http, also=also)
     try:
         yield Broker(url=url, clock=clock, config_path=path, keys=keys, totp=totp)
     finally:

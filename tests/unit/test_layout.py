@@ -42,11 +42,27 @@ ROOT_MODULES = frozenset({"app", "demo", "cli", "__main__"})
 
 FORBIDDEN: Mapping[str, frozenset[str]] = {
     "identity": frozenset({"sts", "web", "authz", "client", "pools"}),
-    "iam": frozenset({"sts", "web", "authz", "client", "pools", "identity", "issuer", "store"}),
+    "iam": frozenset(
+        {"sts", "web", "authz", "client", "pools", "identity", "issuer", "store", "observability"}
+    ),
     "store": frozenset({"sts", "web", "authz", "client", "pools", "identity", "issuer", "iam"}),
     "issuer": frozenset({"sts", "web", "authz", "client", "pools"}),
     "config": frozenset(
-        {"identity", "issuer", "sts", "web", "authz", "client", "pools", "iam", "store"}
+        {
+            "identity",
+            "issuer",
+            "sts",
+            "web",
+            "authz",
+            "client",
+            "pools",
+            "iam",
+            "store",
+            "observability",
+        }
+    ),
+    "observability": frozenset(
+        {"config", "iam", "store", "issuer", "identity", "sts", "pools", "authz", "web", "client"}
     ),
     "sts": frozenset({"authz", "web", "client"}),
     "pools": frozenset({"authz", "web", "client"}),
@@ -279,6 +295,12 @@ def test_checker_finds_a_cycle() -> None:
         ("broker.client.login", "broker.config", "client/ imports only"),
         ("broker.web.people", "broker.app", "the composition root is imported by nothing"),
         ("broker.clock", "broker.config", "small shared values import only each other"),
+        (
+            "broker.observability.metrics",
+            "broker.web.admin",
+            "observability/ must not import web/",
+        ),
+        ("broker.observability.audit", "broker.config", "observability/ must not import config/"),
     ],
 )
 def test_checker_names_each_broken_rule(source: str, target: str, rule: str) -> None:

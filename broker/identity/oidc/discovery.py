@@ -19,7 +19,8 @@ import httpx
 from broker.clock import Clock
 from broker.config import OidcSettings, oidc_url_problem
 from broker.identity.fetch import DocumentUnusable, fetch_discovery
-from broker.identity.refresh import RefreshGate
+from broker.identity.refresh import RefreshGate, wait_at_most
+from broker.observability import record_idp_fetch
 
 log = logging.getLogger("broker.web.oidc")
 
@@ -116,12 +117,33 @@ class ProviderDiscovery:
     async def metadata(self, issuer: str) -> ProviderMetadata:
         """The provider's checked metadata; :class:`DiscoveryError` when none is usable."""
         entry = self._cache.setdefault(issuer, _Cached())
-        now = self._clock.time()
-        if entry.metadata is not None and now < entry.fresh_until:
+        if entry.metadata is not None and self._clock.time() < entry.fresh_until:
             return entry.metadata
+        await self._run_refresh(issuer, entry)
+        return self._usable(entry)
+
+    async def check(self, issuer: str, *, wait: float) -> str | None:
+        """Why sign-in through ``issuer`` can't start now; None when it can (readiness).
+
+        Refreshes a stale document as a login click would, waiting at most ``wait``.
+        """
+        entry = self._cache.setdefault(issuer, _Cached())
+        if entry.metadata is None or self._clock.time() >= entry.fresh_until:
+            await wait_at_most(wait, self._run_refresh(issuer, entry))
+        try:
+            self._usable(entry)
+        except DiscoveryError as exc:
+            return str(exc)
+        return None
+
+    async def _run_refresh(self, issuer: str, entry: _Cached) -> None:
         await entry.gate.run(
-            now, self._settings.refresh_interval_seconds, lambda: self._refresh(issuer, entry)
+            self._clock.time(),
+            self._settings.refresh_interval_seconds,
+            lambda: self._refresh(issuer, entry),
         )
+
+    def _usable(self, entry: _Cached) -> ProviderMetadata:
         if entry.metadata is not None and self._clock.time() < entry.usable_until:
             return entry.metadata
         raise DiscoveryError(entry.last_error or "the discovery document was not fetched yet")
@@ -130,10 +152,12 @@ class ProviderDiscovery:
         try:
             metadata = await self._fetch(issuer)
         except DiscoveryError as exc:
+            record_idp_fetch("oidc_discovery", issuer, ok=False, at=self._clock.time())
             entry.last_error = str(exc)
             log.warning("OIDC discovery of %s: %s", issuer, exc)
             return
         now = self._clock.time()
+        record_idp_fetch("oidc_discovery", issuer, ok=True, at=now)
         ttl = self._settings.jwks_ttl_seconds
         entry.metadata, entry.last_error = metadata, None
         entry.fresh_until = now + ttl

@@ -44,7 +44,8 @@ from broker.clock import Clock
 from broker.config import OidcProviderConfig, OidcSettings, oidc_url_problem
 from broker.errors import StsError, communication_error, invalid_token, quoted
 from broker.identity.fetch import MAX_DOCUMENT_BYTES, DocumentUnusable, fetch_discovery, fetch_json
-from broker.identity.refresh import RefreshGate
+from broker.identity.refresh import RefreshGate, wait_at_most
+from broker.observability import record_idp_fetch
 
 log = logging.getLogger("broker.oidc")
 
@@ -350,6 +351,23 @@ class KeySource:
                 raise _keys_unavailable(provider.url, state.last_error)
         raise invalid_token(found.reason)
 
+    async def check(self, provider: OidcProviderConfig, *, wait: float) -> str | None:
+        """Why ``provider``'s keys can't verify a token now; None when they can (readiness).
+
+        Keys past freshness are refreshed as a token would refresh them (same gate, so a
+        probe never costs the issuer more than tokens would), waiting at most ``wait``
+        seconds; stale keys within the last-known-good window still count as usable.
+        """
+        state = self._state(provider)
+        keys = state.keys
+        if keys is None or self._clock.time() >= keys.fresh_until:
+            await wait_at_most(wait, self._refresh(provider, state))
+        try:
+            self._usable(provider, state)
+        except StsError as exc:
+            return exc.message
+        return None
+
     async def aclose(self) -> None:
         """Stop fetches still in flight (shutdown)."""
         for state in self._states.values():
@@ -383,7 +401,9 @@ class KeySource:
         try:
             state.keys = await self._fetch(provider, state)
             state.last_error = None
+            record_idp_fetch("oidc_jwks", provider.url, ok=True, at=self._clock.time())
         except _FetchError as exc:
+            record_idp_fetch("oidc_jwks", provider.url, ok=False, at=self._clock.time())
             state.last_error = str(exc)
             stale = state.keys is not None and self._clock.time() < state.keys.usable_until
             log.warning(
@@ -438,7 +458,9 @@ class KeySource:
         try:
             document, url = await fetch_discovery(self._http, issuer, timeout=self._timeout)
         except DocumentUnusable as exc:
+            record_idp_fetch("oidc_discovery", issuer, ok=False, at=self._clock.time())
             raise _FetchError(str(exc)) from None
+        record_idp_fetch("oidc_discovery", issuer, ok=True, at=self._clock.time())
         jwks_uri = document.get("jwks_uri")
         if not isinstance(jwks_uri, str):
             raise _FetchError(f"the discovery document at {url} has no jwks_uri")

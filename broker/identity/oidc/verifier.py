@@ -23,6 +23,7 @@ otherwise use:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
@@ -63,6 +64,7 @@ from broker.identity.oidc.keys import (
     select_keys,
 )
 from broker.identity.templates import with_templates
+from broker.observability import Check
 from broker.records import fast_init
 
 MIN_TOKEN_CHARS = 4
@@ -332,6 +334,21 @@ class WebIdentityVerifier:
             single_use=provider.config.single_use,
             claims=view,
         )
+
+    async def key_checks(self, *, wait: float) -> list[Check]:
+        """One readiness check per configured key source (issuer, ``jwks_uri`` or file):
+        can its keys verify a token now? Stale keys are refreshed, waited for ``wait`` s."""
+        sources = {
+            (p.config.url, p.config.jwks_uri, p.config.jwks_file): p.config
+            for p in self._providers.values()
+        }
+        problems = await asyncio.gather(
+            *(self._keys.check(config, wait=wait) for config in sources.values())
+        )
+        return [
+            Check("oidc_keys", config.url, problem)
+            for config, problem in zip(sources.values(), problems, strict=True)
+        ]
 
     async def aclose(self) -> None:
         """Stop key fetches and close the HTTP client if this verifier made it."""

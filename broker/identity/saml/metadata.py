@@ -39,7 +39,9 @@ from broker.clock import Clock
 from broker.config import BrokerConfig, KeyPath
 from broker.errors import communication_error
 from broker.identity.fetch import FetchFailed, describe, fetch_bounded
+from broker.identity.refresh import wait_at_most
 from broker.identity.saml.xml import DS, MD, SAMLP, XmlRefused, parse_xml
+from broker.observability import record_idp_fetch
 
 log = logging.getLogger("broker.saml")
 
@@ -206,15 +208,33 @@ class MetadataSource:
     async def get(self, source: str, *, provider_arn: str) -> IdpMetadata:
         """The metadata at ``source`` (an absolute file path or an http(s) URL)."""
         state = self._states.setdefault(source, _State())
-        now = self._clock.time()
-        if state.inflight is not None or (now >= state.fresh_until and now >= state.next_attempt):
+        if self._due(state):
             await self._refresh(source, state)
         if state.metadata is None:
-            raise communication_error(
-                f"Couldn't load the SAML metadata of {provider_arn}: "
-                f"{state.last_error or 'not loaded yet'}"
-            )
+            raise communication_error(self._unloaded(state, provider_arn))
         return state.metadata
+
+    async def check(self, source: str, *, provider_arn: str, wait: float) -> str | None:
+        """Why logins through ``provider_arn`` would fail for want of metadata now; None
+        when the metadata (or its last good copy) is there (readiness). A due refresh is
+        started as a login would start it, waited for at most ``wait`` seconds."""
+        state = self._states.setdefault(source, _State())
+        if self._due(state):
+            await wait_at_most(wait, self._refresh(source, state))
+        return None if state.metadata is not None else self._unloaded(state, provider_arn)
+
+    def _due(self, state: _State) -> bool:
+        now = self._clock.time()
+        return state.inflight is not None or (
+            now >= state.fresh_until and now >= state.next_attempt
+        )
+
+    @staticmethod
+    def _unloaded(state: _State, provider_arn: str) -> str:
+        return (
+            f"Couldn't load the SAML metadata of {provider_arn}: "
+            f"{state.last_error or 'not loaded yet'}"
+        )
 
     async def aclose(self) -> None:
         """Stop loads still in flight (shutdown)."""
@@ -238,9 +258,12 @@ class MetadataSource:
         try:
             raw = await self._read(source)
             state.metadata = parse_metadata(raw)
-            state.fresh_until = self._clock.time() + self._refresh_seconds
+            now = self._clock.time()
+            state.fresh_until = now + self._refresh_seconds
             state.last_error = None
+            record_idp_fetch("saml_metadata", source, ok=True, at=now)
         except MetadataError as exc:
+            record_idp_fetch("saml_metadata", source, ok=False, at=self._clock.time())
             state.last_error = str(exc)
             log.warning(
                 "SAML metadata %s: %s (%s)",

@@ -60,6 +60,7 @@ Messages name the rule and at most a short, quoted value; never the XML, never a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -100,6 +101,7 @@ from broker.identity.saml.metadata import IdpMetadata, MetadataSource
 from broker.identity.saml.signature import SignatureChecker, assertion_signature
 from broker.identity.saml.xml import DS, SAML, SAMLP, XmlRefused, one_child, parse_xml, plain_text
 from broker.identity.templates import with_templates
+from broker.observability import Check
 
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
@@ -346,6 +348,21 @@ class SamlVerifier:
         if provider is None:
             raise invalid_token(f"No SAML provider {quoted(provider_arn)} exists.")
         return await self._metadata.get(provider.config.metadata_source, provider_arn=provider.arn)
+
+    async def metadata_checks(self, *, wait: float) -> list[Check]:
+        """One readiness check per configured provider: is its metadata loaded? A due
+        refresh is started, waited for at most ``wait`` seconds."""
+        providers = list(self._providers.values())
+        problems = await asyncio.gather(
+            *(
+                self._metadata.check(p.config.metadata_source, provider_arn=p.arn, wait=wait)
+                for p in providers
+            )
+        )
+        return [
+            Check("saml_metadata", p.arn, problem)
+            for p, problem in zip(providers, problems, strict=True)
+        ]
 
     def provider_arns(self) -> tuple[str, ...]:
         """Every configured SAML provider ARN, in (account, name) order."""
