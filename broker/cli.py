@@ -216,7 +216,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - see module doc
 
     from broker.app import CONFIG_ENV, create_app, load_broker_config  # noqa: PLC0415
-    from broker.config import ConfigError, check_processes  # noqa: PLC0415
+    from broker.config import ConfigError, check_processes, listen_address  # noqa: PLC0415
     from broker.directory import Directory  # noqa: PLC0415
     from broker.loopback import is_loopback_host  # noqa: PLC0415
 
@@ -259,6 +259,13 @@ def _serve(args: argparse.Namespace) -> int:
     parser = args.http if args.http != "auto" else "httptools" if _installed("httptools") else "h11"
     loop = args.loop if args.loop != "auto" else "uvloop" if _installed("uvloop") else "asyncio"
     # Bound before the app is built: a busy port is said at once, before its warnings.
+    if config.admin_listen is not None and listen_address(config.admin_listen)[1] == port:
+        print(
+            f"sts-broker serve: admin_listen {config.admin_listen} uses the public port "
+            f"{port}; give the admin listener a port of its own",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     sockets = _listeners(config, host, port, demo=bool(demo_idps), config_path=path)
     if sockets is None:
         return EXIT_FAILED
@@ -325,21 +332,15 @@ def _listeners(
 
     One uvicorn server (every worker) accepts on all of them; the app tells the admin
     socket's requests apart by the port they arrived on (``broker.web.admin``), which is
-    why the two ports must differ. None (after saying why) when one cannot be bound.
+    why the two ports must differ (``serve`` checks). None (after saying why) when one
+    cannot be bound.
     """
     from broker.config import listen_address  # noqa: PLC0415 - see module doc
 
+
     addresses = [(host, port)]
     if config.admin_listen is not None:
-        admin = listen_address(config.admin_listen)
-        if admin[1] == port:
-            print(
-                f"sts-broker serve: admin_listen {config.admin_listen} uses the public port "
-                f"{port}; give the admin listener a port of its own",
-                file=sys.stderr,
-            )
-            return None
-        addresses.append(admin)
+        addresses.append(listen_address(config.admin_listen))
     sockets: list[socket.socket] = []
     for address_host, address_port in addresses:
         sock = _bind(address_host, address_port, demo=demo, config_path=config_path)
