@@ -319,6 +319,7 @@ def create_app(
             public_url=config.public_url,
             region=config.region,
             audit=audit,
+            upstream=upstream,
         ).routes()
         if any(p.oidc is not None for p in config.login.providers.values()):
             oidc_login = OidcLoginRoutes(

@@ -337,7 +337,6 @@ def _listeners(
     """
     from broker.config import listen_address  # noqa: PLC0415 - see module doc
 
-
     addresses = [(host, port)]
     if config.admin_listen is not None:
         addresses.append(listen_address(config.admin_listen))

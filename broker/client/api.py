@@ -161,8 +161,9 @@ def check_broker(broker: str) -> None:
         raise BrokerError(BAD_RESPONSE, f"{broker}/healthz does not answer like an sts-broker")
 
 
-def signin_token(broker: str, credentials: Mapping[str, Any]) -> str:
-    """The console federation protocol's getSigninToken for these credentials."""
+def signin_token(federation: str, credentials: Mapping[str, Any]) -> str:
+    """The console federation protocol's getSigninToken for these credentials, at
+    ``federation`` (the broker's ``/federation``, or AWS's for real AWS credentials)."""
     import httpx  # noqa: PLC0415 - see module doc
 
     session = json.dumps(
@@ -174,13 +175,13 @@ def signin_token(broker: str, credentials: Mapping[str, Any]) -> str:
     )
     try:
         response = httpx.get(
-            f"{broker}/federation",
+            federation,
             params={"Action": "getSigninToken", "Session": session},
             timeout=TIMEOUT,
         )
     except httpx.HTTPError as exc:
-        raise unreachable(broker, exc) from None
-    body = _json(broker, response)
+        raise unreachable(federation, exc) from None
+    body = _json(federation, response)
     signin = body.get("SigninToken")
     if response.status_code != 200 or not isinstance(signin, str):
         error = body.get("Error")
@@ -188,14 +189,9 @@ def signin_token(broker: str, credentials: Mapping[str, Any]) -> str:
     return signin
 
 
-def console_login_url(broker: str, signin: str) -> str:
-    """The ``/federation?Action=login`` URL that opens the console landing page."""
+def console_login_url(federation: str, signin: str, *, destination: str, issuer: str) -> str:
+    """The ``federation?Action=login`` URL that opens the console at ``destination``."""
     query = urlencode(
-        {
-            "Action": "login",
-            "Issuer": "sts-broker-cli",
-            "Destination": f"{broker}/console",
-            "SigninToken": signin,
-        }
+        {"Action": "login", "Issuer": issuer, "Destination": destination, "SigninToken": signin}
     )
-    return f"{broker}/federation?{query}"
+    return f"{federation}?{query}"

@@ -23,7 +23,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,6 +73,14 @@ class CachedLogin:
     duration: int | None = None
     region: str = ""
     """The profile's region (the broker's, or ``--region``): ``exec`` and ``env`` set it."""
+    upstream: Mapping[str, str] | None = None
+    """For real AWS credentials (an upstream account's role): AWS's ``FederationEndpoint``
+    and ``ConsoleUrl``, where ``console`` signs in; None for the broker's own credentials."""
+
+    @property
+    def sts_endpoint(self) -> str | None:
+        """Where STS is for these credentials: the broker, or None (AWS's own)."""
+        return None if self.upstream is not None else self.broker
 
     @property
     def expires_at(self) -> float:
@@ -97,6 +105,7 @@ class CachedLogin:
             refresh_expires_at=refresh_ends if isinstance(refresh_ends, str) else "",
             duration=duration,
             region=region,
+            upstream=_upstream(body.get("Upstream")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -109,6 +118,7 @@ class CachedLogin:
             "refresh_expires_at": self.refresh_expires_at,
             "duration": self.duration,
             "region": self.region,
+            "upstream": None if self.upstream is None else dict(self.upstream),
         }
 
     @classmethod
@@ -135,7 +145,20 @@ class CachedLogin:
             refresh_expires_at=str(refresh_ends),
             duration=duration,
             region=str(region),
+            upstream=_upstream(value.get("upstream")),
         )
+
+
+def _upstream(value: object) -> dict[str, str] | None:
+    """The token answer's (or cache's) ``Upstream`` object, checked; None when absent."""
+    if not isinstance(value, dict):
+        return None
+    endpoints = {k: value.get(k) for k in ("FederationEndpoint", "ConsoleUrl")}
+    if not all(
+        isinstance(v, str) and v.startswith(("https://", "http://")) for v in endpoints.values()
+    ):
+        return None
+    return {k: str(v) for k, v in endpoints.items()}
 
 
 class CredentialCache:

@@ -346,12 +346,20 @@ def run_console(args: argparse.Namespace) -> int:
     login = _fresh("console", args.profile, DEFAULT_REFRESH_BEFORE)
     if login is None:
         return EXIT_FAILED
+    # The broker's own credentials sign in at its /federation; an upstream role's are AWS's
+    # and sign in at AWS's federation endpoint, into the real console (aws-vault's way).
+    if login.upstream is not None:
+        federation = login.upstream["FederationEndpoint"]
+        destination, issuer = login.upstream["ConsoleUrl"], login.broker
+    else:
+        federation = f"{login.broker}/federation"
+        destination, issuer = f"{login.broker}/console", "sts-broker-cli"
     try:
-        signin = api.signin_token(login.broker, login.credentials)
+        signin = api.signin_token(federation, login.credentials)
     except api.BrokerError as exc:
         _say(f"sts-broker console: {exc}")
         return EXIT_FAILED
-    url = api.console_login_url(login.broker, signin)
+    url = api.console_login_url(federation, signin, destination=destination, issuer=issuer)
     print(url, flush=True)
     if not args.no_browser:
         webbrowser.open(url)
@@ -375,7 +383,7 @@ def credential_variables(login: CachedLogin, profile: str) -> list[tuple[str, st
     aws-vault's ``AWS_VAULT`` does, so a shell prompt can show it)."""
     from broker.client.snippets import credential_env  # noqa: PLC0415 - see module doc
 
-    env = credential_env(login.credentials, region=login.region, broker=login.broker)
+    env = credential_env(login.credentials, region=login.region, sts_endpoint=login.sts_endpoint)
     return [*env, ("STS_BROKER_PROFILE", profile)]
 
 

@@ -400,7 +400,7 @@ def _print_exports(one: Written) -> int:
     from broker.client.snippets import credential_env, shell_lines  # noqa: PLC0415 - login only
 
     login = one.login
-    env = credential_env(login.credentials, region=login.region, broker=login.broker)
+    env = credential_env(login.credentials, region=login.region, sts_endpoint=login.sts_endpoint)
     print(shell_lines(env, "posix"))
     _say(f"Signed in as {one.who}; credentials expire {login.credentials['Expiration']}.")
     return 0
@@ -413,7 +413,7 @@ def _write_and_tell(written: list[Written], *, every_role: bool) -> int:
     for one in written:
         login = one.login
         for warning in write_profiles(
-            one.profile, login.broker, login.credentials, login.region, static=not every_role
+            one.profile, login.sts_endpoint, login.credentials, login.region, static=not every_role
         ):
             _say(f"warning: {warning}")
     first = written[0]

@@ -32,7 +32,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from broker.client.files import replace_atomically
@@ -69,12 +69,14 @@ def _section_name(line: str) -> str | None:
     return " ".join(match.group(1).split()) if match else None
 
 
-def set_section(text: str, section: str, values: Mapping[str, str]) -> str:
+def set_section(
+    text: str, section: str, values: Mapping[str, str], *, drop: Collection[str] = ()
+) -> str:
     """``text`` with ``[section]`` holding ``values`` (a value may span indented lines).
 
     Existing keys of the section are replaced in place (with their continuation lines),
     missing ones are added at the end of the section, a missing section at the end of the
-    file. Every other line is kept as it was.
+    file; keys in ``drop`` are removed. Every other line is kept as it was.
     """
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
@@ -96,9 +98,10 @@ def set_section(text: str, section: str, values: Mapping[str, str]) -> str:
         key_match = _KEY.match(line)
         if key_match and not line[:1].isspace():
             key = key_match.group(1).strip().lower()
-            skipping = key in pending
+            skipping = key in pending or key in drop
             if skipping:
-                out.append(_entry(key, pending.pop(key)))
+                if key in pending:
+                    out.append(_entry(key, pending.pop(key)))
                 continue
         elif skipping and line[:1].isspace() and line.strip():
             continue  # a continuation line of a value we replaced
@@ -182,16 +185,35 @@ def profile_name(alias: str, role_arn: str) -> str:
 
 
 def with_config(
-    text: str, profile: str, broker: str, process: str, region: str, *, static: bool = True
+    text: str,
+    profile: str,
+    sts_endpoint: str | None,
+    process: str,
+    region: str,
+    *,
+    static: bool = True,
 ) -> str:
     """``text`` (a config file) with the profiles' sections and the STS endpoint: the
-    refreshing one, and (``static``) the one the credentials file gives keys to."""
+    refreshing one, and (``static``) the one the credentials file gives keys to.
+
+    ``sts_endpoint`` is the broker for the broker's own credentials; None for real AWS
+    credentials (an upstream account's), which must reach AWS's STS, so no ``services``
+    section points them elsewhere (and one left by an earlier login is dropped).
+    """
+    sections = [_profile_section(profile)]
+    if static:
+        sections.append(_profile_section(f"{profile}{STATIC_SUFFIX}"))
+    if sts_endpoint is None:
+        for index, section in enumerate(sections):
+            own = {"credential_process": process} if index == 0 else {}
+            text = set_section(text, section, {**own, "region": region}, drop=("services",))
+        return text
     services = f"sts-broker-{profile}"
     common = {"region": region, "services": services}
-    text = set_section(text, _profile_section(profile), {"credential_process": process, **common})
-    if static:
-        text = set_section(text, _profile_section(f"{profile}{STATIC_SUFFIX}"), common)
-    return set_section(text, f"services {services}", {"sts": f"\nendpoint_url = {broker}"})
+    for index, section in enumerate(sections):
+        own = {"credential_process": process} if index == 0 else {}
+        text = set_section(text, section, {**own, **common})
+    return set_section(text, f"services {services}", {"sts": f"\nendpoint_url = {sts_endpoint}"})
 
 
 def with_credentials(text: str, profile: str, credentials: Mapping[str, str]) -> str:
@@ -209,7 +231,7 @@ def with_credentials(text: str, profile: str, credentials: Mapping[str, str]) ->
 
 def write_profiles(
     profile: str,
-    broker: str,
+    sts_endpoint: str | None,
     credentials: Mapping[str, str],
     region: str,
     *,
@@ -217,7 +239,12 @@ def write_profiles(
 ) -> list[str]:
     """Write the profiles (see module doc); returns warnings to show the user."""
     config = with_config(
-        read_text(config_path()), profile, broker, process_command(profile), region, static=static
+        read_text(config_path()),
+        profile,
+        sts_endpoint,
+        process_command(profile),
+        region,
+        static=static,
     )
     write_text(config_path(), config)
     creds_text = read_text(credentials_path())

@@ -68,15 +68,17 @@ def shell_lines(env: Sequence[tuple[str, str]], shell: Shell) -> str:
 
 
 def credential_env(
-    credentials: Mapping[str, Any], *, region: str, broker: str
+    credentials: Mapping[str, Any], *, region: str, sts_endpoint: str | None
 ) -> list[tuple[str, str]]:
     """The environment variables the AWS CLI and SDKs read credentials from, in order:
-    the keys, their expiry, the region (both names: SDKs differ) and the broker as STS."""
+    the keys, their expiry, the region (both names: SDKs differ) and, for the broker's own
+    credentials, the broker as STS (real AWS keys, ``sts_endpoint`` None, keep AWS's)."""
     env = [(name, str(credentials[key])) for name, key in ENV_NAMES]
     env.append(("AWS_CREDENTIAL_EXPIRATION", str(credentials["Expiration"])))
     if region:
         env += [("AWS_REGION", region), ("AWS_DEFAULT_REGION", region)]
-    env.append(("AWS_ENDPOINT_URL_STS", broker))
+    if sts_endpoint is not None:
+        env.append(("AWS_ENDPOINT_URL_STS", sts_endpoint))
     return env
 
 
@@ -102,7 +104,13 @@ class Snippet:
 
 
 def credential_snippets(
-    credentials: Mapping[str, Any], *, public_url: str, profile: str, role_arn: str, region: str
+    credentials: Mapping[str, Any],
+    *,
+    public_url: str,
+    profile: str,
+    role_arn: str,
+    region: str,
+    upstream: bool = False,
 ) -> list[Snippet]:
     """Every block of the credentials page for these AssumeRole-shaped ``Credentials``.
 
@@ -113,10 +121,14 @@ def credential_snippets(
     profile for good), and STS is pointed at the broker by a ``[services ...]`` section,
     not a profile-wide ``endpoint_url`` that would send every other service there too.
     Only ``credential_process`` differs: the CLI writes the Python that ran it, which this
-    page cannot know, so it names ``sts-broker`` on ``PATH``.
+    page cannot know, so it names ``sts-broker`` on ``PATH``. For an ``upstream`` role the
+    keys are AWS's own: nothing points STS at the broker.
     """
+    sts_endpoint = None if upstream else public_url
     env = [(name, str(credentials[key])) for name, key in ENV_NAMES]
-    env += [("AWS_REGION", region), ("AWS_ENDPOINT_URL_STS", public_url)]
+    env.append(("AWS_REGION", region))
+    if sts_endpoint is not None:
+        env.append(("AWS_ENDPOINT_URL_STS", sts_endpoint))
     login = ["sts-broker", "login", "--broker", public_url, "--role", role_arn]
     login += ["--profile", profile]
     keys = {key: str(credentials[key]) for _, key in ENV_NAMES}
@@ -130,14 +142,14 @@ def credential_snippets(
             "credentials-file",
             "~/.aws/credentials",
             with_credentials("", profile, keys).rstrip("\n"),
-            f"Use --profile {static} (with the ~/.aws/config block below, which sends "
-            "its STS calls to this broker). These keys expire with this session and are "
-            "not refreshed.",
+            f"Use --profile {static} (with the ~/.aws/config block below"
+            + (")." if upstream else ", which sends its STS calls to this broker).")
+            + " These keys expire with this session and are not refreshed.",
         ),
         Snippet(
             "config-file",
             "~/.aws/config",
-            with_config("", profile, public_url, process, region).rstrip("\n"),
+            with_config("", profile, sts_endpoint, process, region).rstrip("\n"),
             f"--profile {profile} refreshes itself: the AWS CLI and SDKs ask sts-broker for "
             "fresh credentials whenever needed, once the command below has set it up.",
         ),

@@ -57,6 +57,7 @@ from broker.errors import StsError
 from broker.observability import note_outcome
 from broker.store import Store
 from broker.sts.engine import RequestInfo
+from broker.sts.upstream_sessions import UpstreamSessions
 from broker.web.audit import BrowserAudit
 from broker.web.cli_grants import (
     DEVICE_KEY,
@@ -242,6 +243,7 @@ class CliRoutes:
         public_url: str,
         region: str,
         audit: BrowserAudit,
+        upstream: UpstreamSessions | None = None,
     ) -> None:
         self._chooser = chooser
         self._audit = audit
@@ -251,6 +253,7 @@ class CliRoutes:
         self._grants = CliGrants(store, clock)
         self._public_url = public_url.rstrip("/")
         self._region = region
+        self._upstream = upstream
         """The broker's region: the CLI writes it into the profiles (``region = ...``)."""
 
     def routes(self) -> list[Route]:
@@ -655,6 +658,13 @@ class CliRoutes:
         body = credentials_body(result, grant, refresh)
         body["AccountAlias"] = self._chooser.account_alias(grant.role_arn)
         body["Region"] = self._region
+        if self._upstream is not None and self._chooser.is_upstream(grant.role_arn):
+            # Real AWS keys: the CLI must not point STS at the broker, and its console
+            # command signs in at AWS's federation endpoint.
+            body["Upstream"] = {
+                "FederationEndpoint": self._upstream.federation_endpoint,
+                "ConsoleUrl": self._upstream.console_url,
+            }
         return body
 
     async def revoke(self, request: Request) -> Response:

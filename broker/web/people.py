@@ -339,6 +339,7 @@ class PeopleRoutes:
                 profile=profile,
                 role_arn=choice.arn,
                 region=self._region,
+                upstream=choice.upstream,
             ),
             **page_header(self._sessions, current),
         )

@@ -262,6 +262,11 @@ class RoleChooser:
         account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
         return self._directory.aliases.get(account, "")
 
+    def is_upstream(self, role_arn: str) -> bool:
+        """Whether ``role_arn`` lives in real AWS (its credentials are AWS's)."""
+        role = self._directory.role(role_arn)
+        return role is not None and role.upstream is not None
+
     def _candidates(self, identity: FederatedIdentity) -> Sequence[Role]:
         if identity.roles is not None:
             return [r for arn in identity.roles if (r := self._directory.role(arn)) is not None]

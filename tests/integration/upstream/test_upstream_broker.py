@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from broker.app import create_app
 from broker.config import load_config
 from idp_fixtures import SamlUser
+from tests.integration.cli_setup import approval_form, cli_home, read_until, url_in
 from tests.integration.conftest import bind_loopback, start_server, stop_server
 from tests.integration.test_people import _csrf
 from tests.integration.upstream.accounts import (
@@ -464,3 +465,41 @@ def test_credentials_page_for_an_upstream_role(pair: Pair, tmp_path: Path) -> No
     }
     arn = f"arn:aws:sts::{KEYED}:assumed-role/Ops/{SESSION}"
     assert pair.upstream_sts(creds).get_caller_identity()["Arn"] == arn
+
+
+# ---------------------------------------------------------------------- the CLI
+
+
+def test_cli_console_signs_in_at_the_upstream_federation_endpoint(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """``sts-broker console`` for an upstream role's profile: AWS's console, not the broker's."""
+    user = cli_home(tmp_path)
+    try:
+        broker = pair.broker.url
+        proc = user.start(
+            "login", "--broker", broker, "--provider", "corp", "--role", DEPLOY, "--profile", "dp"
+        )
+        url = url_in(read_until(proc, "Waiting for you to approve"), f"{broker}/cli/authorize?")
+        with pair.broker.people().signed_in() as browser:
+            page = browser.get(url.removeprefix(broker))
+            assert page.status_code == 200, page.text
+            approved = browser.post("/cli/authorize", data=approval_form(page.text))
+            assert approved.status_code == 303, approved.text
+            browser.get(approved.headers["location"])
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        opened = user.run("console", "--profile", "dp", "--no-browser")
+        assert opened.returncode == 0, opened.stderr
+        link = opened.stdout.strip()
+        parts = urlsplit(link)
+        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{pair.upstream_url}/federation"
+        query = parse_qs(parts.query)
+        assert query["Issuer"] == [broker]
+        assert query["Destination"] == [f"{pair.upstream_url}/console"]
+        with httpx.Client() as visitor:
+            landed = visitor.get(link, follow_redirects=True)
+        assert landed.status_code == 200, landed.text
+        assert f"arn:aws:sts::{WEBID}:assumed-role/Deploy/{SESSION}" in landed.text
+    finally:
+        user.stop()

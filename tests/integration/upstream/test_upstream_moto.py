@@ -155,6 +155,8 @@ def test_saml_signin_role_picker_credentials_work_on_moto(
         picker = browser.get("/roles").text
         assert role in picker
         keys = broker.credentials_page(browser, role)
+    # Real AWS keys: the page's exports do not point STS at the broker.
+    assert "AWS_ENDPOINT_URL_STS" not in keys
     name = role.rsplit("/", 1)[1]
     _works_on_moto(moto_server, keys, f"arn:aws:sts::{account}:assumed-role/{name}/{SESSION}")
     if account == MOTO_ACCOUNT:
@@ -276,6 +278,20 @@ def test_login_profile_refreshes_by_calling_upstream_again(
             },
             arn,
         )
+    # The profile is for AWS: region set, no [services] section sending STS to the broker;
+    # the real AWS CLI runs its credential_process and AWS (moto) knows the keys.
+    config = user.config_file.read_text()
+    assert "[profile up]\ncredential_process = " in config
+    assert "services" not in config and broker.url not in config
+    assert user.caller("up", moto_server.url) == arn
+    # exec/env hand out the keys without the broker as STS endpoint.
+    printed_env = user.run("env", "--profile", "up", "--shell", "bash")
+    assert printed_env.returncode == 0, printed_env.stderr
+    assert "AWS_ACCESS_KEY_ID=" in printed_env.stdout
+    assert "AWS_ENDPOINT_URL_STS" not in printed_env.stdout
+    assert user.cache("up")["upstream"]["FederationEndpoint"] == (
+        "https://signin.aws.amazon.com/federation"
+    )
 
 
 # ---------------------------------------------------------------------- upstream down
