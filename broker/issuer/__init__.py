@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from broker.issuer.keys import IssuerKeys, SigningKey
 from broker.issuer.routes import routes
-from broker.issuer.tokens import CLAIM_NAMESPACE, WebIdentityIssuer
+from broker.issuer.tokens import CLAIM_NAMESPACE, WebIdentityIssuer, aws_id_token_claims
 
-__all__ = ["CLAIM_NAMESPACE", "IssuerKeys", "SigningKey", "WebIdentityIssuer", "routes"]
+__all__ = [
+    "CLAIM_NAMESPACE",
+    "IssuerKeys",
+    "SigningKey",
+    "WebIdentityIssuer",
+    "aws_id_token_claims",
+    "routes",
+]

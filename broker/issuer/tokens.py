@@ -185,26 +185,17 @@ class WebIdentityIssuer:
         ``https://aws.amazon.com/source_identity``), the only way AssumeRoleWithWebIdentity
         takes them. RS256: every upstream that accepts one of our algorithms accepts it.
         """
-        now = int(self._clock.time())
-        claims: dict[str, Any] = {
-            "iss": self.issuer_url,
-            "sub": subject,
-            "aud": audience,
-            "iat": now,
-            "nbf": now,
-            "exp": now + lifetime,
-            "jti": str(uuid.uuid4()),
-        }
-        if tags:
-            claims[TAGS_CLAIM] = {
-                "principal_tags": {key: [value] for key, value in tags.items()},
-                "transitive_tag_keys": list(transitive_tag_keys),
-            }
-        if source_identity is not None:
-            claims[SOURCE_IDENTITY_CLAIM] = source_identity
-        key = self._keys.signer("RS256")
-        header = {"alg": key.algorithm, "kid": key.kid, "typ": "JWT"}
-        return jws.serialize_compact(header, _payload(claims), key.key, algorithms=[key.algorithm])
+        claims = aws_id_token_claims(
+            issuer=self.issuer_url,
+            subject=subject,
+            audience=audience,
+            now=self._clock.time(),
+            lifetime=lifetime,
+            tags=tags,
+            transitive_tag_keys=transitive_tag_keys,
+            source_identity=source_identity,
+        )
+        return self.sign(claims)
 
     def _claims(
         self,
@@ -237,6 +228,39 @@ class WebIdentityIssuer:
             "jti": str(uuid.uuid4()),
             CLAIM_NAMESPACE: aws,
         }
+
+
+def aws_id_token_claims(
+    *,
+    issuer: str,
+    subject: str,
+    audience: str,
+    now: float,
+    lifetime: int,
+    tags: Mapping[str, str],
+    transitive_tag_keys: Sequence[str],
+    source_identity: str | None,
+) -> dict[str, Any]:
+    """An ID token's claims as AssumeRoleWithWebIdentity reads them: the standard ones, a
+    fresh ``jti``, and the session tags and source identity in AWS's own claims."""
+    issued = int(now)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + lifetime,
+        "jti": str(uuid.uuid4()),
+    }
+    if tags:
+        claims[TAGS_CLAIM] = {
+            "principal_tags": {key: [value] for key, value in tags.items()},
+            "transitive_tag_keys": list(transitive_tag_keys),
+        }
+    if source_identity is not None:
+        claims[SOURCE_IDENTITY_CLAIM] = source_identity
+    return claims
 
 
 def _payload(claims: Mapping[str, Any]) -> bytes:

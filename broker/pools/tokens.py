@@ -13,13 +13,11 @@ like any provider's.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
-from broker.identity.oidc import COGNITO_IDENTITY_ISSUER, TAGS_CLAIM
-from broker.identity.oidc.conventions import SOURCE_IDENTITY_CLAIM
-from broker.issuer import WebIdentityIssuer
+from broker.identity.oidc import COGNITO_IDENTITY_ISSUER
+from broker.issuer import WebIdentityIssuer, aws_id_token_claims
 
 OPEN_ID_TOKEN_SECONDS: Final = 600
 """GetOpenIdToken's tokens live ten minutes, as Cognito's do."""
@@ -39,22 +37,15 @@ def mint_pool_token(
     transitive_tag_keys: Sequence[str] = (),
     source_identity: str | None = None,
 ) -> str:
-    issued = int(now)
-    claims: dict[str, Any] = {
-        "iss": COGNITO_IDENTITY_ISSUER,
-        "sub": identity_id,
-        "aud": pool_id,
-        "amr": list(amr),
-        "iat": issued,
-        "nbf": issued,
-        "exp": issued + lifetime,
-        "jti": str(uuid.uuid4()),
-    }
-    if tags:
-        claims[TAGS_CLAIM] = {
-            "principal_tags": {key: [value] for key, value in tags.items()},
-            "transitive_tag_keys": list(transitive_tag_keys),
-        }
-    if source_identity is not None:
-        claims[SOURCE_IDENTITY_CLAIM] = source_identity
+    claims = aws_id_token_claims(
+        issuer=COGNITO_IDENTITY_ISSUER,
+        subject=identity_id,
+        audience=pool_id,
+        now=now,
+        lifetime=lifetime,
+        tags=tags or {},
+        transitive_tag_keys=transitive_tag_keys,
+        source_identity=source_identity,
+    )
+    claims["amr"] = list(amr)
     return issuer.sign(claims)
