@@ -316,17 +316,15 @@ def test_upstream_down_or_slow_is_service_unavailable_everywhere(tmp_path: Path,
         ) as down,
     ):
         assertion = down.assertion(ADMIN, CORP, "alice-api")
+        form = {
+            "Action": "AssumeRoleWithSAML",
+            "Version": "2011-06-15",
+            "RoleArn": ADMIN,
+            "PrincipalArn": CORP,
+            "SAMLAssertion": assertion,
+        }
         started = time.monotonic()
-        answer = httpx.post(
-            down.url,
-            data={
-                "Action": "AssumeRoleWithSAML",
-                "Version": "2011-06-15",
-                "RoleArn": ADMIN,
-                "PrincipalArn": CORP,
-                "SAMLAssertion": assertion,
-            },
-        )
+        answer = httpx.post(down.url, data=form)
         elapsed = time.monotonic() - started
         assert answer.status_code == 503, answer.text
         assert answer.headers["content-type"].startswith("text/xml")
@@ -335,16 +333,7 @@ def test_upstream_down_or_slow_is_service_unavailable_everywhere(tmp_path: Path,
         assert "did not answer" in answer.text
         assert elapsed < 5  # connect/read timeouts of 1 s, one attempt
         # The assertion was not used up: nothing was issued for it.
-        again = httpx.post(
-            down.url,
-            data={
-                "Action": "AssumeRoleWithSAML",
-                "Version": "2011-06-15",
-                "RoleArn": ADMIN,
-                "PrincipalArn": CORP,
-                "SAMLAssertion": assertion,
-            },
-        )
+        again = httpx.post(down.url, data=form)
         assert "<Code>ServiceUnavailable</Code>" in again.text, again.text
 
         with down.people().signed_in() as browser:
