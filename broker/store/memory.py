@@ -2,7 +2,12 @@
 
 Bounded: when full it first drops expired entries, and if every entry is still live it
 refuses the write instead of evicting one, because evicting a live replay marker would let
-that value be used again.
+that value be used again. Expired entries are also dropped every few thousand writes, so
+short-lived ones (rate-limit buckets) do not sit in memory until the store fills.
+
+A rate-limit bucket (:meth:`MemoryStore.take_token`) is one entry whose expiry *is* its
+state (GCRA's theoretical arrival time): taking a token moves the expiry on without a new
+heap entry, and the purge re-files an entry it finds alive later than it was filed for.
 """
 
 from __future__ import annotations
@@ -11,6 +16,11 @@ import heapq
 
 from broker.clock import Clock
 from broker.store.port import StoreFullError
+
+_PURGE_EVERY = 4096
+"""Writes between two sweeps of expired entries."""
+_EPSILON = 1e-6
+"""Seconds of float rounding forgiven when a bucket is exactly at its burst."""
 
 
 class MemoryStore:
@@ -21,6 +31,7 @@ class MemoryStore:
         self._max = max_entries
         self._data: dict[tuple[str, str], tuple[float, bytes]] = {}
         self._expiries: list[tuple[float, str, str]] = []
+        self._writes = 0
 
     def _live(self, ns: str, key: str, now: float) -> tuple[float, bytes] | None:
         entry = self._data.get((ns, key))
@@ -30,10 +41,14 @@ class MemoryStore:
 
     def _purge(self, now: float) -> None:
         while self._expiries and self._expiries[0][0] <= now:
-            _, ns, key = heapq.heappop(self._expiries)
+            filed, ns, key = heapq.heappop(self._expiries)
             entry = self._data.get((ns, key))
-            if entry is not None and entry[0] <= now:
+            if entry is None:
+                continue
+            if entry[0] <= now:
                 del self._data[(ns, key)]
+            elif entry[0] > filed:  # moved on since it was filed (a bucket): file it again
+                heapq.heappush(self._expiries, (entry[0], ns, key))
 
     def _set(self, ns: str, key: str, value: bytes, ttl: float, now: float) -> None:
         if (ns, key) not in self._data and len(self._data) >= self._max:
@@ -43,6 +58,9 @@ class MemoryStore:
         expires = now + ttl
         self._data[(ns, key)] = (expires, value)
         heapq.heappush(self._expiries, (expires, ns, key))
+        self._writes += 1
+        if self._writes % _PURGE_EVERY == 0:
+            self._purge(now)
 
     async def claim(self, namespace: str, key: str, ttl: float) -> bool:
         # No await between the check and the set: atomic within the event loop.
@@ -61,6 +79,20 @@ class MemoryStore:
 
     async def delete(self, namespace: str, key: str) -> None:
         self._data.pop((namespace, key), None)
+
+    async def take_token(self, namespace: str, key: str, *, rate: float, burst: int) -> float:
+        # No await: atomic within the event loop. The entry's expiry is the bucket's TAT.
+        now = self._clock.time()
+        interval = 1.0 / rate
+        entry = self._data.get((namespace, key))
+        if entry is None or entry[0] <= now:
+            self._set(namespace, key, b"", interval, now)
+            return 0.0
+        wait = entry[0] - now - (burst - 1) * interval
+        if wait > _EPSILON:
+            return wait
+        self._data[(namespace, key)] = (entry[0] + interval, b"")
+        return 0.0
 
     async def close(self) -> None:
         self._data.clear()
