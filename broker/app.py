@@ -29,7 +29,7 @@ from broker.store import Store, open_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
-from broker.sts.model import StsModel
+from broker.sts.model import StsModel, throttled_action_problems
 from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
 from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
@@ -55,8 +55,9 @@ CSRF_EXEMPT = {
 """Unsafe-method routes that take no cookie-authenticated form, with the reason each is safe."""
 
 
-CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems,)
-"""Checks of files the config names whose contents belong to a layer above ``config``."""
+CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems, throttled_action_problems)
+"""Checks that need a layer above ``config``: the contents of files the config names (SAML
+metadata), the STS action names ``throttling.actions`` may use."""
 
 
 def load_broker_config(

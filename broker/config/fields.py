@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import re
@@ -145,6 +146,45 @@ def ranged(low: int, high: int) -> Checked:
         return value
 
     return Checked(check, {"type": "integer", "minimum": low, "maximum": high})
+
+
+def rate_per_second(low: float, high: float) -> Checked:
+    """A positive number of events a second; decimals allowed (``0.5`` is one every 2 s)."""
+
+    def check(value: object) -> float:
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}(?:\.[0-9]{1,6})?", value):
+            value = float(value)  # ${VAR} substitution always yields text
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail(f"must be a number of calls a second (got {kind_of(value)})")
+        if not low <= value <= high:
+            raise fail(f"must be between {low:g} and {high:g} calls a second (got {value:g})")
+        return float(value)
+
+    return Checked(check, {"type": "number", "minimum": low, "maximum": high})
+
+
+def as_proxy_network(value: object) -> str:
+    """An address or CIDR a trusted proxy sends from, normalised (``10.0.0.0/8``, ``::1/128``).
+
+    A network with host bits set is refused with the one that was probably meant, and ``/0``
+    is refused outright: trusting every address lets any client choose its own source IP.
+    """
+    text = as_string(value).strip()
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise fail(
+            f"must be an IP address or a CIDR network like 10.0.0.0/8 or fd00::/8 "
+            f"(got {shown(text)})"
+        ) from None
+    if network.network_address != ipaddress.ip_interface(text).ip:
+        raise fail(f"{shown(text)} has host bits set; did you mean {network}?")
+    if network.prefixlen == 0:
+        raise fail(
+            f"{network} trusts every address, so any client could choose its own source IP "
+            "with X-Forwarded-For; list the addresses of your load balancers or proxies"
+        )
+    return str(network)
 
 
 def as_public_url(value: object) -> str:

@@ -54,6 +54,7 @@ from broker.config.fields import (
     as_client_ids,
     as_client_secret,
     as_oidc_url,
+    as_proxy_network,
     as_public_url,
     as_scopes,
     as_string,
@@ -67,6 +68,7 @@ from broker.config.fields import (
     line_of,
     oidc_arn_path,
     ranged,
+    rate_per_second,
     shown,
     sp_key_problem,
     text_field,
@@ -94,6 +96,50 @@ class Limits(_Model):
 
     max_body_bytes: Annotated[int, ranged(1024, 1_048_576)] = 262144
     clock_skew_seconds: Annotated[int, ranged(0, 900)] = 300
+
+
+class RateLimit(_Model):
+    """A token bucket: ``burst`` calls at once, refilled at ``rate`` calls a second."""
+
+    rate: Annotated[float, rate_per_second(0.001, 1_000_000)]
+    burst: Annotated[int, ranged(1, 10_000_000)]
+
+
+class ActionLimits(_Model):
+    """Limits of their own for one STS action, counted apart from every other action."""
+
+    principal: RateLimit | None = None
+    source_ip: RateLimit | None = None
+
+    @model_validator(mode="after")
+    def _something_to_limit(self) -> ActionLimits:
+        if self.principal is None and self.source_ip is None:
+            raise fail("give principal, source_ip or both (each with rate and burst)")
+        return self
+
+
+ActionName = Annotated[
+    str, text_field(r"[A-Z][A-Za-z]{1,63}", "must be an STS action name like AssumeRole")
+]
+
+
+class ThrottlingSettings(_Model):
+    """Token buckets, on by default as AWS's are (docs/throttling.md).
+
+    Defaults are far above what an honest client sends (AWS's own STS quotas are hundreds
+    of calls a second per account) and bound what a flood can cost. ``principal`` counts the
+    calls of one access key ID or one federated subject; ``source_ip`` those of one address
+    (IPv6: one /64). An action under ``actions`` gets buckets of its own for the scopes it
+    names, and the shared ones for the others. ``signin`` and ``device`` are per address, for
+    the browser sign-in pages and for device-code entry with the CLI's token endpoint.
+    """
+
+    enabled: bool = True
+    principal: RateLimit = Field(default_factory=lambda: RateLimit(rate=200, burst=400))
+    source_ip: RateLimit = Field(default_factory=lambda: RateLimit(rate=1000, burst=2000))
+    actions: dict[ActionName, ActionLimits] = Field(default_factory=dict)
+    signin: RateLimit = Field(default_factory=lambda: RateLimit(rate=20, burst=100))
+    device: RateLimit = Field(default_factory=lambda: RateLimit(rate=5, burst=30))
 
 
 class OidcSettings(_Model):
@@ -532,6 +578,11 @@ class BrokerConfig(_Model):
     ] = "memory"
     token_keys: list[TokenKey] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    throttling: ThrottlingSettings = Field(default_factory=ThrottlingSettings)
+    trusted_proxies: list[
+        Annotated[str, Checked(as_proxy_network, {"type": "string", "examples": ["10.0.0.0/8"]})]
+    ] = Field(default_factory=list)
+    """Addresses whose ``X-Forwarded-For`` is believed; empty: the header is ignored."""
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     saml: SamlSettings = Field(default_factory=SamlSettings)
     web: WebSettings = Field(default_factory=WebSettings)
