@@ -25,11 +25,13 @@ from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
+from broker.proxies import ForwardedForMiddleware, TrustedProxies
 from broker.store import Store, open_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
 from broker.sts.model import StsModel, throttled_action_problems
+from broker.throttling import Throttle
 from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
 from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
@@ -93,6 +95,7 @@ def create_app(
     sealer = TokenSealer(keys)
     messages = AuthorizationMessages(keys, clock=clock)
     state = store or open_store(config.state, clock)
+    throttle = Throttle(config.throttling, state, clock)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -109,6 +112,7 @@ def create_app(
         saml=saml,
         issuer=issuer,
         messages=messages,
+        throttle=throttle,
     )
     authz = AuthzApi(
         service=AuthzService(
@@ -129,6 +133,7 @@ def create_app(
         clock=clock,
         region=config.region,
         max_body_bytes=config.limits.max_body_bytes,
+        throttle=throttle,
     )
 
     console = ConsoleFederation(
@@ -182,7 +187,11 @@ def create_app(
             )
             routes += oidc_login.routes()
         middleware = web_middleware(
-            config, sessions, csrf_exempt=CSRF_EXEMPT, form_targets=(CLI_FORM_TARGET,)
+            config,
+            sessions,
+            csrf_exempt=CSRF_EXEMPT,
+            form_targets=(CLI_FORM_TARGET,),
+            throttle=throttle,
         )
 
     async def root(request: Request) -> Response:
@@ -205,8 +214,11 @@ def create_app(
             await oidc_login.aclose()
         await state.close()
 
+    proxies = TrustedProxies(config.trusted_proxies)
+    # Outermost, and only when configured: every route then reads one source address.
+    forwarded = [Middleware(ForwardedForMiddleware, proxies=proxies)] if proxies else []
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
-        middleware=[*demo_middleware(config, sp=saml, clock=clock), *middleware],
+        middleware=[*forwarded, *demo_middleware(config, sp=saml, clock=clock), *middleware],
         lifespan=lifespan,
     )

@@ -130,7 +130,16 @@ def _serve(args: argparse.Namespace) -> int:
             port,
             port,
         )
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 on
+    # its own; the broker decides whom to believe from trusted_proxies (broker/proxies.py).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        access_log=False,
+        proxy_headers=False,
+    )
     return 0
 
 

@@ -41,6 +41,8 @@ class Caller:
     user: User | None = None
     role: Role | None = None
     claims: SessionClaims | None = None
+    access_key_id: str = ""
+    """The key ID the request was signed with (``AKIA...`` or ``ASIA...``); "" if not signed."""
 
     @property
     def mfa(self) -> bool:
@@ -180,6 +182,7 @@ def authenticate(
         user_id=user.user_id,
         principal_arn=user.arn,
         user=user,
+        access_key_id=akid,
     )
 
 
@@ -217,4 +220,5 @@ def _session_caller(claims: SessionClaims, directory: Directory) -> Caller:
         user=user,
         role=role,
         claims=claims,
+        access_key_id=claims.access_key_id,
     )

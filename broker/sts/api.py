@@ -1,7 +1,9 @@
 """The STS Query API endpoint: HTTP in, AWS XML out, nothing else.
 
-Order mirrors AWS: read the request (size, encoding), know the action, authenticate
-signed actions, validate parameters against botocore's model, run the engine, render.
+Order mirrors AWS: read the request (size, encoding), know the action, spend a token of the
+source address's bucket (before any signature or token is checked, so a flood of forgeries
+stays cheap; the engine spends the principal's once it is proven), authenticate signed
+actions, validate parameters against botocore's model, run the engine, render.
 Every refusal is an :class:`~broker.errors.StsError` rendered as AWS's ``ErrorResponse``;
 anything unexpected is logged with its request ID and answered ``InternalFailure`` without
 detail, so no stack trace or secret ever reaches a client.
@@ -24,6 +26,7 @@ from broker.sts.engine import RequestInfo, StsEngine
 from broker.sts.model import StsModel
 from broker.sts.protocol import read_query_request
 from broker.sts.render import render_error
+from broker.throttling import Throttle
 
 log = logging.getLogger("broker.access")
 
@@ -41,8 +44,10 @@ class StsApi:
         clock: Clock,
         region: str,
         max_body_bytes: int,
+        throttle: Throttle | None = None,
     ) -> None:
         self._model = model
+        self._throttle = throttle
         self._engine = engine
         self._directory = directory
         self._sealer = sealer
@@ -60,6 +65,8 @@ class StsApi:
         try:
             query = await read_query_request(request, max_body_bytes=self._max_body)
             action = query.action or "-"
+            if self._throttle is not None:
+                await self._throttle.source_ip(query.action, query.parts.client_ip)
             info = RequestInfo(
                 now=self._clock.time(),
                 source_ip=query.parts.client_ip,

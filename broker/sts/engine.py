@@ -54,6 +54,7 @@ from broker.sts.session_rules import (
     tag_keys,
     validated_tags,
 )
+from broker.throttling import Throttle, federated_principal
 from broker.totp import STEP_SECONDS, WINDOW, matching_step
 
 log = logging.getLogger("broker.sts")
@@ -98,8 +99,12 @@ class StsEngine:
         saml: SamlVerifier,
         issuer: WebIdentityIssuer,
         messages: AuthorizationMessages,
+        throttle: Throttle | None = None,
     ) -> None:
+        """``throttle``, when given, counts each call against its proven principal's bucket
+        (the source address is counted by the Query API before anything is verified)."""
         self._directory = directory
+        self._throttle = throttle
         self._sealer = sealer
         self._store = store
         self._region = region
@@ -132,6 +137,8 @@ class StsEngine:
         handler = self._handlers.get(action)
         if handler is None:
             raise StsError("InvalidAction", f"The action {action} is not supported by this broker.")
+        if self._throttle is not None:
+            await self._throttle.principal(action, caller.access_key_id)
         allowed = _ALLOWED_FOR_KIND.get(caller.kind)
         if allowed is not None and action not in allowed:
             source = "GetSessionToken" if caller.kind == "session" else "GetFederationToken"
@@ -347,6 +354,10 @@ class StsEngine:
             account=role.account if role is not None else _account_in_arn(role_arn),
             provider_id=params.get("ProviderId"),
         )
+        if self._throttle is not None:
+            await self._throttle.principal(
+                "AssumeRoleWithWebIdentity", federated_principal(identity.issuer, identity.subject)
+            )
 
         async def replay_check() -> None:
             key = identity.replay_key  # None unless the provider is single_use
@@ -397,6 +408,10 @@ class StsEngine:
         identity = await self._saml.verify(
             params["SAMLAssertion"], provider_arn=provider_arn, api=True
         )
+        if self._throttle is not None:
+            await self._throttle.principal(
+                "AssumeRoleWithSAML", federated_principal(identity.issuer, identity.subject)
+            )
         role = self._directory.role(role_arn)
         if SamlRole(role_arn=role_arn, provider_arn=provider_arn) not in identity.roles:
             raise access_denied(

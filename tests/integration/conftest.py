@@ -297,7 +297,11 @@ def bind_loopback() -> socket.socket:
 def start_server(app: Any, sock: socket.socket | None = None) -> tuple[str, Running]:
     sock = sock or bind_loopback()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # proxy_headers=False, as `sts-broker serve` runs it: the app alone decides whether to
+    # believe X-Forwarded-For (trusted_proxies), never uvicorn's default trust of 127.0.0.1.
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -23,7 +23,18 @@ BROKER = ROOT / "broker"
 MAX_LINES = 900
 
 SMALL_SHARED = frozenset(
-    {"clock", "errors", "ids", "pkce", "records", "request", "totp", "directory", "loopback"}
+    {
+        "clock",
+        "errors",
+        "ids",
+        "pkce",
+        "records",
+        "request",
+        "totp",
+        "directory",
+        "loopback",
+        "proxies",
+    }
 )
 """Top-level modules of small shared values (``broker/<name>.py``)."""
 ROOT_MODULES = frozenset({"app", "demo", "cli", "__main__"})
@@ -36,6 +47,9 @@ FORBIDDEN: Mapping[str, frozenset[str]] = {
     "issuer": frozenset({"sts", "web", "authz", "client", "pools"}),
     "config": frozenset(
         {"identity", "issuer", "sts", "web", "authz", "client", "pools", "iam", "store"}
+    ),
+    "throttling": frozenset(
+        {"sts", "web", "authz", "client", "pools", "identity", "issuer", "iam"}
     ),
     "sts": frozenset({"authz", "web", "client"}),
     "pools": frozenset({"authz", "web", "client"}),
