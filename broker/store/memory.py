@@ -88,10 +88,16 @@ class MemoryStore:
         if entry is None or entry[0] <= now:
             self._set(namespace, key, b"", interval, now)
             return 0.0
-        wait = entry[0] - now - (burst - 1) * interval
+        tat = entry[0]
+        if tat > now + burst * interval:
+            # Further ahead than a whole burst: the clock stepped back. Count the bucket as
+            # just emptied (and keep that), so it refuses for one interval at most.
+            tat = now + burst * interval
+            self._data[(namespace, key)] = (tat, b"")
+        wait = tat - now - (burst - 1) * interval
         if wait > _EPSILON:
             return wait
-        self._data[(namespace, key)] = (entry[0] + interval, b"")
+        self._data[(namespace, key)] = (tat + interval, b"")
         return 0.0
 
     async def close(self) -> None:

@@ -32,6 +32,8 @@ class Store(Protocol):
         one is (always > 0). Check and take are one atomic step, for every handle on the same
         state. What is stored is the bucket's "theoretical arrival time" (GCRA), one number
         that expires when the bucket would be full again, so idle buckets vanish by themselves.
+        A clock that steps back makes a bucket look emptied, never refuse for longer than one
+        ``1 / rate``.
         """
         ...
 
