@@ -138,8 +138,8 @@ class ThrottlingSettings(_Model):
     principal: RateLimit = Field(default_factory=lambda: RateLimit(rate=200, burst=400))
     source_ip: RateLimit = Field(default_factory=lambda: RateLimit(rate=1000, burst=2000))
     actions: dict[ActionName, ActionLimits] = Field(default_factory=dict)
-    signin: RateLimit = Field(default_factory=lambda: RateLimit(rate=20, burst=100))
-    device: RateLimit = Field(default_factory=lambda: RateLimit(rate=5, burst=30))
+    signin: RateLimit = Field(default_factory=lambda: RateLimit(rate=50, burst=500))
+    device: RateLimit = Field(default_factory=lambda: RateLimit(rate=10, burst=100))
 
 
 class OidcSettings(_Model):

@@ -85,19 +85,15 @@ class MemoryStore:
         now = self._clock.time()
         interval = 1.0 / rate
         entry = self._data.get((namespace, key))
-        if entry is None or entry[0] <= now:
+        # A TAT further ahead than a whole burst can only be a clock that stepped back:
+        # such a bucket counts as full again (one extra burst at most, never a long refusal).
+        if entry is None or entry[0] <= now or entry[0] > now + burst * interval + _EPSILON:
             self._set(namespace, key, b"", interval, now)
             return 0.0
-        tat = entry[0]
-        if tat > now + burst * interval:
-            # Further ahead than a whole burst: the clock stepped back. Count the bucket as
-            # just emptied (and keep that), so it refuses for one interval at most.
-            tat = now + burst * interval
-            self._data[(namespace, key)] = (tat, b"")
-        wait = tat - now - (burst - 1) * interval
+        wait = entry[0] - now - (burst - 1) * interval
         if wait > _EPSILON:
             return wait
-        self._data[(namespace, key)] = (tat + interval, b"")
+        self._data[(namespace, key)] = (entry[0] + interval, b"")
         return 0.0
 
     async def close(self) -> None:

@@ -32,8 +32,8 @@ class Store(Protocol):
         one is (always > 0). Check and take are one atomic step, for every handle on the same
         state. What is stored is the bucket's "theoretical arrival time" (GCRA), one number
         that expires when the bucket would be full again, so idle buckets vanish by themselves.
-        A clock that steps back makes a bucket look emptied, never refuse for longer than one
-        ``1 / rate``.
+        A clock that steps back leaves buckets further ahead than a whole burst, which no
+        taking can: those count as full again (one extra burst at most, never a refusal).
         """
         ...
 

@@ -161,17 +161,12 @@ local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = now
 local stored = tonumber(redis.call('GET', KEYS[1]) or '')
-if stored and stored > now then tat = stored end
--- further ahead than a whole burst: Redis's clock stepped back; count it as just emptied
-local ceiling = now + tolerance + interval
-local stepped = tat > ceiling
-if stepped then tat = ceiling end
+-- further ahead than a whole burst: Redis's clock stepped back, and the bucket counts as full
+if stored and stored > now and stored <= now + tolerance + interval then tat = stored end
 local wait = tat - now - tolerance
-if wait <= 0 then tat = tat + interval end
-if wait <= 0 or stepped then
-  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
-end
 if wait > 0 then return wait end
+local later = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', later), 'PX', math.ceil((later - now) / 1000))
 return 0
 """
 """KEYS[1] the bucket; ARGV µs per token, µs of burst tolerance; returns µs to wait (0: taken)."""

@@ -102,9 +102,8 @@ class SqliteStore:
                     "SELECT expires FROM entries WHERE ns = ? AND key = ?", (ns, key)
                 ).fetchone()
                 tat = max(float(row[0]), now) if row is not None else now
-                if tat > now + burst * interval:  # the clock stepped back: see memory.py
-                    tat = now + burst * interval
-                    self._db.execute(_PUT, (ns, key, b"", tat))
+                if tat > now + burst * interval + _EPSILON:  # the clock stepped back: full
+                    tat = now
                 wait = tat - now - (burst - 1) * interval
                 if wait > _EPSILON:
                     self._db.execute("COMMIT")

@@ -58,21 +58,25 @@ def _route(method: str, path: str) -> tuple[Bucket, Answer] | None:
     return None
 
 
-def refusal(answer: Answer, retry_after: float) -> Response:
+_WHAT: dict[Bucket, str] = {"signin": "sign-in requests", "device": "device-code requests"}
+
+
+def refusal(bucket: Bucket, answer: Answer, retry_after: float) -> Response:
     """The 429 for a refused request, in the shape its endpoint answers in."""
     seconds = max(1, math.ceil(retry_after))
+    wait = "a second" if seconds == 1 else f"{seconds} seconds"
     if answer == "json":
         response: Response = oauth_error(
             "slow_down",
-            f"Rate exceeded: too many requests from this address; retry in {seconds} s",
+            f"Rate exceeded: too many requests from this address; retry in {wait}",
             429,
         )
     else:
         response = error_page(
             429,
             "Too many requests",
-            "Too many sign-in requests came from your network in a short time. "
-            f"Wait {seconds} seconds, then try again.",
+            f"Too many {_WHAT[bucket]} came from your network in a short time. "
+            f"Wait {wait}, then try again.",
             "Throttling",
         )
     response.headers["Retry-After"] = str(seconds)
@@ -100,6 +104,6 @@ class SignInLimits:
             try:
                 await spend(address)
             except Throttled as exc:
-                await refusal(answer, exc.retry_after)(scope, receive, send)
+                await refusal(bucket, answer, exc.retry_after)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

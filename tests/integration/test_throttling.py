@@ -406,7 +406,8 @@ def test_signin_pages_and_device_code_entry_have_their_own_limits(tmp_path: Path
         assert page.headers["retry-after"] == "100"
         assert page.headers["content-type"].startswith("text/html")
         assert "default-src 'none'" in page.headers["content-security-policy"]
-        assert "Too many requests" in page.text and "Throttling" in page.text
+        assert "Too many sign-in requests came from your network" in page.text
+        assert "Wait 100 seconds, then try again." in page.text and "Throttling" in page.text
         # The CLI's JSON endpoints answer in their own (RFC 6749) shape.
         tokens = [browser.post("/cli/token", data={"grant_type": "x"}) for _ in range(2)]
         assert [t.json()["error"] for t in tokens] == ["unsupported_grant_type"] * 2
@@ -416,9 +417,10 @@ def test_signin_pages_and_device_code_entry_have_their_own_limits(tmp_path: Path
         assert slow.json() == {
             "error": "slow_down",
             "error_description": "Rate exceeded: too many requests from this address; "
-            "retry in 100 s",
+            "retry in 100 seconds",
         }
-        assert browser.get("/cli/device").status_code == 429
+        entry = browser.get("/cli/device")
+        assert entry.status_code == 429 and "Too many device-code requests" in entry.text
         # The STS API from the same address has buckets of its own.
         assert _raw_gci(url).status_code == 403
 

@@ -720,8 +720,8 @@ def test_throttling_defaults_are_on_and_far_above_honest_use() -> None:
         "principal": {"rate": 200.0, "burst": 400},
         "source_ip": {"rate": 1000.0, "burst": 2000},
         "actions": {},
-        "signin": {"rate": 20.0, "burst": 100},
-        "device": {"rate": 5.0, "burst": 30},
+        "signin": {"rate": 50.0, "burst": 500},
+        "device": {"rate": 10.0, "burst": 100},
     }
 
 

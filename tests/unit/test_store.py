@@ -270,7 +270,7 @@ def test_an_idle_bucket_is_forgotten_once_it_would_be_full(backend: Backend) -> 
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_a_clock_stepping_back_refuses_for_one_interval_at_most(kind: str, tmp_path: Path) -> None:
+def test_a_clock_stepping_back_counts_the_bucket_as_full(kind: str, tmp_path: Path) -> None:
     """NTP may step the wall clock back: a bucket must not then refuse for that long."""
     clock = FrozenClock(1000.0)
     store: Store = MemoryStore(clock) if kind == "memory" else SqliteStore(tmp_path / "s.db", clock)
@@ -279,16 +279,17 @@ def test_a_clock_stepping_back_refuses_for_one_interval_at_most(kind: str, tmp_p
         clock.advance(900)
         for _ in range(3):
             assert await store.take_token("rl", "k", rate=RATE, burst=3) == 0.0
+        assert await store.take_token("rl", "k", rate=RATE, burst=3) > 0.0
         clock.set(1000.0)  # 900 s back
-        assert 0.0 < await store.take_token("rl", "k", rate=RATE, burst=3) <= 1 / RATE + 1e-6
-        clock.advance(1 / RATE)
-        assert await store.take_token("rl", "k", rate=RATE, burst=3) == 0.0
+        for _ in range(3):
+            assert await store.take_token("rl", "k", rate=RATE, burst=3) == 0.0
+        assert await store.take_token("rl", "k", rate=RATE, burst=3) > 0.0
         await store.close()
 
     asyncio.run(run())
 
 
-def test_a_redis_bucket_far_in_the_future_refuses_for_one_interval_at_most(
+def test_a_redis_bucket_far_in_the_future_counts_as_full(
     redis_server: RedisServer,
 ) -> None:
     """Redis's clock stepping back, as the script sees it: a stored TAT far ahead of TIME."""
@@ -300,9 +301,9 @@ def test_a_redis_bucket_far_in_the_future_refuses_for_one_interval_at_most(
     async def run() -> None:
         store = RedisStore(redis_server.url, key_prefix=prefix)
         try:
-            assert 0.0 < await store.take_token("rl", "k", rate=RATE, burst=3) <= 1 / RATE
-            await asyncio.sleep(1 / RATE + 0.02)
-            assert await store.take_token("rl", "k", rate=RATE, burst=3) == 0.0
+            for _ in range(3):
+                assert await store.take_token("rl", "k", rate=RATE, burst=3) == 0.0
+            assert await store.take_token("rl", "k", rate=RATE, burst=3) > 0.0
         finally:
             await store.close()
 
