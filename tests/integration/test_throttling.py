@@ -190,7 +190,6 @@ def test_a_flood_from_one_principal_is_throttled_while_another_still_succeeds(
 def test_boto3_with_its_default_retries_succeeds_once_the_bucket_refills(tmp_path: Path) -> None:
     with serve(tmp_path, {"principal": {"rate": 1, "burst": 2}, "source_ip": LARGE}) as broker:
         alice = broker.sts("alice")  # retries off
-        assert [_code(alice.get_caller_identity) for _ in range(3)] == ["OK", "OK", "Throttling"]
         default = boto3.client(  # no retry config at all: what every user of boto3 has
             "sts",
             endpoint_url=broker.url,
@@ -198,9 +197,14 @@ def test_boto3_with_its_default_retries_succeeds_once_the_bucket_refills(tmp_pat
             aws_access_key_id=broker.keys["alice"].id,
             aws_secret_access_key=broker.keys["alice"].secret,
         )
-        answers = [default.get_caller_identity() for _ in range(4)]
-        assert {a["Arn"] for a in answers} == {f"arn:aws:iam::{DEV}:user/alice"}
-        assert sum(a["ResponseMetadata"]["RetryAttempts"] for a in answers) >= 1
+        # Empty the bucket (a slow machine may see a token come back in between).
+        codes = [_code(alice.get_caller_identity) for _ in range(2)]
+        while codes[-1] != "Throttling" and len(codes) < 10:
+            codes.append(_code(alice.get_caller_identity))
+        assert codes[:2] == ["OK", "OK"] and codes[-1] == "Throttling"
+        answer = default.get_caller_identity()  # refused at first, retried, then answered
+        assert answer["Arn"] == f"arn:aws:iam::{DEV}:user/alice"
+        assert answer["ResponseMetadata"]["RetryAttempts"] >= 1
 
 
 def test_web_identity_is_throttled_per_verified_subject(tmp_path: Path) -> None:
