@@ -34,7 +34,9 @@ from botocore.exceptions import ClientError
 
 from broker.app import create_app, load_broker_config
 from broker.store import RedisStore, Store
-from idp_fixtures import serve_in_thread
+from idp_fixtures import SamlUser, serve_in_thread
+from idp_fixtures.saml import serve_saml_in_thread
+from idp_fixtures.saml.presets import okta
 from tests.integration.conftest import (
     DEV,
     Broker,
@@ -131,7 +133,7 @@ def _code(call: Any) -> str:
 
 
 def _gci(broker: Broker, user: str) -> str:
-    return _code(broker.sts(user).get_caller_identity)
+    return _code(broker.sts(user, retry=False).get_caller_identity)
 
 
 def _forwarded(client: Any, value: str) -> Any:
@@ -145,7 +147,7 @@ def _forwarded(client: Any, value: str) -> Any:
 
 
 def _assume_from(broker: Broker, forwarded: str) -> str:
-    client = _forwarded(broker.sts("alice"), forwarded)
+    client = _forwarded(broker.sts("alice", retry=False), forwarded)
     role = f"arn:aws:iam::{DEV}:role/{FROM_OFFICE}"
     return _code(lambda: client.assume_role(RoleArn=role, RoleSessionName="office"))
 
@@ -157,7 +159,7 @@ def test_a_flood_from_one_principal_is_throttled_while_another_still_succeeds(
     tmp_path: Path,
 ) -> None:
     with serve(tmp_path, {"principal": {"rate": 0.01, "burst": 5}, "source_ip": LARGE}) as broker:
-        alice = broker.sts("alice")  # retries off: every refusal reaches the test
+        alice = broker.sts("alice", retry=False)  # every refusal reaches the test
         assert [_code(alice.get_caller_identity) for _ in range(5)] == ["OK"] * 5
         with pytest.raises(ClientError) as caught:
             alice.get_caller_identity()
@@ -174,12 +176,13 @@ def test_a_flood_from_one_principal_is_throttled_while_another_still_succeeds(
             _code(lambda: alice.assume_role(RoleArn=role, RoleSessionName="alice")) == "Throttling"
         )
         # Another principal, from the same address, is untouched.
-        bob = broker.sts("bob")
+        bob = broker.sts("bob", retry=False)
         assert [_code(bob.get_caller_identity) for _ in range(4)] == ["OK"] * 4
         creds = bob.get_session_token()["Credentials"]  # bob's 5th
         assert _code(bob.get_caller_identity) == "Throttling"
         # A session's key is a principal of its own.
         session = broker.sts(
+            retry=False,
             aws_access_key_id=creds["AccessKeyId"],
             aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"],
@@ -189,7 +192,7 @@ def test_a_flood_from_one_principal_is_throttled_while_another_still_succeeds(
 
 def test_boto3_with_its_default_retries_succeeds_once_the_bucket_refills(tmp_path: Path) -> None:
     with serve(tmp_path, {"principal": {"rate": 1, "burst": 2}, "source_ip": LARGE}) as broker:
-        alice = broker.sts("alice")  # retries off
+        alice = broker.sts("alice", retry=False)
         default = boto3.client(  # no retry config at all: what every user of boto3 has
             "sts",
             endpoint_url=broker.url,
@@ -207,80 +210,167 @@ def test_boto3_with_its_default_retries_succeeds_once_the_bucket_refills(tmp_pat
         assert answer["ResponseMetadata"]["RetryAttempts"] >= 1
 
 
-def test_web_identity_is_throttled_per_verified_subject(tmp_path: Path) -> None:
-    """Federated principals are issuer + sub, counted only once the token verified: tokens
-    that fail verification cannot spend the bucket of the subject they name."""
-    with serve_in_thread() as idp:
-        corp = idp.add_issuer("corp")
-        provider = f"{idp.url.removeprefix('http://')}/corp"
-        accounts = {
-            "oidc_providers": [{"url": corp.issuer, "client_ids": ["test-client"]}],
-            "role": {
-                "trust_policy": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {
-                                "Federated": f"arn:aws:iam::{DEV}:oidc-provider/{provider}"
-                            },
-                            "Action": "sts:AssumeRoleWithWebIdentity",
-                        }
-                    ],
-                }
-            },
-        }
-        throttling = {
-            "principal": LARGE,
-            "source_ip": LARGE,
-            "actions": {"AssumeRoleWithWebIdentity": {"principal": {"rate": 0.01, "burst": 2}}},
-        }
-        with _web_broker(tmp_path, throttling, accounts) as broker:
-            sts = boto3.client(  # unsigned, as every web identity client sends it
-                "sts",
-                endpoint_url=broker.url,
-                region_name="us-east-1",
-                config=Config(retries={"max_attempts": 1}, signature_version=UNSIGNED),
+@dataclass
+class WebIdentity:
+    """A broker trusting one fixture OIDC issuer, and unsigned boto3 calls to it."""
+
+    broker: Broker
+    corp: Any
+    """The fixture issuer (``corp.id_token(sub, aud=...)``)."""
+
+    def token(self, subject: str) -> str:
+        return str(self.corp.id_token(subject, aud="test-client"))
+
+    def assume(self, token: str) -> str:
+        sts = boto3.client(  # unsigned, as every web identity client sends it
+            "sts",
+            endpoint_url=self.broker.url,
+            region_name="us-east-1",
+            config=Config(retries={"total_max_attempts": 1}, signature_version=UNSIGNED),
+        )
+        return _code(
+            lambda: sts.assume_role_with_web_identity(
+                RoleArn=f"arn:aws:iam::{DEV}:role/WebCorp",
+                RoleSessionName="web",
+                WebIdentityToken=token,
             )
-
-            def assume(token: str) -> str:
-                return _code(
-                    lambda: sts.assume_role_with_web_identity(
-                        RoleArn=f"arn:aws:iam::{DEV}:role/WebCorp",
-                        RoleSessionName="web",
-                        WebIdentityToken=token,
-                    )
-                )
-
-            alice = corp.id_token("alice", aud="test-client")
-            assert [assume(alice) for _ in range(3)] == ["OK", "OK", "Throttling"]
-            assert assume(corp.id_token("bob", aud="test-client")) == "OK"
-            carol = corp.id_token("carol", aud="test-client")
-            head, body, signature = carol.split(".")
-            forged = f"{head}.{body}.{signature[:-4]}AAAA"
-            assert [assume(forged) for _ in range(5)] == ["InvalidIdentityToken"] * 5
-            assert [assume(carol) for _ in range(2)] == ["OK", "OK"]
+        )
 
 
 @contextmanager
-def _web_broker(
-    folder: Path, throttling: dict[str, Any], account: dict[str, Any]
-) -> Iterator[Broker]:
-    sub = folder / "web"
-    sub.mkdir()
+def _web_identity(
+    folder: Path, subject_limit: dict[str, Any], *, single_use: bool = False
+) -> Iterator[WebIdentity]:
+    """AssumeRoleWithWebIdentity limited per subject by ``subject_limit`` (its own bucket)."""
+    throttling = {
+        "principal": LARGE,
+        "source_ip": LARGE,
+        "actions": {"AssumeRoleWithWebIdentity": {"principal": subject_limit}},
+    }
+    with serve_in_thread() as idp:
+        corp = idp.add_issuer("corp")
+        provider = f"arn:aws:iam::{DEV}:oidc-provider/{idp.url.removeprefix('http://')}/corp"
+        account = {
+            "oidc_providers": [
+                {"url": corp.issuer, "client_ids": ["test-client"], "single_use": single_use}
+            ],
+            "roles": {"WebCorp": _trusting(provider, "sts:AssumeRoleWithWebIdentity")},
+        }
+        with _broker_on(folder / "web.yaml", throttling, account) as broker:
+            yield WebIdentity(broker, corp)
+
+
+def test_web_identity_is_throttled_per_verified_subject(tmp_path: Path) -> None:
+    """Federated principals are issuer + sub, counted only once the token verified: tokens
+    that fail verification cannot spend the bucket of the subject they name."""
+    with _web_identity(tmp_path, {"rate": 0.01, "burst": 2}) as web:
+        alice = web.token("alice")
+        assert [web.assume(alice) for _ in range(3)] == ["OK", "OK", "Throttling"]
+        assert web.assume(web.token("bob")) == "OK"
+        carol = web.token("carol")
+        head, body, signature = carol.split(".")
+        forged = f"{head}.{body}.{signature[:-4]}AAAA"
+        assert [web.assume(forged) for _ in range(5)] == ["InvalidIdentityToken"] * 5
+        assert [web.assume(carol) for _ in range(2)] == ["OK", "OK"]
+
+
+def test_a_throttled_call_does_not_use_up_a_single_use_token(tmp_path: Path) -> None:
+    with _web_identity(tmp_path, {"rate": 0.01, "burst": 1}, single_use=True) as web:
+        assert web.assume(web.token("alice")) == "OK"
+        second = web.token("alice")
+        assert web.assume(second) == "Throttling"
+        web.broker.clock.offset += 100  # one token back
+        assert web.assume(second) == "OK"  # the refused call did not spend it ...
+        web.broker.clock.offset += 100
+        assert web.assume(second) == "InvalidIdentityToken"  # ... this one did: single_use
+
+
+def test_a_throttled_call_does_not_use_up_an_mfa_code(tmp_path: Path) -> None:
+    with serve(tmp_path, {"principal": {"rate": 0.1, "burst": 1}, "source_ip": LARGE}) as broker:
+        code = broker.fresh_code("alice")
+        alice = broker.sts("alice", retry=False)
+        mfa = f"arn:aws:iam::{DEV}:mfa/alice"
+
+        def session() -> str:
+            return _code(lambda: alice.get_session_token(SerialNumber=mfa, TokenCode=code))
+
+        assert _gci(broker, "alice") == "OK"  # the bucket's one token
+        assert session() == "Throttling"
+        broker.clock.offset += 11  # a token back; the code is still within its window
+        assert session() == "OK"
+        broker.clock.offset += 11
+        assert session() == "AccessDenied"  # now it was used
+
+
+def test_saml_is_throttled_per_verified_subject_and_keeps_its_assertions(
+    tmp_path: Path,
+) -> None:
+    provider = f"arn:aws:iam::{DEV}:saml-provider/Corp"
+    role = f"arn:aws:iam::{DEV}:role/SamlCorp"
+    users = [SamlUser(name, roles=((role, provider),)) for name in ("alice", "bob")]
+    throttling = {
+        "principal": LARGE,
+        "source_ip": LARGE,
+        "actions": {"AssumeRoleWithSAML": {"principal": {"rate": 0.01, "burst": 1}}},
+    }
+    with serve_saml_in_thread(users=users) as idp:
+        account = {
+            "saml_providers": {"Corp": {"metadata_url": idp.metadata_url}},
+            "roles": {"SamlCorp": _trusting(provider, "sts:AssumeRoleWithSAML")},
+        }
+        with _broker_on(tmp_path / "saml.yaml", throttling, account) as broker:
+            sts = boto3.client(
+                "sts",
+                endpoint_url=broker.url,
+                region_name="us-east-1",
+                config=Config(retries={"total_max_attempts": 1}, signature_version=UNSIGNED),
+            )
+
+            def response(user: str) -> str:
+                return okta(
+                    idp.idp,
+                    user=user,
+                    sp_entity_id=f"{broker.url}/saml/metadata",
+                    acs_url=f"{broker.url}/saml/acs",
+                )
+
+            def assume(assertion: str) -> str:
+                return _code(
+                    lambda: sts.assume_role_with_saml(
+                        RoleArn=role, PrincipalArn=provider, SAMLAssertion=assertion
+                    )
+                )
+
+            assert assume(response("alice")) == "OK"
+            second = response("alice")
+            assert assume(second) == "Throttling"
+            assert assume(response("bob")) == "OK"
+            broker.clock.offset += 100
+            assert assume(second) == "OK"  # single_use (the default), yet not spent above
+            broker.clock.offset += 100
+            assert assume(second) == "InvalidIdentityToken"
+
+
+def _trusting(federated: str, action: str) -> dict[str, Any]:
+    """A role whose trust policy admits ``federated`` for ``action``."""
+    return {
+        "trust_policy": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Federated": federated}, "Action": action}
+            ],
+        }
+    }
+
+
+@contextmanager
+def _broker_on(path: Path, throttling: dict[str, Any], account: dict[str, Any]) -> Iterator[Broker]:
+    """A broker whose whole config is ``throttling`` and one dev ``account``, written to
+    ``path``, with a movable clock (no users: federation and pages only)."""
     sock = bind_loopback()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    data = {
-        "public_url": url,
-        "throttling": throttling,
-        "accounts": {
-            DEV: {
-                "oidc_providers": account["oidc_providers"],
-                "roles": {"WebCorp": account["role"]},
-            }
-        },
-    }
-    path = sub / "broker.yaml"
+    data = {"public_url": url, "throttling": throttling, "accounts": {DEV: account}}
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     clock = OffsetClock()
     url, running = start_server(create_app(load_broker_config(path), clock=clock), sock)
@@ -330,9 +420,11 @@ def test_the_source_address_is_counted_before_authentication_and_per_action(
         assert _gci(broker, "alice") == "Throttling"
         # ... while the other actions share the address's own bucket of 6.
         role = f"arn:aws:iam::{DEV}:role/Dev"
-        alice = broker.sts("alice")
+        alice = broker.sts("alice", retry=False)
         codes = [_code(lambda: alice.assume_role(RoleArn=role, RoleSessionName="alice"))]
-        codes += [_code(lambda: broker.sts("bob").get_session_token()) for _ in range(6)]
+        codes += [
+            _code(lambda: broker.sts("bob", retry=False).get_session_token()) for _ in range(6)
+        ]
         assert codes == ["OK"] * 6 + ["Throttling"]
 
 
@@ -401,8 +493,18 @@ def test_signin_pages_and_device_code_entry_have_their_own_limits(tmp_path: Path
         "signin": {"rate": 0.01, "burst": 2},
         "device": {"rate": 0.01, "burst": 3},
     }
+    account = {
+        "saml_providers": {"Corp": {"metadata_file": str(tmp_path / "idp.xml")}},
+        "roles": {
+            "Dev": _trusting(f"arn:aws:iam::{DEV}:saml-provider/Corp", "sts:AssumeRoleWithSAML")
+        },
+    }
     # Browser sign-in exists where a login provider does: a SAML provider's.
-    with _with_saml(tmp_path, throttling) as url, httpx.Client(base_url=url) as browser:
+    with (
+        _broker_on(tmp_path / "saml.yaml", throttling, account) as broker,
+        httpx.Client(base_url=broker.url) as browser,
+    ):
+        url = broker.url
         first = [browser.get("/saml/login").status_code for _ in range(2)]
         assert 429 not in first
         page = browser.get("/saml/login")
@@ -427,44 +529,6 @@ def test_signin_pages_and_device_code_entry_have_their_own_limits(tmp_path: Path
         assert entry.status_code == 429 and "Too many device-code requests" in entry.text
         # The STS API from the same address has buckets of its own.
         assert _raw_gci(url).status_code == 403
-
-
-@contextmanager
-def _with_saml(folder: Path, throttling: dict[str, Any]) -> Iterator[str]:
-    sock = bind_loopback()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    data = {
-        "public_url": url,
-        "throttling": throttling,
-        "accounts": {
-            DEV: {
-                "saml_providers": {"Corp": {"metadata_file": str(folder / "idp.xml")}},
-                "roles": {
-                    "Dev": {
-                        "trust_policy": {
-                            "Version": "2012-10-17",
-                            "Statement": [
-                                {
-                                    "Effect": "Allow",
-                                    "Principal": {
-                                        "Federated": f"arn:aws:iam::{DEV}:saml-provider/Corp"
-                                    },
-                                    "Action": "sts:AssumeRoleWithSAML",
-                                }
-                            ],
-                        }
-                    },
-                },
-            }
-        },
-    }
-    path = folder / "saml.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    url, running = start_server(create_app(load_broker_config(path)), sock)
-    try:
-        yield url
-    finally:
-        stop_server(running)
 
 
 # --------------------------------------------------------------------------- Redis
