@@ -82,7 +82,7 @@ BENCH_THROTTLING = {"principal": BENCH_LIMIT, "source_ip": BENCH_LIMIT}
 """Every bucket still spent on every call (same store operations as the defaults), none empty."""
 
 
-def deployment_config(demo: Path, folder: Path) -> Path:
+def deployment_config(demo: Path, folder: Path, *, throttling: bool = True) -> Path:
     """``demo.yaml`` without its ``demo:`` block, written to ``folder``.
 
     The fixture IdPs it mounts are for people clicking through the demo, never part of a
@@ -91,11 +91,12 @@ def deployment_config(demo: Path, folder: Path) -> Path:
     a deployment that offers sign-in. Throttling stays on, so its cost is in every figure,
     with limits (:data:`BENCH_THROTTLING`) no bench load reaches: the load generator sends
     thousands of calls a second from one address as one principal, which the defaults
-    would rightly refuse.
+    would rightly refuse. ``throttling=False`` (``--throttling off``) turns every bucket
+    off, for the before/after comparison.
     """
     data = yaml.safe_load(demo.read_text())
     data.pop("demo", None)
-    data["throttling"] = BENCH_THROTTLING
+    data["throttling"] = BENCH_THROTTLING if throttling else {"enabled": False}
     path = folder / "broker.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -510,7 +511,7 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
         f"\nHTTP, one uvicorn worker, loopback, {args.concurrency} concurrent keep-alive "
         f"connections ({args.client} client), {args.seconds:g}s per workload after "
-        f"{args.warmup:g}s warm-up"
+        f"{args.warmup:g}s warm-up, throttling {args.throttling}"
         + (
             f"; web section in {args.rounds} alternating rounds"
             if args.rounds > 1 and "web" in args.only
@@ -628,6 +629,12 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="web section: alternate N bare-form/web-identity windows of seconds/N each",
     )
+    parser.add_argument(
+        "--throttling",
+        choices=["on", "off"],
+        default="on",
+        help="rate-limit buckets on (limits no bench load reaches, the default) or off",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--no-micro", action="store_true", help="skip the in-process section")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP section")
@@ -654,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--saml-baseline-ops must be 1..1000")
     args.only = tuple(args.only or SECTIONS)
     with tempfile.TemporaryDirectory(prefix="sts-bench-") as folder:
-        args.config = deployment_config(DEMO, Path(folder))
+        args.config = deployment_config(DEMO, Path(folder), throttling=args.throttling == "on")
         return run_all(args)
 
 
@@ -717,6 +724,7 @@ def run_all(args: argparse.Namespace) -> int:
                 "warmup": args.warmup,
                 "pool": args.pool,
                 "client": args.client,
+                "throttling": args.throttling,
                 "only": list(args.only),
                 "saml_baseline_ops": args.saml_baseline_ops,
             },

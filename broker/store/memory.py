@@ -6,8 +6,11 @@ that value be used again. Expired entries are also dropped every few thousand wr
 short-lived ones (rate-limit buckets) do not sit in memory until the store fills.
 
 A rate-limit bucket (:meth:`MemoryStore.take_token`) is one entry whose expiry *is* its
-state (GCRA's theoretical arrival time): taking a token moves the expiry on without a new
-heap entry, and the purge re-files an entry it finds alive later than it was filed for.
+state (GCRA's theoretical arrival time): taking a token moves the expiry on in place, with
+no new heap entry. The store remembers the expiry each key is filed under in the heap; the
+purge drops heap entries that are not the one their key is filed under (left by a later
+write) and files again, once, an entry it finds alive past the time it was filed for. So the heap
+holds about one entry per key however often a bucket is taken from.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ _PURGE_EVERY = 4096
 _EPSILON = 1e-6
 """Seconds of float rounding forgiven when a bucket is exactly at its burst."""
 
+_Entry = tuple[float, bytes]
+"""(expires, value)."""
+
 
 class MemoryStore:
     """A dict with expiry times and a heap to find the expired ones cheaply."""
@@ -29,11 +35,13 @@ class MemoryStore:
     def __init__(self, clock: Clock, *, max_entries: int = 1_000_000) -> None:
         self._clock = clock
         self._max = max_entries
-        self._data: dict[tuple[str, str], tuple[float, bytes]] = {}
+        self._data: dict[tuple[str, str], _Entry] = {}
         self._expiries: list[tuple[float, str, str]] = []
+        self._filed: dict[tuple[str, str], float] = {}
+        """The expiry each key is filed under in the heap."""
         self._writes = 0
 
-    def _live(self, ns: str, key: str, now: float) -> tuple[float, bytes] | None:
+    def _live(self, ns: str, key: str, now: float) -> _Entry | None:
         entry = self._data.get((ns, key))
         if entry is None or entry[0] <= now:
             return None
@@ -42,12 +50,15 @@ class MemoryStore:
     def _purge(self, now: float) -> None:
         while self._expiries and self._expiries[0][0] <= now:
             filed, ns, key = heapq.heappop(self._expiries)
-            entry = self._data.get((ns, key))
-            if entry is None:
-                continue
-            if entry[0] <= now:
-                del self._data[(ns, key)]
-            elif entry[0] > filed:  # moved on since it was filed (a bucket): file it again
+            slot = (ns, key)
+            if self._filed.get(slot) != filed:
+                continue  # filed again by a later write
+            entry = self._data.get(slot)
+            if entry is None or entry[0] <= now:
+                self._data.pop(slot, None)
+                del self._filed[slot]
+            else:  # a bucket that moved on since it was filed: file it at its expiry
+                self._filed[slot] = entry[0]
                 heapq.heappush(self._expiries, (entry[0], ns, key))
 
     def _set(self, ns: str, key: str, value: bytes, ttl: float, now: float) -> None:
@@ -57,7 +68,11 @@ class MemoryStore:
                 raise StoreFullError(f"memory store holds {self._max} live entries")
         expires = now + ttl
         self._data[(ns, key)] = (expires, value)
+        self._filed[(ns, key)] = expires
         heapq.heappush(self._expiries, (expires, ns, key))
+        self._count_write(now)
+
+    def _count_write(self, now: float) -> None:
         self._writes += 1
         if self._writes % _PURGE_EVERY == 0:
             self._purge(now)
@@ -84,18 +99,26 @@ class MemoryStore:
         # No await: atomic within the event loop. The entry's expiry is the bucket's TAT.
         now = self._clock.time()
         interval = 1.0 / rate
-        entry = self._data.get((namespace, key))
-        # A TAT further ahead than a whole burst can only be a clock that stepped back:
-        # such a bucket counts as full again (one extra burst at most, never a long refusal).
-        if entry is None or entry[0] <= now or entry[0] > now + burst * interval + _EPSILON:
+        slot = (namespace, key)
+        entry = self._data.get(slot)
+        if entry is None:
             self._set(namespace, key, b"", interval, now)
             return 0.0
-        wait = entry[0] - now - (burst - 1) * interval
-        if wait > _EPSILON:
-            return wait
-        self._data[(namespace, key)] = (entry[0] + interval, b"")
+        tat = entry[0]
+        # A TAT further ahead than a whole burst can only be a clock that stepped back:
+        # such a bucket counts as full again (one extra burst at most, never a long refusal).
+        if tat <= now or tat > now + burst * interval + _EPSILON:
+            tat = now
+        else:
+            wait = tat - now - (burst - 1) * interval
+            if wait > _EPSILON:
+                return wait
+        # Moved in place; the heap entry it is filed under stays (the purge files it again).
+        self._data[slot] = (tat + interval, b"")
+        self._count_write(now)
         return 0.0
 
     async def close(self) -> None:
         self._data.clear()
         self._expiries.clear()
+        self._filed.clear()

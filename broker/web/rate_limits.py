@@ -48,9 +48,12 @@ PREFIXES: tuple[tuple[str, str, Bucket, Answer], ...] = (
 """Routes with a path parameter: (method, path prefix, bucket, answer)."""
 
 
+_STARTS = tuple(prefix for _, prefix, _, _ in PREFIXES)
+
+
 def _route(method: str, path: str) -> tuple[Bucket, Answer] | None:
     found = ROUTES.get((method, path))
-    if found is not None:
+    if found is not None or not path.startswith(_STARTS):
         return found
     for want, prefix, bucket, answer in PREFIXES:
         if method == want and path.startswith(prefix):
