@@ -325,6 +325,12 @@ def test_memory_store_sweeps_expired_buckets_without_being_full() -> None:
         for _ in range(3000):
             await store.take_token("rl", "hot", rate=1e6, burst=10)
         assert len(store._expiries) < 4000
+        # Nor one that has refilled by every next call (a fast rate): still one heap entry.
+        for _ in range(10_000):
+            clock.advance(0.001)
+            assert await store.take_token("rl", "fast", rate=1e6, burst=10) == 0.0
+        assert sum(1 for _, _, key in store._expiries if key == "fast") <= 2
+        assert len(store._filed) == len(store._data)
 
     asyncio.run(run())
 
