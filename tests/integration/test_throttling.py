@@ -593,6 +593,29 @@ def test_with_redis_down_stateless_calls_keep_working_and_limits_hold_per_proces
             assert keys == [f"{prefix}throttle-principal:* {broker.keys['carol'].id}"]
 
 
+def test_a_hung_redis_costs_one_timeout_per_interval_not_one_per_call(tmp_path: Path) -> None:
+    """SIGSTOP: connections are accepted and nothing answers. The first call waits out the
+    store's timeout (0.5 s), then the buckets are local for the fallback interval."""
+    throttling = {"principal": {"rate": 0.01, "burst": 3}, "source_ip": LARGE}
+    with running_redis() as server:
+        store = RedisStore(server.url, key_prefix=_prefix())
+        with serve(tmp_path, throttling, store=store) as broker:
+            assert _gci(broker, "alice") == "OK"  # connected, a bucket in Redis
+            server.pause()
+            try:
+                started = time.monotonic()
+                assert _gci(broker, "bob") == "OK"
+                first = time.monotonic() - started
+                started = time.monotonic()
+                codes = [_gci(broker, "bob") for _ in range(10)]
+                rest = time.monotonic() - started
+            finally:
+                server.resume()
+            assert 0.5 <= first < 2.5, first
+            assert codes == ["OK"] * 2 + ["Throttling"] * 8  # bob's limit holds locally
+            assert rest < 3.0, rest  # a timeout per call would be 10 x 0.5 s at least
+
+
 def test_redis_key_names_carry_no_secret(tmp_path: Path, redis_server: RedisServer) -> None:
     prefix = _prefix()
     slow = {"rate": 0.01, "burst": 100}  # so the buckets are still there to look at
