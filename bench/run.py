@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/run.py [--seconds N] [--concurrency C] [--json FILE]
-                                  [--only {sts,web,saml}]...
+                                  [--only {sts,web,saml,throttle}]... [--throttling {on,off}]
 
 Each server runs in its own process on a loopback port; this process is the load generator
 (a minimal asyncio HTTP/1.1 client by default, keep-alive, C closed-loop tasks replaying
@@ -106,8 +106,11 @@ ALICE_ARN = "arn:aws:iam::111111111111:user/alice"
 STARTUP_TIMEOUT_S = 20.0
 WEB_TARGET = 0.5
 """The web identity issue's target: at least half of bare-form's req/s."""
-SECTIONS = ("sts", "web", "saml")
-"""``--only`` choices: the signed STS workloads, web identity, SAML (each with its floor)."""
+SECTIONS = ("sts", "web", "saml", "throttle")
+"""``--only`` choices: the signed STS workloads, web identity, SAML (each with its floor),
+and throttling's before/after (the same workloads on a broker with its buckets off)."""
+DEFAULT_SECTIONS = ("sts", "web", "saml")
+"""What runs without ``--only``: ``throttle`` is asked for by name."""
 
 
 # --------------------------------------------------------------------------- servers
@@ -254,7 +257,13 @@ def run_http(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     bare-form and web identity, bare-form-saml and AssumeRoleWithSAML."""
     scenarios: list[Scenario] = []
     extra: dict[str, Any] = {}
-    for section, run in (("sts", run_sts), ("web", run_web_identity), ("saml", run_saml)):
+    sections = (
+        ("sts", run_sts),
+        ("web", run_web_identity),
+        ("saml", run_saml),
+        ("throttle", run_throttle),
+    )
+    for section, run in sections:
         if section in args.only:
             more, more_extra = run(args)
             scenarios += more
@@ -408,6 +417,71 @@ def run_web_identity(args: argparse.Namespace) -> tuple[list[Scenario], dict[str
     ], extra
 
 
+def run_throttle(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
+    """AssumeRole and AssumeRoleWithWebIdentity on two brokers, one with throttling off and
+    one with it on (:data:`BENCH_THROTTLING`: every bucket spent, none ever empty), both up
+    throughout and their windows alternating (``--rounds``; which goes first alternates too),
+    so background load on a shared machine hits both alike. The "on" rows' ratios are
+    against the "off" rows.
+    """
+    directory = Directory.build(load_config(args.config))
+    creds = {"access_key_id": ALICE_KEY, "secret_access_key": directory.keys[ALICE_KEY].secret}
+    issuer = Issuer()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        configs = {}
+        for state in ("off", "on"):
+            (folder / state).mkdir()
+            plain = deployment_config(DEMO, folder / state, throttling=state == "on")
+            configs[state] = write_config(plain, folder / state, issuer)
+        bodies = [request_body(token) for token in issuer.tokens(args.pool)]
+        with (
+            serve("broker", "--config", str(configs["off"])) as off,
+            serve("broker", "--config", str(configs["on"])) as on,
+        ):
+            servers = {"off": off, "on": on}
+            workloads = {
+                "assume-role": (
+                    {
+                        s: sign_pool(b.url, assume_role_body(), size=args.pool, **creds)
+                        for s, b in servers.items()
+                    },
+                    b"<SessionToken>",
+                ),
+                "web-identity": (
+                    {s: unsigned_pool(b.url, bodies) for s, b in servers.items()},
+                    WEB_EXPECT,
+                ),
+            }
+            windows: dict[tuple[str, str], list[LoadResult]] = {}
+            for workload, (pools, expect) in workloads.items():
+                for state, server in servers.items():
+                    probe = _post(server.url, pools[state][0])
+                    if probe.status_code != 200 or expect not in probe.content:
+                        raise RuntimeError(f"{workload} refused: {probe.text[:300]}")
+                for round_ in range(args.rounds):
+                    window = _round_args(args, round_)
+                    order = list(servers.items())  # off first, then on first, and so on
+                    for state, server in order if round_ % 2 == 0 else order[::-1]:
+                        print(
+                            f"[bench] {workload}, throttling {state}, on {server.url} ...",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        result = _load(server, pools[state], expect, window)
+                        windows.setdefault((workload, state), []).append(result)
+    return [
+        Scenario(
+            f"{workload}/{state}",
+            f"{workload}, throttling {state}",
+            merge_results(windows[(workload, state)]),
+            baseline=f"{workload}/off",
+        )
+        for workload in ("assume-role", "web-identity")
+        for state in ("off", "on")
+    ], {}
+
+
 def run_saml(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     """bare-form-saml, then AssumeRoleWithSAML, exactly as :func:`run_web_identity` does.
 
@@ -512,9 +586,10 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"\nHTTP, one uvicorn worker, loopback, {args.concurrency} concurrent keep-alive "
         f"connections ({args.client} client), {args.seconds:g}s per workload after "
         f"{args.warmup:g}s warm-up, throttling {args.throttling}"
+        + (" (the throttle section runs both)" if "throttle" in args.only else "")
         + (
-            f"; web section in {args.rounds} alternating rounds"
-            if args.rounds > 1 and "web" in args.only
+            f"; web and throttle sections in {args.rounds} alternating rounds"
+            if args.rounds > 1 and ("web" in args.only or "throttle" in args.only)
             else ""
         )
     )
@@ -627,7 +702,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds",
         type=int,
         default=1,
-        help="web section: alternate N bare-form/web-identity windows of seconds/N each",
+        help="web and throttle sections: alternate N windows of seconds/N each "
+        "(bare-form/web-identity; throttling off/on)",
     )
     parser.add_argument(
         "--throttling",
@@ -644,7 +720,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=SECTIONS,
         help="run only this section (repeatable): sts = baseline + signed STS workloads, "
         "web = bare-form + web identity, saml = bare-form-saml + AssumeRoleWithSAML + the "
-        "pysaml2 comparison; default all",
+        "pysaml2 comparison, throttle = AssumeRole and web identity with throttling off "
+        "and on; default sts, web and saml",
     )
     parser.add_argument(
         "--saml-baseline-ops",
@@ -659,7 +736,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be at least 1")
     if not 1 <= args.saml_baseline_ops <= 1000:
         parser.error("--saml-baseline-ops must be 1..1000")
-    args.only = tuple(args.only or SECTIONS)
+    args.only = tuple(args.only or DEFAULT_SECTIONS)
     with tempfile.TemporaryDirectory(prefix="sts-bench-") as folder:
         args.config = deployment_config(DEMO, Path(folder), throttling=args.throttling == "on")
         return run_all(args)

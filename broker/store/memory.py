@@ -70,9 +70,6 @@ class MemoryStore:
         self._data[(ns, key)] = (expires, value)
         self._filed[(ns, key)] = expires
         heapq.heappush(self._expiries, (expires, ns, key))
-        self._count_write(now)
-
-    def _count_write(self, now: float) -> None:
         self._writes += 1
         if self._writes % _PURGE_EVERY == 0:
             self._purge(now)
@@ -115,7 +112,9 @@ class MemoryStore:
                 return wait
         # Moved in place; the heap entry it is filed under stays (the purge files it again).
         self._data[slot] = (tat + interval, b"")
-        self._count_write(now)
+        self._writes += 1
+        if self._writes % _PURGE_EVERY == 0:
+            self._purge(now)
         return 0.0
 
     async def close(self) -> None:

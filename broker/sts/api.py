@@ -4,7 +4,10 @@ Order mirrors AWS: read the request (size, encoding), know the action, spend a t
 source address's bucket (before any signature or token is checked, so a flood of forgeries
 stays cheap; the engine spends the principal's once it is proven), authenticate signed
 actions, validate parameters against botocore's model, run the engine, render.
-Every refusal is an :class:`~broker.errors.StsError` rendered as AWS's ``ErrorResponse``;
+Every refusal is an :class:`~broker.errors.StsError` rendered as AWS's ``ErrorResponse``
+(a ``Throttling`` one also says, in ``x-amz-retry-after``, how many milliseconds until the
+bucket has a token: botocore's standard retry mode then waits that long, up to 5 s beyond
+its own backoff, instead of guessing);
 anything unexpected is logged with its request ID and answered ``InternalFailure`` without
 detail, so no stack trace or secret ever reaches a client.
 """
@@ -12,6 +15,7 @@ detail, so no stack trace or secret ever reaches a client.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from starlette.requests import Request
@@ -26,7 +30,7 @@ from broker.sts.engine import RequestInfo, StsEngine
 from broker.sts.model import StsModel
 from broker.sts.protocol import read_query_request
 from broker.sts.render import render_error
-from broker.throttling import Throttle
+from broker.throttling import Throttle, Throttled
 
 log = logging.getLogger("broker.access")
 
@@ -62,6 +66,7 @@ class StsApi:
         started = time.perf_counter()
         action = "-"
         caller = "-"
+        retry_after_ms = 0
         try:
             query = await read_query_request(request, max_body_bytes=self._max_body)
             action = query.action or "-"
@@ -95,6 +100,9 @@ class StsApi:
             body = self._model.render_result(query.action, result, rid)
             status = 200
             code = "OK"
+        except Throttled as exc:
+            body, status, code = render_error(exc, rid), exc.status, exc.code
+            retry_after_ms = max(1, math.ceil(exc.retry_after * 1000))
         except StsError as exc:
             body, status, code = render_error(exc, rid), exc.status, exc.code
         except Exception:
@@ -116,7 +124,7 @@ class StsApi:
                 code,
                 (time.perf_counter() - started) * 1000,
             )
-        return QueryAnswer(body, status, rid)
+        return QueryAnswer(body, status, rid, retry_after_ms=retry_after_ms)
 
 
 class QueryAnswer(Response):
@@ -132,7 +140,9 @@ class QueryAnswer(Response):
 
     media_type = "text/xml"
 
-    def __init__(self, body: bytes, status_code: int, request_id: str) -> None:
+    def __init__(
+        self, body: bytes, status_code: int, request_id: str, *, retry_after_ms: int = 0
+    ) -> None:
         self.status_code = status_code
         self.background = None
         self.body = body
@@ -142,3 +152,5 @@ class QueryAnswer(Response):
             (b"content-type", b"text/xml; charset=utf-8"),
             (b"cache-control", b"no-store"),
         ]
+        if retry_after_ms:
+            self.raw_headers.append((b"x-amz-retry-after", str(retry_after_ms).encode()))

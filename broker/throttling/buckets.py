@@ -51,13 +51,14 @@ class Throttled(StsError):
 @dataclass(frozen=True)
 class _Limit:
     namespace: str
-    group: str
+    prefix: str
+    """The group (an action's name, or ``*`` for the shared buckets) and a space."""
     rate: float
     burst: int
 
 
 def _limit(namespace: str, group: str, limit: RateLimit) -> _Limit:
-    return _Limit(namespace, group, limit.rate, limit.burst)
+    return _Limit(namespace, f"{group} ", limit.rate, limit.burst)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -139,30 +140,42 @@ class Throttle:
             await self._spend(self._device, address_key(address))
 
     async def _spend(self, limit: _Limit, who: str) -> None:
-        key = f"{limit.group} {who}"
-        shared = not (self._local_until and self._clock.time() < self._local_until)
-        if not shared:
-            wait = await self._take_locally(limit, key)
+        if self._local_until:
+            wait = await self._spend_degraded(limit, limit.prefix + who)
         else:
             try:
                 wait = await self._store.take_token(
-                    limit.namespace, key, rate=limit.rate, burst=limit.burst
+                    limit.namespace, limit.prefix + who, rate=limit.rate, burst=limit.burst
                 )
             except (StoreUnavailableError, StoreFullError) as exc:
-                self._local_until = self._clock.time() + self._fallback_seconds
-                log.warning(
-                    "rate-limit buckets are kept in this process for %.0f s (limits hold per "
-                    "process, not per cluster, until the store answers): %s",
-                    self._fallback_seconds,
-                    exc,
-                )
-                wait = await self._take_locally(limit, key)
-            else:
-                if self._local_until:
-                    self._local_until = 0.0
-                    log.warning("rate-limit buckets are back in the shared store")
+                wait = await self._fall_back(limit, limit.prefix + who, exc)
         if wait:
             raise Throttled(wait)
+
+    async def _fall_back(self, limit: _Limit, key: str, exc: Exception) -> float:
+        """The store failed: buckets in this process for ``fallback_seconds`` (module doc)."""
+        self._local_until = self._clock.time() + self._fallback_seconds
+        log.warning(
+            "rate-limit buckets are kept in this process for %.0f s (limits hold per "
+            "process, not per cluster, until the store answers): %s",
+            self._fallback_seconds,
+            exc,
+        )
+        return await self._take_locally(limit, key)
+
+    async def _spend_degraded(self, limit: _Limit, key: str) -> float:
+        """Since the store failed: this process's buckets, and the store again once due."""
+        if self._clock.time() < self._local_until:
+            return await self._take_locally(limit, key)
+        try:
+            wait = await self._store.take_token(
+                limit.namespace, key, rate=limit.rate, burst=limit.burst
+            )
+        except (StoreUnavailableError, StoreFullError) as exc:
+            return await self._fall_back(limit, key, exc)
+        self._local_until = 0.0
+        log.warning("rate-limit buckets are back in the shared store")
+        return wait
 
     async def _take_locally(self, limit: _Limit, key: str) -> float:
         """From this process's buckets; a full table admits (fail open, as above)."""

@@ -170,6 +170,9 @@ def test_a_flood_from_one_principal_is_throttled_while_another_still_succeeds(
             "Message": "Rate exceeded",
         }
         assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+        # How long until the bucket has a token (one every 100 s), for botocore's backoff.
+        wait_ms = int(error["ResponseMetadata"]["HTTPHeaders"]["x-amz-retry-after"])
+        assert 90_000 < wait_ms <= 100_000
         # Every action shares the principal's bucket when none has one of its own.
         role = f"arn:aws:iam::{DEV}:role/Dev"
         assert (
@@ -205,7 +208,10 @@ def test_boto3_with_its_default_retries_succeeds_once_the_bucket_refills(tmp_pat
         while codes[-1] != "Throttling" and len(codes) < 10:
             codes.append(_code(alice.get_caller_identity))
         assert codes[:2] == ["OK", "OK"] and codes[-1] == "Throttling"
-        answer = default.get_caller_identity()  # refused at first, retried, then answered
+        # Refused at first, retried, then answered: botocore's own backoff for Throttling
+        # (a random wait below 1 s, then below 2 s, 3 attempts in all) could give up before a
+        # 1 s refill; x-amz-retry-after makes it wait until the token is there.
+        answer = default.get_caller_identity()
         assert answer["Arn"] == f"arn:aws:iam::{DEV}:user/alice"
         assert answer["ResponseMetadata"]["RetryAttempts"] >= 1
 
@@ -405,6 +411,7 @@ def test_the_source_address_is_counted_before_authentication_and_per_action(
         refused = _raw_gci(broker.url)
         assert refused.status_code == 400
         assert refused.headers["content-type"] == "text/xml; charset=utf-8"
+        assert 90_000 < int(refused.headers["x-amz-retry-after"]) <= 100_000
         envelope = ElementTree.fromstring(refused.content)
         ns = "{https://sts.amazonaws.com/doc/2011-06-15/}"
         assert envelope.tag == f"{ns}ErrorResponse"
