@@ -38,7 +38,7 @@ from webid import Issuer, add_web_identity, request_body
 
 from broker.app import create_app, token_keys
 from broker.clock import SystemClock
-from broker.config import BrokerConfig, load_config
+from broker.config import BrokerConfig, RateLimit, ThrottlingSettings, load_config
 from broker.directory import Directory
 from broker.iam import AuthzRequest, evaluate_policies
 from broker.identity import (
@@ -50,7 +50,9 @@ from broker.identity import (
     verify_signature,
 )
 from broker.request import HttpRequestParts
+from broker.store import MemoryStore, SqliteStore
 from broker.sts.model import StsModel
+from broker.throttling import Throttle
 
 NS = {"sts": "https://sts.amazonaws.com/doc/2011-06-15/"}
 URL = "http://127.0.0.1:8080/"
@@ -364,6 +366,30 @@ def run_micro(demo: Path, *, batch_s: float = 0.1) -> MicroReport:
         return _run_micro(demo, Path(folder), batch_s=batch_s)
 
 
+def _throttle_timings(folder: Path, *, batch_s: float) -> list[Timing]:
+    """What throttling adds to one STS call: a token from the source address's bucket and one
+    from the principal's, in the memory store and in SQLite (one transaction each). Limits
+    no loop reaches, so every take succeeds and writes, as an honest client's calls do."""
+    limit = RateLimit(rate=1_000_000, burst=10_000_000)
+    settings = ThrottlingSettings(principal=limit, source_ip=limit)
+    clock = SystemClock()
+    timings = []
+    for name, store in (
+        ("memory", MemoryStore(clock)),
+        ("sqlite", SqliteStore(folder / "throttle.db", clock)),
+    ):
+        throttle = Throttle(settings, store, clock)
+
+        async def both(i: int, throttle: Throttle = throttle) -> None:
+            await throttle.source_ip("AssumeRole", "127.0.0.1")
+            await throttle.principal("AssumeRole", ALICE_KEY)
+
+        label = f"Throttle: both buckets of one call ({name} store)"
+        timings.append(time_async(label, both, batch_s=batch_s))
+        asyncio.run(store.close())
+    return timings
+
+
 def _web_identity_timings(
     config: BrokerConfig, app: ASGIApp, issuer: Issuer, *, batch_s: float
 ) -> list[Timing]:
@@ -509,6 +535,7 @@ def _run_micro(demo: Path, folder: Path, *, batch_s: float) -> MicroReport:
     ):
         timings.append(time_asgi(name, target, parts, batch_s=batch_s))
     timings += _web_identity_timings(config, app, issuer, batch_s=batch_s)
+    timings += _throttle_timings(Path(folder), batch_s=batch_s)
     sizes = {
         "plain AssumeRole (in-process)": len(plain_token.encode()),
         f"AssumeRole + {POLICY_CHARS}-char policy + {len(TAGS)} tags": len(big_token.encode()),

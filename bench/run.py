@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/run.py [--seconds N] [--concurrency C] [--json FILE]
-                                  [--only {sts,web,saml}]...
+                                  [--only {sts,web,saml,throttle}]... [--throttling {on,off}]
 
 Each server runs in its own process on a loopback port; this process is the load generator
 (a minimal asyncio HTTP/1.1 client by default, keep-alive, C closed-loop tasks replaying
@@ -78,16 +78,26 @@ from broker.directory import Directory  # noqa: E402
 DEMO = ROOT / "config" / "demo.yaml"
 
 
-def deployment_config(demo: Path, folder: Path) -> Path:
+BENCH_LIMIT = {"rate": 1_000_000, "burst": 10_000_000}
+BENCH_THROTTLING = {"principal": BENCH_LIMIT, "source_ip": BENCH_LIMIT}
+"""Every bucket still spent on every call (same store operations as the defaults), none empty."""
+
+
+def deployment_config(demo: Path, folder: Path, *, throttling: bool = True) -> Path:
     """``demo.yaml`` without its ``demo:`` block, written to ``folder``.
 
     The fixture IdPs it mounts are for people clicking through the demo, never part of a
     deployment, and their routing middleware would sit in front of every request measured.
     Everything else stays, the browser sign-in middlewares (headers, CSRF) included, as in
-    a deployment that offers sign-in.
+    a deployment that offers sign-in. Throttling stays on, so its cost is in every figure,
+    with limits (:data:`BENCH_THROTTLING`) no bench load reaches: the load generator sends
+    thousands of calls a second from one address as one principal, which the defaults
+    would rightly refuse. ``throttling=False`` (``--throttling off``) turns every bucket
+    off, for the before/after comparison.
     """
     data = yaml.safe_load(demo.read_text())
     data.pop("demo", None)
+    data["throttling"] = BENCH_THROTTLING if throttling else {"enabled": False}
     path = folder / "broker.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -102,9 +112,10 @@ DEFAULT_SECTIONS = ("sts", "web", "saml")
 its floor)."""
 SERVER_OPTIONS: list[str] = []
 """``--http`` / ``--loop`` for every ``bench/server.py`` process, from the command line."""
-SECTIONS = (*DEFAULT_SECTIONS, "store", "workers")
-"""``--only`` choices; ``store`` (memory vs sqlite vs redis) and ``workers`` (serve with one
-and two workers) run only when named (:mod:`fleet`)."""
+SECTIONS = (*DEFAULT_SECTIONS, "store", "workers", "throttle")
+"""``--only`` choices; ``store`` (memory vs sqlite vs redis), ``workers`` (serve with one
+and two workers) and ``throttle`` (the same workloads with the buckets off) run only when
+named."""
 
 
 # --------------------------------------------------------------------------- servers
@@ -251,7 +262,13 @@ def run_http(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     bare-form and web identity, bare-form-saml and AssumeRoleWithSAML."""
     scenarios: list[Scenario] = []
     extra: dict[str, Any] = {}
-    for section, run in (("sts", run_sts), ("web", run_web_identity), ("saml", run_saml)):
+    sections = (
+        ("sts", run_sts),
+        ("web", run_web_identity),
+        ("saml", run_saml),
+        ("throttle", run_throttle),
+    )
+    for section, run in sections:
         if section in args.only:
             more, more_extra = run(args)
             scenarios += more
@@ -405,6 +422,71 @@ def run_web_identity(args: argparse.Namespace) -> tuple[list[Scenario], dict[str
     ], extra
 
 
+def run_throttle(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
+    """AssumeRole and AssumeRoleWithWebIdentity on two brokers, one with throttling off and
+    one with it on (:data:`BENCH_THROTTLING`: every bucket spent, none ever empty), both up
+    throughout and their windows alternating (``--rounds``; which goes first alternates too),
+    so background load on a shared machine hits both alike. The "on" rows' ratios are
+    against the "off" rows.
+    """
+    directory = Directory.build(load_config(args.config))
+    creds = {"access_key_id": ALICE_KEY, "secret_access_key": directory.keys[ALICE_KEY].secret}
+    issuer = Issuer()
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        configs = {}
+        for state in ("off", "on"):
+            (folder / state).mkdir()
+            plain = deployment_config(DEMO, folder / state, throttling=state == "on")
+            configs[state] = write_config(plain, folder / state, issuer)
+        bodies = [request_body(token) for token in issuer.tokens(args.pool)]
+        with (
+            serve("broker", "--config", str(configs["off"])) as off,
+            serve("broker", "--config", str(configs["on"])) as on,
+        ):
+            servers = {"off": off, "on": on}
+            workloads = {
+                "assume-role": (
+                    {
+                        s: sign_pool(b.url, assume_role_body(), size=args.pool, **creds)
+                        for s, b in servers.items()
+                    },
+                    b"<SessionToken>",
+                ),
+                "web-identity": (
+                    {s: unsigned_pool(b.url, bodies) for s, b in servers.items()},
+                    WEB_EXPECT,
+                ),
+            }
+            windows: dict[tuple[str, str], list[LoadResult]] = {}
+            for workload, (pools, expect) in workloads.items():
+                for state, server in servers.items():
+                    probe = _post(server.url, pools[state][0])
+                    if probe.status_code != 200 or expect not in probe.content:
+                        raise RuntimeError(f"{workload} refused: {probe.text[:300]}")
+                for round_ in range(args.rounds):
+                    window = _round_args(args, round_)
+                    order = list(servers.items())  # off first, then on first, and so on
+                    for state, server in order if round_ % 2 == 0 else order[::-1]:
+                        print(
+                            f"[bench] {workload}, throttling {state}, on {server.url} ...",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        result = _load(server, pools[state], expect, window)
+                        windows.setdefault((workload, state), []).append(result)
+    return [
+        Scenario(
+            f"{workload}/{state}",
+            f"{workload}, throttling {state}",
+            merge_results(windows[(workload, state)]),
+            baseline=f"{workload}/off",
+        )
+        for workload in ("assume-role", "web-identity")
+        for state in ("off", "on")
+    ], {}
+
+
 def run_saml(args: argparse.Namespace) -> tuple[list[Scenario], dict[str, Any]]:
     """bare-form-saml, then AssumeRoleWithSAML, exactly as :func:`run_web_identity` does.
 
@@ -509,10 +591,11 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"\nHTTP, one uvicorn worker ({args.http} parser, {args.loop} loop), loopback, "
         f"{args.concurrency} concurrent keep-alive "
         f"connections ({args.client} client), {args.seconds:g}s per workload after "
-        f"{args.warmup:g}s warm-up"
+        f"{args.warmup:g}s warm-up, throttling {args.throttling}"
+        + (" (the throttle section runs both)" if "throttle" in args.only else "")
         + (
-            f"; web section in {args.rounds} alternating rounds"
-            if args.rounds > 1 and "web" in args.only
+            f"; web and throttle sections in {args.rounds} alternating rounds"
+            if args.rounds > 1 and ("web" in args.only or "throttle" in args.only)
             else ""
         )
     )
@@ -625,7 +708,14 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds",
         type=int,
         default=1,
-        help="web section: alternate N bare-form/web-identity windows of seconds/N each",
+        help="web and throttle sections: alternate N windows of seconds/N each "
+        "(bare-form/web-identity; throttling off/on)",
+    )
+    parser.add_argument(
+        "--throttling",
+        choices=["on", "off"],
+        default="on",
+        help="rate-limit buckets on (limits no bench load reaches, the default) or off",
     )
     parser.add_argument(
         "--http",
@@ -649,7 +739,8 @@ def main(argv: list[str] | None = None) -> int:
         help="run only this section (repeatable): sts = baseline + signed STS workloads, "
         "web = bare-form + web identity, saml = bare-form-saml + AssumeRoleWithSAML + the "
         "pysaml2 comparison; store = memory vs sqlite vs redis; workers = serve with 1 and 2 "
-        "workers; default sts, web and saml",
+        "workers; throttle = AssumeRole and web identity with throttling off and on; default "
+        "sts, web and saml",
     )
     parser.add_argument(
         "--saml-baseline-ops",
@@ -667,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     args.only = tuple(args.only or DEFAULT_SECTIONS)
     SERVER_OPTIONS[:] = ["--http", args.http, "--loop", args.loop]
     with tempfile.TemporaryDirectory(prefix="sts-bench-") as folder:
-        args.config = deployment_config(DEMO, Path(folder))
+        args.config = deployment_config(DEMO, Path(folder), throttling=args.throttling == "on")
         return run_all(args)
 
 
@@ -759,6 +850,7 @@ def run_all(args: argparse.Namespace) -> int:
                 "warmup": args.warmup,
                 "pool": args.pool,
                 "client": args.client,
+                "throttling": args.throttling,
                 "only": list(args.only),
                 "saml_baseline_ops": args.saml_baseline_ops,
                 "http": args.http,

@@ -45,13 +45,15 @@ from broker.pools import (
     is_cognito_request,
     pool_config_problems,
 )
+from broker.proxies import ForwardedForMiddleware, TrustedProxies
 from broker.store import STORE_FAILURES, MeteredStore, Store, open_configured_store
 from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
-from broker.sts.model import StsModel
+from broker.sts.model import StsModel, throttled_action_problems
 from broker.sts.upstream import UpstreamSetupError
 from broker.sts.upstream_sessions import UpstreamSessions
+from broker.throttling import Throttle
 from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
 from broker.web.admin import AdminRoutes, ListenerRouter
 from broker.web.audit import BrowserAudit
@@ -109,8 +111,13 @@ ROUTE_PREFIXES = (
 """Path prefix -> route family, for paths :data:`ROUTE_FAMILIES` does not list."""
 
 
-CONFIG_CHECKS: tuple[ConfigCheck, ...] = (metadata_file_problems, pool_config_problems)
-"""Checks of files the config names whose contents belong to a layer above ``config``."""
+CONFIG_CHECKS: tuple[ConfigCheck, ...] = (
+    metadata_file_problems,
+    pool_config_problems,
+    throttled_action_problems,
+)
+"""Checks that need a layer above ``config``: the contents of files the config names (SAML
+metadata), identity pools, the STS action names ``throttling.actions`` may use."""
 DATA_CHECKS: tuple[DataCheck, ...] = (policy_grammar,)
 """Checks of the file's own data that belong to a layer above ``config`` (IAM grammar)."""
 
@@ -198,6 +205,7 @@ def create_app(
     state = MeteredStore(store or open_configured_store(config, clock))
     trail = audit_trail(config, clock)
     audit = BrowserAudit(trail)
+    throttle = Throttle(config.throttling, state, clock)
 
     issuer = WebIdentityIssuer(config, clock)
     upstream = upstream_sessions(config, issuer)
@@ -216,6 +224,7 @@ def create_app(
         issuer=issuer,
         messages=messages,
         upstream=upstream,
+        throttle=throttle,
     )
     authz = AuthzApi(
         service=AuthzService(
@@ -237,6 +246,7 @@ def create_app(
         region=config.region,
         max_body_bytes=config.limits.max_body_bytes,
         audit=trail,
+        throttle=throttle,
     )
 
     cognito = CognitoApi(
@@ -328,7 +338,11 @@ def create_app(
             routes += oidc_login.routes()
             admin.add_checks(oidc_login.discovery_checks)
         middleware = web_middleware(
-            config, sessions, csrf_exempt=CSRF_EXEMPT, form_targets=(CLI_FORM_TARGET,)
+            config,
+            sessions,
+            csrf_exempt=CSRF_EXEMPT,
+            form_targets=(CLI_FORM_TARGET,),
+            throttle=throttle,
         )
 
     async def root(request: Request) -> Response:
@@ -359,9 +373,13 @@ def create_app(
         if multiprocess_dir() is not None:
             worker_exit(os.getpid())
 
+    proxies = TrustedProxies(config.trusted_proxies)
     observed = [
         Middleware(RequestMetrics, exact=ROUTE_FAMILIES, prefixes=ROUTE_PREFIXES),
     ]
+    if proxies:
+        # Before the metrics and every route: each then reads one source address.
+        observed.insert(0, Middleware(ForwardedForMiddleware, proxies=proxies))
     if config.admin_listen is not None:
         # Outermost: admin requests skip the page middleware and are not counted as traffic.
         admin_app = Starlette(routes=admin.routes())

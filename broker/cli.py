@@ -304,6 +304,9 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         log_config=log_config,
         access_log=False,
+        # The broker decides whom to believe from trusted_proxies (broker/proxies.py); uvicorn
+        # would otherwise believe X-Forwarded-For from 127.0.0.1 on its own.
+        proxy_headers=False,
         timeout_graceful_shutdown=args.shutdown_timeout,
     )
     if args.workers == 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import re
@@ -147,22 +148,68 @@ def ranged(low: int, high: int) -> Checked:
     return Checked(check, {"type": "integer", "minimum": low, "maximum": high})
 
 
-def decimal_seconds(low: float, high: float) -> Checked:
-    """A duration in seconds that may have a fraction (``0.5``), between ``low`` and ``high``."""
+def _decimal(low: float, high: float, digits: int, kind: str, bounds: str) -> Checked:
+    """A number that may have a fraction, between ``low`` and ``high``; ``kind`` and
+    ``bounds`` are the messages (``{got}`` the value's type or the value itself)."""
+    text = re.compile(rf"[0-9]{{1,{digits}}}(?:\.[0-9]{{1,6}})?")
 
     def check(value: object) -> float:
         # Number strings are accepted because ${VAR} substitution always yields text.
-        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,6}(?:\.[0-9]{1,6})?", value):
+        if isinstance(value, str) and text.fullmatch(value):
             value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fail(
-                f"must be a number of seconds between {low} and {high} (got {kind_of(value)})"
-            )
+            raise fail(kind.format(got=kind_of(value)))
         if not low <= value <= high:  # NaN fails this too
-            raise fail(f"must be between {low} and {high} seconds (got {value})")
+            raise fail(bounds.format(got=value))
         return float(value)
 
     return Checked(check, {"type": "number", "minimum": low, "maximum": high})
+
+
+def decimal_seconds(low: float, high: float) -> Checked:
+    """A duration in seconds that may have a fraction (``0.5``), between ``low`` and ``high``."""
+    return _decimal(
+        low,
+        high,
+        6,
+        f"must be a number of seconds between {low} and {high} (got {{got}})",
+        f"must be between {low} and {high} seconds (got {{got}})",
+    )
+
+
+def rate_per_second(low: float, high: float) -> Checked:
+    """A positive number of events a second; decimals allowed (``0.5`` is one every 2 s)."""
+    return _decimal(
+        low,
+        high,
+        9,
+        "must be a number of calls a second (got {got})",
+        f"must be between {low:g} and {high:g} calls a second (got {{got:g}})",
+    )
+
+
+def as_proxy_network(value: object) -> str:
+    """An address or CIDR a trusted proxy sends from, normalised (``10.0.0.0/8``, ``::1/128``).
+
+    A network with host bits set is refused with the one that was probably meant, and ``/0``
+    is refused outright: trusting every address lets any client choose its own source IP.
+    """
+    text = as_string(value).strip()
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise fail(
+            f"must be an IP address or a CIDR network like 10.0.0.0/8 or fd00::/8 "
+            f"(got {shown(text)})"
+        ) from None
+    if network.network_address != ipaddress.ip_interface(text).ip:
+        raise fail(f"{shown(text)} has host bits set; did you mean {network}?")
+    if network.prefixlen == 0:
+        raise fail(
+            f"{network} trusts every address, so any client could choose its own source IP "
+            "with X-Forwarded-For; list the addresses of your load balancers or proxies"
+        )
+    return str(network)
 
 
 def as_public_url(value: object) -> str:

@@ -58,6 +58,7 @@ from broker.config.fields import (
     as_client_secret,
     as_listen_address,
     as_oidc_url,
+    as_proxy_network,
     as_public_url,
     as_scopes,
     as_string,
@@ -72,6 +73,7 @@ from broker.config.fields import (
     line_of,
     oidc_arn_path,
     ranged,
+    rate_per_second,
     shown,
     sp_key_problem,
     text_field,
@@ -80,10 +82,8 @@ from broker.config.pools import IdentityPoolConfig, IdentityPoolId
 from broker.config.state_url import is_redis_url, masked, parse_redis_url
 from broker.totp import decode_secret
 
-_Model = ConfigModel
 
-
-class TokenKey(_Model):
+class TokenKey(ConfigModel):
     """A key that seals session tokens; the first in the list seals, every one opens."""
 
     id: Annotated[
@@ -92,14 +92,14 @@ class TokenKey(_Model):
     secret: Annotated[bytes, Checked(as_token_secret, WRITE_ONLY)] = Field(repr=False)
 
 
-class Limits(_Model):
+class Limits(ConfigModel):
     """Bounds the broker enforces on every request, tunable per deployment."""
 
     max_body_bytes: Annotated[int, ranged(1024, 1_048_576)] = 262144
     clock_skew_seconds: Annotated[int, ranged(0, 900)] = 300
 
 
-class RedisSettings(_Model):
+class RedisSettings(ConfigModel):
     """How the broker talks to Redis (or Valkey) when ``state`` is a Redis URL.
 
     The timeouts bound what a dead or hung Redis costs each request (it fails closed with
@@ -127,7 +127,51 @@ class RedisSettings(_Model):
         return existing_file(value, info)
 
 
-class OidcSettings(_Model):
+class RateLimit(ConfigModel):
+    """A token bucket: ``burst`` calls at once, refilled at ``rate`` calls a second."""
+
+    rate: Annotated[float, rate_per_second(0.001, 1_000_000)]
+    burst: Annotated[int, ranged(1, 10_000_000)]
+
+
+class ActionLimits(ConfigModel):
+    """Limits of their own for one STS action, counted apart from every other action."""
+
+    principal: RateLimit | None = None
+    source_ip: RateLimit | None = None
+
+    @model_validator(mode="after")
+    def _something_to_limit(self) -> ActionLimits:
+        if self.principal is None and self.source_ip is None:
+            raise fail("give principal, source_ip or both (each with rate and burst)")
+        return self
+
+
+ActionName = Annotated[
+    str, text_field(r"[A-Z][A-Za-z]{1,63}", "must be an STS action name like AssumeRole")
+]
+
+
+class ThrottlingSettings(ConfigModel):
+    """Token buckets, on by default as AWS's are (docs/throttling.md).
+
+    Defaults are far above what an honest client sends (AWS's own STS quotas are hundreds
+    of calls a second per account) and bound what a flood can cost. ``principal`` counts the
+    calls of one access key ID or one federated subject; ``source_ip`` those of one address
+    (IPv6: one /64). An action under ``actions`` gets buckets of its own for the scopes it
+    names, and the shared ones for the others. ``signin`` and ``device`` are per address, for
+    the browser sign-in pages and for device-code entry with the CLI's token endpoint.
+    """
+
+    enabled: bool = True
+    principal: RateLimit = Field(default_factory=lambda: RateLimit(rate=200, burst=400))
+    source_ip: RateLimit = Field(default_factory=lambda: RateLimit(rate=1000, burst=2000))
+    actions: dict[ActionName, ActionLimits] = Field(default_factory=dict)
+    signin: RateLimit = Field(default_factory=lambda: RateLimit(rate=50, burst=500))
+    device: RateLimit = Field(default_factory=lambda: RateLimit(rate=10, burst=100))
+
+
+class OidcSettings(ConfigModel):
     """How the broker treats every OIDC issuer: key caching, outage tolerance, token bounds.
 
     Broker-wide rather than per provider because they are operational trade-offs (how long a
@@ -153,7 +197,7 @@ class OidcSettings(_Model):
         return self
 
 
-class WebSettings(_Model):
+class WebSettings(ConfigModel):
     """Browser sign-in: how long a session lives and the key its cookies are signed with.
 
     ``cookie_key`` is optional because a broker with ``token_keys`` can derive one (HKDF, a
@@ -178,7 +222,7 @@ class WebSettings(_Model):
         return self
 
 
-class SamlSettings(_Model):
+class SamlSettings(ConfigModel):
     """How the broker acts as a SAML service provider, for every provider of every account.
 
     The SP key pair decrypts ``EncryptedAssertion``s and is published in the SP metadata.
@@ -209,7 +253,7 @@ class SamlSettings(_Model):
         return self
 
 
-class AccessKeyConfig(_Model):
+class AccessKeyConfig(ConfigModel):
     """A long-term ``AKIA`` key pair with which a user signs STS calls."""
 
     id: Annotated[
@@ -219,7 +263,7 @@ class AccessKeyConfig(_Model):
     status: Literal["Active", "Inactive"] = "Active"
 
 
-class MfaDeviceConfig(_Model):
+class MfaDeviceConfig(ConfigModel):
     """A virtual MFA device: the serial callers pass as ``SerialNumber`` and its TOTP seed."""
 
     serial: Annotated[
@@ -232,7 +276,7 @@ class MfaDeviceConfig(_Model):
         return decode_secret(self.totp_secret.get_secret_value())
 
 
-class UserConfig(_Model):
+class UserConfig(ConfigModel):
     """An IAM user: signs calls with its access keys, proves MFA with its devices."""
 
     path: IamPath = "/"
@@ -243,7 +287,7 @@ class UserConfig(_Model):
     tags: Tags = Field(default_factory=dict)
 
 
-class RoleConfig(_Model):
+class RoleConfig(ConfigModel):
     """An IAM role: who may assume it (trust policy) and what its sessions may do."""
 
     path: IamPath = "/"
@@ -257,7 +301,7 @@ class RoleConfig(_Model):
     ] = ""
 
 
-class OidcProviderConfig(_Model):
+class OidcProviderConfig(ConfigModel):
     """An OIDC identity provider (IAM's ``oidc-provider``) whose ID tokens this account trusts.
 
     ``url`` is the issuer exactly as its tokens spell ``iss``; the provider's ARN path is the
@@ -306,7 +350,7 @@ class OidcProviderConfig(_Model):
         return f"arn:aws:iam::{account}:oidc-provider/{self.arn_path}"
 
 
-class IssuerKeyConfig(_Model):
+class IssuerKeyConfig(ConfigModel):
     """A key that signs the JWTs the broker mints, with its place in a rotation.
 
     ``current`` signs; ``next`` is published in the JWKS before it signs, so verifiers have
@@ -338,7 +382,7 @@ class IssuerKeyConfig(_Model):
         return str(path)
 
 
-class IssuerSettings(_Model):
+class IssuerSettings(ConfigModel):
     """The broker as an OIDC issuer: the keys GetWebIdentityToken signs with.
 
     With no keys the broker makes one of each algorithm at start-up (and warns): fine for a
@@ -370,7 +414,7 @@ class IssuerSettings(_Model):
         return self
 
 
-class SamlProviderConfig(_Model):
+class SamlProviderConfig(ConfigModel):
     """A SAML identity provider (IAM's ``saml-provider``) whose assertions this account trusts.
 
     Its metadata is the only source of its entity ID and signing keys. The broker's own
@@ -468,7 +512,7 @@ PARTITIONS: Mapping[str, PartitionDefaults] = {
 }
 
 
-class UpstreamCredentialsConfig(_Model):
+class UpstreamCredentialsConfig(ConfigModel):
     """How the broker authenticates to upstream STS for ``via: assume-role`` accounts.
 
     ``profile`` names a profile of the broker host's AWS config (``~/.aws/config`` or
@@ -487,7 +531,7 @@ class UpstreamCredentialsConfig(_Model):
     ) = None
 
 
-class UpstreamSettings(_Model):
+class UpstreamSettings(ConfigModel):
     """Where "real AWS" is, for accounts whose roles live there (``accounts.ID.upstream``).
 
     Unset endpoints take the partition's own (AWS's global STS, sign-in and console for
@@ -529,7 +573,7 @@ class UpstreamSettings(_Model):
 UpstreamVia = Literal["assume-role", "web-identity"]
 
 
-class AccountUpstream(_Model):
+class AccountUpstream(ConfigModel):
     """An account whose roles live in real AWS: the broker decides, upstream STS issues.
 
     ``via: assume-role``: the broker calls AssumeRole with its own AWS credentials
@@ -557,7 +601,7 @@ class AccountUpstream(_Model):
         return self
 
 
-class AccountConfig(_Model):
+class AccountConfig(ConfigModel):
     """One AWS-style account: its users, its roles and its federation providers.
 
     A *local* account (no ``upstream``) is served by the broker's own STS; an *upstream* one
@@ -577,7 +621,7 @@ class AccountConfig(_Model):
     """Cognito-compatible identity pools (:mod:`broker.config.pools`), by pool ID."""
 
 
-class SamlLoginConfig(_Model):
+class SamlLoginConfig(ConfigModel):
     """A sign-in button for one account's SAML provider (``accounts.ACCOUNT.saml_providers``)."""
 
     account: AccountId
@@ -587,7 +631,7 @@ class SamlLoginConfig(_Model):
         return SamlProviderConfig.arn(self.account, self.provider)
 
 
-class OidcLoginConfig(_Model):
+class OidcLoginConfig(ConfigModel):
     """A "sign in with" button for an OIDC provider (authorization code + PKCE S256).
 
     Its ID token is checked exactly like an ``AssumeRoleWithWebIdentity`` token, by every
@@ -613,7 +657,7 @@ class OidcLoginConfig(_Model):
     """RoleSessionName comes from this claim (``sub`` when absent), cut to IAM's alphabet."""
 
 
-class LoginProviderConfig(_Model):
+class LoginProviderConfig(ConfigModel):
     """One button on the sign-in page: exactly one of ``saml`` and ``oidc``."""
 
     label: Annotated[str, text_field(r"[^\x00-\x1f\x7f]{1,64}", "labels are 1-64 characters")]
@@ -637,13 +681,13 @@ class LoginProviderConfig(_Model):
         return self
 
 
-class LoginSettings(_Model):
+class LoginSettings(ConfigModel):
     """The sign-in page. Without providers it lists every account's SAML providers."""
 
     providers: dict[LoginProviderName, LoginProviderConfig] = Field(default_factory=dict)
 
 
-class DemoUser(_Model):
+class DemoUser(ConfigModel):
     """Someone the demo IdPs sign in: a button on both fixture login pages.
 
     The SAML IdP asserts ``saml_roles`` as AWS's ``Role`` attribute (the IdP, not the
@@ -666,7 +710,7 @@ class DemoUser(_Model):
     ] = Field(default_factory=list)
 
 
-class DemoSettings(_Model):
+class DemoSettings(ConfigModel):
     """Fixture IdPs mounted inside the broker for the demo (``config/demo.yaml``).
 
     Only for a loopback ``public_url``: they sign in whoever clicks, so they must never be
@@ -688,7 +732,7 @@ class DemoSettings(_Model):
         return self
 
 
-class AuditSettings(_Model):
+class AuditSettings(ConfigModel):
     """Where the audit trail goes: JSON lines on standard output, to a file, or both.
 
     Off unless set: the trail names every caller and role, so where it is kept (and who
@@ -712,7 +756,7 @@ class AuditSettings(_Model):
         return str(path)
 
 
-class BrokerConfig(_Model):
+class BrokerConfig(ConfigModel):
     """The whole file. Build it with :func:`load_config` so errors can point at lines."""
 
     public_url: Annotated[str, Checked(as_public_url, {"type": "string", "format": "uri"})]
@@ -732,6 +776,11 @@ class BrokerConfig(_Model):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     token_keys: list[TokenKey] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    throttling: ThrottlingSettings = Field(default_factory=ThrottlingSettings)
+    trusted_proxies: list[
+        Annotated[str, Checked(as_proxy_network, {"type": "string", "examples": ["10.0.0.0/8"]})]
+    ] = Field(default_factory=list)
+    """Addresses whose ``X-Forwarded-For`` is believed; empty: the header is ignored."""
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     saml: SamlSettings = Field(default_factory=SamlSettings)
     web: WebSettings = Field(default_factory=WebSettings)

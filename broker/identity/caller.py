@@ -42,7 +42,8 @@ class Caller:
     role: Role | None = None
     claims: SessionClaims | None = None
     access_key_id: str = ""
-    """The access key ID the request was signed with (the audit trail records it)."""
+    """The key ID the request was signed with (``AKIA...`` or ``ASIA...``); "" if not signed
+    (the audit trail records it, throttling counts by it)."""
 
     @property
     def mfa(self) -> bool:

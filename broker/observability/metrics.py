@@ -59,7 +59,7 @@ SUCCESS = "Success"
 IdpKind = Literal["oidc_discovery", "oidc_jwks", "saml_metadata"]
 ThrottleScope = Literal["principal", "source_ip", "signin", "device_code"]
 _THROTTLE_SCOPES = frozenset({"principal", "source_ip", "signin", "device_code"})
-StoreOperation = Literal["claim", "get", "put", "delete"]
+StoreOperation = Literal["claim", "get", "put", "delete", "take_token"]
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)

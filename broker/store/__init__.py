@@ -1,8 +1,9 @@
 """The Store port: what the broker must remember between requests, and on which nodes.
 
-Used TOTP codes today; replay caches and browser sessions later. Every write that guards
-against reuse goes through :meth:`Store.claim`, which is atomic in every backend so two
-workers (or two nodes sharing a backend) can never both accept the same one-time value.
+Used TOTP codes, replay markers, browser and CLI sessions, rate-limit buckets. Every write
+that guards against reuse goes through :meth:`Store.claim`, which is atomic in every backend
+so two workers (or two nodes sharing a backend) can never both accept the same one-time
+value; :meth:`Store.take_token` is the same for a rate-limit bucket's last token.
 """
 
 from __future__ import annotations

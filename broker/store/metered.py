@@ -62,6 +62,11 @@ class MeteredStore:
     async def delete(self, namespace: str, key: str) -> None:
         await self._timed("delete", self.inner.delete(namespace, key))
 
+    async def take_token(self, namespace: str, key: str, *, rate: float, burst: int) -> float:
+        return await self._timed(
+            "take_token", self.inner.take_token(namespace, key, rate=rate, burst=burst)
+        )
+
     async def close(self) -> None:
         await self.inner.close()
 

@@ -24,6 +24,19 @@ class Store(Protocol):
         """Forget ``key``."""
         ...
 
+    async def take_token(self, namespace: str, key: str, *, rate: float, burst: int) -> float:
+        """Take one token from the bucket ``key``: 0.0 if taken, else the seconds to wait.
+
+        The bucket holds at most ``burst`` tokens and gains ``rate`` a second; a bucket never
+        seen is full. When none is left nothing is taken, and the answer is how long until
+        one is (always > 0). Check and take are one atomic step, for every handle on the same
+        state. What is stored is the bucket's "theoretical arrival time" (GCRA), one number
+        that expires when the bucket would be full again, so idle buckets vanish by themselves.
+        A clock that steps back leaves buckets further ahead than a whole burst, which no
+        taking can: those count as full again (one extra burst at most, never a refusal).
+        """
+        ...
+
     async def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
         ...

@@ -12,6 +12,13 @@ A test that moves an injected clock therefore expires nothing here: expiry is te
 short real TTLs. A TTL is sent in whole milliseconds, rounded up (it is a minimum lifetime:
 rounding down could end a replay marker early) and at least 1 ms (Redis refuses ``PX 0``).
 
+**Rate-limit buckets** (``take_token``) are one Lua script (GCRA: one number per bucket,
+its theoretical arrival time in microseconds, with a ``PX`` that ends when the bucket would
+be full again). Redis runs a script atomically, so read, decide and write are one step for
+every node; the script reads Redis's own ``TIME``, so nodes whose clocks disagree still
+share one bucket exactly. It is sent as ``EVALSHA`` and loaded (``SCRIPT LOAD``) only when
+the server does not know it yet, e.g. after a restart.
+
 **Keys** are ``{key_prefix}{namespace}:{key}``. The prefix lets several brokers share one
 Redis; choose prefixes none of which starts another. In the namespace, ``\\`` and ``:`` are
 backslash-escaped, so the first bare ``:`` after the prefix always ends it and
@@ -28,7 +35,8 @@ A pooled connection that died in between (say Redis restarted) is replaced witho
 the call: the pool checks a connection as it hands it out, and a command that fails with a
 connection error is retried once, at once, on a fresh connection. That retry is safe for
 ``claim``: if the first ``SET`` did land, the retry answers False, a refusal and never a
-second acceptance. Timeouts are not retried: a slow Redis would only be asked twice and
+second acceptance; for ``take_token`` it can at worst take a second token (stricter, never
+looser). Timeouts are not retried: a slow Redis would only be asked twice and
 the wait doubled. There is no periodic ``PING`` (``health_check_interval``), since the
 hand-out check and the retry already catch dead connections without an extra round trip.
 When Redis comes back the next call simply connects: the broker needs no restart.
@@ -63,6 +71,25 @@ _WHAT_WENT_WRONG: tuple[tuple[type[RedisError], str], ...] = (
     (RedisConnectionError, "cannot be reached"),
     (ResponseError, "refused the command"),
 )
+
+
+_TAKE_TOKEN = """
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = now
+local stored = tonumber(redis.call('GET', KEYS[1]) or '')
+-- further ahead than a whole burst: Redis's clock stepped back, and the bucket counts as full
+if stored and stored > now and stored <= now + tolerance + interval then tat = stored end
+local wait = tat - now - tolerance
+if wait > 0 then return wait end
+local later = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', later), 'PX', math.ceil((later - now) / 1000))
+return 0
+"""
+"""KEYS[1] the bucket; ARGV µs per token, µs of burst tolerance; returns µs to wait (0: taken)."""
 
 
 def _escape(namespace: str) -> str:
@@ -120,13 +147,14 @@ class RedisStore:
             retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
             retry_on_error=[RedisConnectionError],  # redis-py 5 retries only what is listed here
             health_check_interval=0,
-            # RESP2 on every redis-py version: what these four commands need, spoken by every
-            # Redis, Valkey and proxy, and it keeps the pool's hand-out check (which redis-py
-            # skips for RESP3 connections with maintenance notifications).
+            # RESP2 on every redis-py version: what these commands and the script need, spoken
+            # by every Redis, Valkey and proxy, and it keeps the pool's hand-out check (which
+            # redis-py skips for RESP3 connections with maintenance notifications).
             protocol=2,
             **(tls_options if address.tls else {}),
         )
         self._client = Redis(connection_pool=self._pool)
+        self._take_token = self._client.register_script(_TAKE_TOKEN)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._address.shown!r}, key_prefix={self._prefix!r})"
@@ -168,6 +196,14 @@ class RedisStore:
     async def delete(self, namespace: str, key: str) -> None:
         with self._unavailable_on_error():
             await self._client.delete(self._key(namespace, key))
+
+    async def take_token(self, namespace: str, key: str, *, rate: float, burst: int) -> float:
+        interval = max(1, round(1_000_000 / rate))
+        with self._unavailable_on_error():
+            waited = await self._take_token(
+                keys=[self._key(namespace, key)], args=[interval, (burst - 1) * interval]
+            )
+        return int(waited) / 1_000_000
 
     async def close(self) -> None:
         with self._unavailable_on_error():

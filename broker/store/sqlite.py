@@ -2,6 +2,10 @@
 
 ``claim`` is a single ``INSERT ... ON CONFLICT ... WHERE expired`` statement, so the check
 and the write are one atomic step even with several processes on the same file (WAL mode).
+``take_token`` (a rate-limit bucket) reads and writes its row inside one ``BEGIN IMMEDIATE``
+transaction, which holds the file's write lock from the read on, so two processes cannot
+both spend the bucket's last token. The row's ``expires`` *is* the bucket's state (GCRA's
+theoretical arrival time), so the purge below also removes idle buckets.
 Calls run in a worker thread so a slow disk never blocks the event loop. SQLite's own
 operational failures (file locked past the busy timeout, disk full, unwritable) surface as
 :class:`StoreUnavailableError`, like any other backend's I/O failures.
@@ -45,6 +49,10 @@ ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires = excluded.e
 """
 
 
+_EPSILON = 1e-6
+"""Seconds of float rounding forgiven when a bucket is exactly at its burst."""
+
+
 class SqliteStore:
     """One connection guarded by a lock; statements are tiny, so contention is negligible."""
 
@@ -84,6 +92,31 @@ class SqliteStore:
         with self._lock:
             self._db.execute("DELETE FROM entries WHERE ns = ? AND key = ?", (ns, key))
 
+    def _take_token(self, ns: str, key: str, rate: float, burst: int) -> float:
+        now = self._clock.time()
+        interval = 1.0 / rate
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT expires FROM entries WHERE ns = ? AND key = ?", (ns, key)
+                ).fetchone()
+                tat = max(float(row[0]), now) if row is not None else now
+                if tat > now + burst * interval + _EPSILON:  # the clock stepped back: full
+                    tat = now
+                wait = tat - now - (burst - 1) * interval
+                if wait > _EPSILON:
+                    self._db.execute("COMMIT")
+                    return wait
+                self._db.execute(_PUT, (ns, key, b"", tat + interval))
+                self._maybe_purge(now)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # SQLite may have rolled back already
+                    self._db.execute("ROLLBACK")
+                raise
+        return 0.0
+
     def _maybe_purge(self, now: float) -> None:
         """Every 1000 writes, drop what has expired, so the file does not grow forever."""
         self._writes += 1
@@ -107,6 +140,9 @@ class SqliteStore:
 
     async def delete(self, namespace: str, key: str) -> None:
         await self._in_thread(self._delete, namespace, key)
+
+    async def take_token(self, namespace: str, key: str, *, rate: float, burst: int) -> float:
+        return await self._in_thread(self._take_token, namespace, key, rate, burst)
 
     async def close(self) -> None:
         with self._lock:

@@ -1,16 +1,22 @@
 """The STS Query API endpoint: HTTP in, AWS XML out, nothing else.
 
-Order mirrors AWS: read the request (size, encoding), know the action, authenticate
-signed actions, validate parameters against botocore's model, run the engine, render.
-Every refusal is an :class:`~broker.errors.StsError` rendered as AWS's ``ErrorResponse``;
-a state store that cannot be reached is ``ServiceUnavailable`` (503), translated here, the
-one place the STS API does; anything unexpected is logged with its request ID and answered
-``InternalFailure`` without detail, so no stack trace or secret ever reaches a client.
+Order mirrors AWS: read the request (size, encoding), know the action, spend a token of the
+source address's bucket (before any signature or token is checked, so a flood of forgeries
+stays cheap; the engine spends the principal's once it is proven), authenticate signed
+actions, validate parameters against botocore's model, run the engine, render.
+Every refusal is an :class:`~broker.errors.StsError` rendered as AWS's ``ErrorResponse``
+(a ``Throttling`` one also says, in ``x-amz-retry-after``, how many milliseconds until the
+bucket has a token: botocore's standard retry mode then waits that long, up to 5 s beyond
+its own backoff, instead of guessing); a state store that cannot be reached is
+``ServiceUnavailable`` (503), translated here, the one place the STS API does; anything
+unexpected is logged with its request ID and answered ``InternalFailure`` without detail, so
+no stack trace or secret ever reaches a client.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -32,6 +38,7 @@ from broker.sts.engine import RequestInfo, StsEngine
 from broker.sts.model import StsModel
 from broker.sts.protocol import QueryRequest, read_query_request
 from broker.sts.render import render_error
+from broker.throttling import Throttle, Throttled
 
 log = logging.getLogger("broker.access")
 _KEY_SHAPE = re.compile(r"[A-Z0-9]{16,128}")
@@ -51,9 +58,11 @@ class StsApi:
         region: str,
         max_body_bytes: int,
         audit: AuditTrail,
+        throttle: Throttle | None = None,
     ) -> None:
         self._model = model
         self._audit = audit
+        self._throttle = throttle
         self._engine = engine
         self._directory = directory
         self._sealer = sealer
@@ -75,10 +84,13 @@ class StsApi:
         result: dict[str, Any] | None = None
         error: StsError | None = None
         query: QueryRequest | None = None
+        retry_after_ms = 0
         try:
             query = await read_query_request(request, max_body_bytes=self._max_body)
             action = query.action or "-"
             params = query.params
+            if self._throttle is not None:
+                await self._throttle.source_ip(query.action, query.parts.client_ip)
             info = RequestInfo(
                 now=self._clock.time(),
                 source_ip=query.parts.client_ip,
@@ -108,6 +120,10 @@ class StsApi:
             body = self._model.render_result(query.action, result, rid)
             status = 200
             code = SUCCESS
+        except Throttled as exc:
+            error = exc
+            body, status, code = render_error(exc, rid), exc.status, exc.code
+            retry_after_ms = max(1, math.ceil(exc.retry_after * 1000))
         except StsError as exc:
             error = exc
             body, status, code = render_error(exc, rid), exc.status, exc.code
@@ -152,7 +168,7 @@ class StsApi:
                 code,
                 (time.perf_counter() - started) * 1000,
             )
-        return QueryAnswer(body, status, rid)
+        return QueryAnswer(body, status, rid, retry_after_ms=retry_after_ms)
 
 
 def _claimed_key(query: QueryRequest) -> str | None:
@@ -179,7 +195,9 @@ class QueryAnswer(Response):
 
     media_type = "text/xml"
 
-    def __init__(self, body: bytes, status_code: int, request_id: str) -> None:
+    def __init__(
+        self, body: bytes, status_code: int, request_id: str, *, retry_after_ms: int = 0
+    ) -> None:
         self.status_code = status_code
         self.background = None
         self.body = body
@@ -189,3 +207,5 @@ class QueryAnswer(Response):
             (b"content-type", b"text/xml; charset=utf-8"),
             (b"cache-control", b"no-store"),
         ]
+        if retry_after_ms:
+            self.raw_headers.append((b"x-amz-retry-after", str(retry_after_ms).encode()))

@@ -58,6 +58,7 @@ from broker.sts.session_rules import (
     validated_tags,
 )
 from broker.sts.upstream_sessions import UpstreamSessions
+from broker.throttling import Throttle, federated_principal
 from broker.totp import STEP_SECONDS, WINDOW, matching_step
 
 log = logging.getLogger("broker.sts")
@@ -105,8 +106,12 @@ class StsEngine:
         issuer: WebIdentityIssuer,
         messages: AuthorizationMessages,
         upstream: UpstreamSessions | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
+        """``throttle``, when given, counts each call against its proven principal's bucket
+        (the source address is counted by the Query API before anything is verified)."""
         self._directory = directory
+        self._throttle = throttle
         self._sealer = sealer
         self._store = store
         self._region = region
@@ -141,6 +146,8 @@ class StsEngine:
         handler = self._handlers.get(action)
         if handler is None:
             raise StsError("InvalidAction", f"The action {action} is not supported by this broker.")
+        if self._throttle is not None:
+            await self._throttle.principal(action, caller.access_key_id)
         allowed = _ALLOWED_FOR_KIND.get(caller.kind)
         if allowed is not None and action not in allowed:
             source = "GetSessionToken" if caller.kind == "session" else "GetFederationToken"
@@ -359,6 +366,10 @@ class StsEngine:
         )
         if info.audit is not None:
             info.audit.verified = identity
+        if self._throttle is not None:
+            await self._throttle.principal(
+                "AssumeRoleWithWebIdentity", federated_principal(identity.issuer, identity.subject)
+            )
 
         replay = _SingleUse(
             self._store,
@@ -406,6 +417,10 @@ class StsEngine:
         )
         if info.audit is not None:
             info.audit.verified = identity
+        if self._throttle is not None:
+            await self._throttle.principal(
+                "AssumeRoleWithSAML", federated_principal(identity.issuer, identity.subject)
+            )
         role = self._directory.role(role_arn)
         if SamlRole(role_arn=role_arn, provider_arn=provider_arn) not in identity.roles:
             raise access_denied(

@@ -9,6 +9,7 @@ on it. Values of ``sensitive`` members are never echoed (AWS writes ``Value at '
 
 from __future__ import annotations
 
+import difflib
 import functools
 import gzip
 import json
@@ -20,6 +21,7 @@ from typing import Any, Final
 
 import botocore
 
+from broker.config import BrokerConfig, KeyPath
 from broker.errors import StsError, validation_error
 from broker.sts.render import compile_members, xml_escape
 from broker.sts.shapes import (
@@ -413,3 +415,17 @@ class StsModel:
             f"</{action}Response>\n"
         )
         return "".join(out).encode()
+
+
+def throttled_action_problems(config: BrokerConfig) -> Iterator[tuple[KeyPath, str]]:
+    """Each ``throttling.actions`` name that is no STS action, as a config mistake at its key.
+
+    A loader check (see :func:`broker.config.load_config`): a misspelt action would
+    otherwise be limited by nothing of its own, silently.
+    """
+    known = StsModel.load().actions()
+    for name in config.throttling.actions:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            yield ("throttling", "actions", name), f"{name!r} is not an STS action{hint}"

@@ -42,7 +42,9 @@ from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker.config import BrokerConfig
+from broker.throttling import Throttle
 from broker.web.pages import error_page
+from broker.web.rate_limits import SignInLimits
 from broker.web.sessions import BrowserSessions
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -218,15 +220,19 @@ def web_middleware(
     *,
     csrf_exempt: Mapping[str, str],
     form_targets: Sequence[str] = (),
+    throttle: Throttle | None = None,
 ) -> list[Middleware]:
-    """Both middlewares in the right order for ``Starlette(middleware=...)``.
+    """The page middlewares in the right order for ``Starlette(middleware=...)``.
 
-    Headers outermost, so the CSRF refusal pages get them too.
+    Headers outermost, so the CSRF and rate-limit refusal pages get them too; the sign-in
+    rate limits (:mod:`broker.web.rate_limits`, with ``throttle``) before CSRF reads a form.
     """
+    limits = [] if throttle is None else [Middleware(SignInLimits, throttle=throttle)]
     return [
         Middleware(
             SecurityHeadersMiddleware, hsts=sessions.cookies.secure, form_targets=form_targets
         ),
+        *limits,
         Middleware(
             CsrfMiddleware,
             sessions=sessions,

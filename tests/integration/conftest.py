@@ -60,8 +60,19 @@ class Broker:
     totp: dict[str, str]
     """User name -> base32 TOTP seed."""
 
-    def sts(self, user: str | None = None, *, endpoint: str | None = None, **creds: Any) -> Any:
-        """A boto3 STS client for a configured user, or for explicit credentials."""
+    def sts(
+        self,
+        user: str | None = None,
+        *,
+        endpoint: str | None = None,
+        retry: bool = True,
+        **creds: Any,
+    ) -> Any:
+        """A boto3 STS client for a configured user, or for explicit credentials.
+
+        ``retry=False``: one attempt per call (botocore's client ``max_attempts: 1`` still
+        means one *retry*), for tests that count calls against a rate limit.
+        """
         if user is not None:
             creds = {
                 "aws_access_key_id": self.keys[user].id,
@@ -73,7 +84,8 @@ class Broker:
             region_name="us-east-1",
             # Server-side validation is what is under test: botocore must not pre-empt it.
             config=Config(
-                retries={"max_attempts": 1, "mode": "standard"}, parameter_validation=False
+                retries={"total_max_attempts": 2 if retry else 1, "mode": "standard"},
+                parameter_validation=False,
             ),
             **creds,
         )
@@ -310,7 +322,11 @@ def start_server(
     installed, as ``sts-broker serve`` does). Returns the first socket's URL."""
     sock = sock or bind_loopback()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", http=http))
+    # proxy_headers=False, as `sts-broker serve` runs it: the app alone decides whether to
+    # believe X-Forwarded-For (trusted_proxies), never uvicorn's default trust of 127.0.0.1.
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", http=http, proxy_headers=False)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock, *also]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -800,6 +800,95 @@ def test_limits_defaults_and_bounds() -> None:
     )
 
 
+def test_throttling_defaults_are_on_and_far_above_honest_use() -> None:
+    throttling = load_config(write(MINIMAL), environ={}).throttling
+    assert throttling.model_dump() == {
+        "enabled": True,
+        "principal": {"rate": 200.0, "burst": 400},
+        "source_ip": {"rate": 1000.0, "burst": 2000},
+        "actions": {},
+        "signin": {"rate": 50.0, "burst": 500},
+        "device": {"rate": 10.0, "burst": 100},
+    }
+
+
+def test_throttling_per_action_limits_and_decimal_rates() -> None:
+    config = load_broker_config(
+        write(
+            MINIMAL
+            + "throttling:\n"
+            + "  principal: {rate: 0.5, burst: 2}\n"
+            + "  actions:\n"
+            + "    AssumeRoleWithSAML: {principal: {rate: 3, burst: 6}}\n"
+            + "    GetCallerIdentity: {source_ip: {rate: '${GCI_RATE}', burst: 9}}\n"
+        ),
+        environ={"GCI_RATE": "2.5"},
+    )
+    throttling = config.throttling
+    assert (throttling.principal.rate, throttling.principal.burst) == (0.5, 2)
+    saml = throttling.actions["AssumeRoleWithSAML"]
+    assert saml.principal is not None and saml.source_ip is None
+    assert (saml.principal.rate, saml.principal.burst) == (3.0, 6)
+    gci = throttling.actions["GetCallerIdentity"].source_ip
+    assert gci is not None and gci.rate == 2.5
+
+
+@pytest.mark.parametrize(
+    ("section", "reason"),
+    [
+        ("{principal: {rate: 0, burst: 1}}", "principal.rate: must be between 0.001 and 1e+06"),
+        ("{source_ip: {rate: 10, burst: 0}}", "source_ip.burst: must be between 1 and 10000000"),
+        ("{signin: {rate: fast, burst: 1}}", "signin.rate: must be a number of calls a second"),
+        ("{device: {rate: 1}}", "device.burst: required key is missing"),
+        ("{enabled: 'no'}", "enabled: must be true or false (got a string)"),
+        ("{principle: {rate: 1, burst: 1}}", "principle: unknown key 'principle' (did you mean"),
+        ("{actions: {AssumeRole: {}}}", "actions.AssumeRole: give principal, source_ip or both"),
+        ("{actions: {assume-role: {principal: {rate: 1, burst: 1}}}}", "actions.assume-role"),
+    ],
+)
+def test_throttling_mistakes_point_at_the_line(section: str, reason: str) -> None:
+    problem = one_problem(MINIMAL + f"throttling: {section}\n")
+    assert problem.startswith(f"c.yaml:7: throttling.{reason}"), problem
+
+
+def test_throttling_action_must_be_an_sts_action() -> None:
+    text = MINIMAL + (
+        "throttling:\n"
+        "  actions:\n"
+        "    AssumeRoleWithWebIdentity: {principal: {rate: 1, burst: 1}}\n"
+        "    AssumeRoleWithSaml: {principal: {rate: 1, burst: 1}}\n"
+    )
+    assert one_problem(text) == (
+        "c.yaml:10: throttling.actions.AssumeRoleWithSaml: 'AssumeRoleWithSaml' is not an STS "
+        "action (did you mean 'AssumeRoleWithSAML'?)"
+    )
+
+
+def test_trusted_proxies_are_normalised_networks() -> None:
+    config = load_config(
+        write(MINIMAL + "trusted_proxies: [10.0.0.0/8, 192.168.1.7, '::1', 'fd00::/8']\n"),
+        environ={},
+    )
+    assert config.trusted_proxies == ["10.0.0.0/8", "192.168.1.7/32", "::1/128", "fd00::/8"]
+    assert load_config(write(MINIMAL), environ={}).trusted_proxies == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ("10.1.2.3/8", "'10.1.2.3/8' has host bits set; did you mean 10.0.0.0/8?"),
+        ("0.0.0.0/0", "0.0.0.0/0 trusts every address, so any client could choose its own"),
+        ("'::/0'", "::/0 trusts every address"),
+        ("proxy.internal", "must be an IP address or a CIDR network like 10.0.0.0/8"),
+        ("10.0.0.0/33", "must be an IP address or a CIDR network"),
+        ("8080", "must be a string (got a number)"),
+    ],
+)
+def test_trusted_proxy_mistakes(entry: str, reason: str) -> None:
+    problem = one_problem(MINIMAL + f"trusted_proxies:\n  - 127.0.0.1\n  - {entry}\n")
+    assert problem.startswith(f"c.yaml:9: trusted_proxies[1]: {reason}"), problem
+
+
 def test_web_settings_defaults_bounds_and_secret_cookie_key() -> None:
     web = load_config(write(MINIMAL), environ={}).web
     assert (web.session_idle_seconds, web.session_absolute_seconds, web.cookie_key) == (

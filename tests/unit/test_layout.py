@@ -34,6 +34,7 @@ SMALL_SHARED = frozenset(
         "directory",
         "loopback",
         "tags",
+        "proxies",
     }
 )
 """Top-level modules of small shared values (``broker/<name>.py``)."""
@@ -63,6 +64,9 @@ FORBIDDEN: Mapping[str, frozenset[str]] = {
     ),
     "observability": frozenset(
         {"config", "iam", "store", "issuer", "identity", "sts", "pools", "authz", "web", "client"}
+    ),
+    "throttling": frozenset(
+        {"sts", "web", "authz", "client", "pools", "identity", "issuer", "iam"}
     ),
     "sts": frozenset({"authz", "web", "client"}),
     "pools": frozenset({"authz", "web", "client"}),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from broker.clock import FrozenClock
 from broker.store import (
@@ -188,6 +189,206 @@ def test_concurrent_claims_through_two_handles_have_exactly_one_winner(backend: 
         assert sorted(results) == [False] * 49 + [True]
 
     run(backend, test)
+
+
+RATE = 10.0
+"""Tokens a second in the bucket tests: 0.1 s a token, short enough to wait out on Redis."""
+
+
+def test_take_token_spends_the_burst_then_says_how_long_to_wait(backend: Backend) -> None:
+    async def test(store: Store) -> None:
+        assert [await store.take_token("rl", "alice", rate=RATE, burst=3) for _ in range(3)] == [
+            0.0
+        ] * 3
+        wait = await store.take_token("rl", "alice", rate=RATE, burst=3)
+        assert 0.0 < wait <= 1 / RATE + 1e-6  # refused, and nothing was taken:
+        again = await store.take_token("rl", "alice", rate=RATE, burst=3)
+        assert 0.0 < again <= wait
+        await backend.elapse(again + 0.02)
+        assert await store.take_token("rl", "alice", rate=RATE, burst=3) == 0.0
+        assert await store.take_token("rl", "alice", rate=RATE, burst=3) > 0.0
+
+    run(backend, test)
+
+
+def test_take_token_refills_at_the_rate_up_to_the_burst(backend: Backend) -> None:
+    async def test(store: Store) -> None:
+        for _ in range(2):
+            assert await store.take_token("rl", "k", rate=RATE, burst=2) == 0.0
+        assert await store.take_token("rl", "k", rate=RATE, burst=2) > 0.0
+        await backend.elapse(5.0 / RATE)  # long enough for five tokens; the bucket holds two
+        assert [await store.take_token("rl", "k", rate=RATE, burst=2) for _ in range(3)][:2] == [
+            0.0,
+            0.0,
+        ]
+        assert await store.take_token("rl", "k", rate=RATE, burst=2) > 0.0
+
+    run(backend, test)
+
+
+def test_buckets_are_per_key_and_per_namespace(backend: Backend) -> None:
+    async def test(store: Store) -> None:
+        assert await store.take_token("rl", "alice", rate=RATE, burst=1) == 0.0
+        assert await store.take_token("rl", "alice", rate=RATE, burst=1) > 0.0
+        assert await store.take_token("rl", "bob", rate=RATE, burst=1) == 0.0
+        assert await store.take_token("other", "alice", rate=RATE, burst=1) == 0.0
+
+    run(backend, test)
+
+
+def test_concurrent_takes_through_two_handles_spend_exactly_the_burst(backend: Backend) -> None:
+    """Two workers (or nodes) share one bucket: 40 concurrent takes, 10 tokens, 10 winners."""
+
+    async def test(first: Store) -> None:
+        second = backend.open()
+        try:
+            results = await asyncio.gather(
+                *(
+                    (first, second)[i % 2].take_token("rl", "k", rate=0.01, burst=10)
+                    for i in range(40)
+                )
+            )
+        finally:
+            await second.close()
+        assert sum(1 for wait in results if wait == 0.0) == 10
+        assert all(wait > 0.0 for wait in results if wait != 0.0)
+
+    run(backend, test)
+
+
+def test_an_idle_bucket_is_forgotten_once_it_would_be_full(backend: Backend) -> None:
+    """What is stored expires when the bucket has refilled, so idle buckets cost nothing."""
+
+    async def test(store: Store) -> None:
+        assert await store.take_token("rl", "k", rate=RATE, burst=5) == 0.0
+        assert await store.take_token("rl", "k", rate=RATE, burst=5) == 0.0
+        assert await store.get("rl", "k") is not None  # alive while it refills
+        await backend.elapse(2 / RATE + 0.05)
+        assert await store.get("rl", "k") is None
+
+    run(backend, test)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_clock_stepping_back_counts_the_bucket_as_full(kind: str, tmp_path: Path) -> None:
+    """NTP may step the wall clock back: a bucket must not then refuse for that long."""
+    clock = FrozenClock(1000.0)
+    store: Store = MemoryStore(clock) if kind == "memory" else SqliteStore(tmp_path / "s.db", clock)
+
+    async def run() -> None:
+        clock.advance(900)
+        for _ in range(3):
+            assert await store.take_token("rl", "k", rate=RATE, burst=3) == 0.0
+        assert await store.take_token("rl", "k", rate=RATE, burst=3) > 0.0
+        clock.set(1000.0)  # 900 s back
+        for _ in range(3):
+            assert await store.take_token("rl", "k", rate=RATE, burst=3) == 0.0
+        assert await store.take_token("rl", "k", rate=RATE, burst=3) > 0.0
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_redis_bucket_far_in_the_future_counts_as_full(
+    redis_server: RedisServer,
+) -> None:
+    """Redis's clock stepping back, as the script sees it: a stored TAT far ahead of TIME."""
+    prefix = f"test-{uuid.uuid4().hex}:"
+    raw = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    seconds, micros = raw.time()
+    raw.set(f"{prefix}rl:k", str((seconds + 900) * 1_000_000 + micros), px=1_000_000)
+
+    async def run() -> None:
+        store = RedisStore(redis_server.url, key_prefix=prefix)
+        try:
+            for _ in range(3):
+                assert await store.take_token("rl", "k", rate=RATE, burst=3) == 0.0
+            assert await store.take_token("rl", "k", rate=RATE, burst=3) > 0.0
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    raw.close()
+
+
+def test_memory_store_sweeps_expired_buckets_without_being_full() -> None:
+    clock = FrozenClock(0.0)
+    store = MemoryStore(clock)
+
+    async def run() -> None:
+        for i in range(5000):
+            assert await store.take_token("rl", f"ip{i}", rate=100.0, burst=10) == 0.0
+            clock.advance(0.001)
+        # Each bucket lived 10 ms; the sweep every few thousand writes dropped the old ones.
+        assert len(store._data) < 4000
+        # A bucket taken from again and again keeps one heap entry, re-filed as it moves on.
+        for _ in range(3000):
+            await store.take_token("rl", "hot", rate=1e6, burst=10)
+        assert len(store._expiries) < 4000
+        # Nor one that has refilled by every next call (a fast rate): still one heap entry.
+        for _ in range(10_000):
+            clock.advance(0.001)
+            assert await store.take_token("rl", "fast", rate=1e6, burst=10) == 0.0
+        assert sum(1 for _, _, key in store._expiries if key == "fast") <= 2
+        assert len(store._filed) == len(store._data)
+
+    asyncio.run(run())
+
+
+def test_redis_bucket_key_expires_with_the_refill(redis_server: RedisServer) -> None:
+    prefix = f"test-{uuid.uuid4().hex}:"
+    raw = redis.Redis(host="127.0.0.1", port=redis_server.port)
+
+    async def run() -> None:
+        store = RedisStore(redis_server.url, key_prefix=prefix)
+        try:
+            assert await store.take_token("rl", "k", rate=RATE, burst=5) == 0.0
+            assert await store.take_token("rl", "k", rate=RATE, burst=5) == 0.0
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    ttl = raw.pttl(f"{prefix}rl:k")
+    assert 0 < ttl <= 200  # two tokens to refill at 100 ms each
+    raw.close()
+
+
+def test_redis_bucket_script_is_loaded_again_after_a_script_flush(
+    redis_server: RedisServer,
+) -> None:
+    """EVALSHA first; a server that lost the script (restart, SCRIPT FLUSH) gets it again."""
+    prefix = f"test-{uuid.uuid4().hex}:"
+    raw = redis.Redis(host="127.0.0.1", port=redis_server.port)
+
+    async def run() -> None:
+        store = RedisStore(redis_server.url, key_prefix=prefix)
+        try:
+            assert await store.take_token("rl", "k", rate=RATE, burst=1) == 0.0
+            raw.script_flush()
+            assert await store.take_token("rl", "k", rate=RATE, burst=1) > 0.0
+            assert await store.take_token("rl", "other", rate=RATE, burst=1) == 0.0
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    raw.close()
+
+
+def test_sqlite_bucket_failure_is_store_unavailable_and_leaves_no_transaction(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    store = SqliteStore(path, FrozenClock(0.0))
+    with sqlite3.connect(path) as other:
+        other.execute("DROP TABLE entries")
+
+    async def run() -> None:
+        with pytest.raises(StoreUnavailableError):
+            await store.take_token("rl", "k", rate=1.0, burst=1)
+        assert not store._db.in_transaction
+        await store.close()
+
+    asyncio.run(run())
 
 
 def test_full_memory_store_refuses_instead_of_forgetting_live_entries() -> None:
