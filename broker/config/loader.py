@@ -299,6 +299,20 @@ def _known_keys(loc: KeyPath) -> list[str]:
 # --------------------------------------------------------------------------- loading
 
 
+def _not_utf8(display: str, exc: UnicodeDecodeError) -> Problem:
+    """Where the first byte that is not UTF-8 sits: its line, column and offset.
+
+    Everything before it decoded, so the line is the count of newlines before it and the
+    column counts the characters since the last one (1-based, as editors show them).
+    """
+    data = bytes(exc.object)
+    before = data[: exc.start]
+    line_start = before.rfind(b"\n") + 1
+    column = len(before[line_start:].decode("utf-8")) + 1
+    reason = f"not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}, offset {exc.start})"
+    return Problem(display, before.count(b"\n") + 1, "", reason)
+
+
 ConfigCheck = Callable[[BrokerConfig], Iterable[tuple[KeyPath, str]]]
 """A check that needs the validated models and a layer above this package (e.g. the SAML
 metadata parser): it yields (key path, reason) for each mistake, reported like the rest."""
@@ -324,9 +338,7 @@ def load_config(
             [Problem(display, None, "", f"cannot read the file ({exc.strerror})")]
         ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [Problem(display, None, "", f"not UTF-8 (bad byte at offset {exc.start})")]
-        ) from None
+        raise ConfigError([_not_utf8(display, exc)]) from None
 
     try:
         parsed = _parse_yaml(text)

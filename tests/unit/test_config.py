@@ -248,7 +248,17 @@ def test_empty_file_non_mapping_missing_file_and_bad_encoding() -> None:
     Path("latin.yaml").write_bytes(b"public_url: http://h\nregion: caf\xe9\n")
     with pytest.raises(ConfigError) as info:
         load_config("latin.yaml", environ={})
-    assert str(info.value) == "latin.yaml: not UTF-8 (bad byte at offset 32)"
+    assert str(info.value) == "latin.yaml:2: not UTF-8 (byte 0xe9 at column 12, offset 32)"
+
+
+def test_bad_encoding_names_the_line_of_the_first_bad_byte() -> None:
+    """Issue 15, finding 8: the line is known, so the message says it (and the byte)."""
+    Path("bad.yaml").write_bytes(
+        b"public_url: http://h\n# \xc3\xa9 is fine\naccounts:\n  x: \xff\xfe\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config("bad.yaml", environ={})
+    assert str(info.value) == "bad.yaml:4: not UTF-8 (byte 0xff at column 6, offset 49)"
 
 
 # --------------------------------------------------------------------------- fields
