@@ -26,7 +26,6 @@ escapes as a stack trace (it is logged and answered ``InternalFailure``).
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -45,6 +44,7 @@ from broker.errors import StsError, access_denied, validation_error
 from broker.iam import ContextValue
 from broker.identity import Caller, TokenSealer, authenticate
 from broker.ids import request_id
+from broker.jsonread import JsonRefusedError, read_json
 from broker.request import HttpRequestParts
 from broker.sts.messages import MAX_MESSAGE_CHARS
 from broker.sts.protocol import parse_query_request
@@ -203,9 +203,9 @@ class AuthzApi:
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise validation_error("The request body is not valid UTF-8 JSON") from None
+            body = read_json(raw, max_size=self._max_body)
+        except JsonRefusedError as exc:
+            raise validation_error(f"The request body {exc.reason}") from None
         if not isinstance(body, dict):
             raise validation_error("The request body must be a JSON object")
         return body, raw

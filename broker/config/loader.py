@@ -36,6 +36,8 @@ from broker.config.schema import BrokerConfig
 
 _MAX_NODES = 200_000
 """Upper bound on YAML nodes visited, so alias chains ("billion laughs") can't hang start-up."""
+_MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists (a deep policy condition needs about 12)."""
 
 
 # --------------------------------------------------------------------------- errors
@@ -189,8 +191,30 @@ class _Unreadable(Exception):
         self.reason = reason
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with nesting bounded where it composes, so the refusal keeps
+    its line: its composer recurses per level, and a deep ``[[[...`` would otherwise end in
+    a ``RecursionError`` (and every later walk over the data would recurse as deep)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(
+                    None, None, f"the file is nested more than {_MAX_DEPTH} levels deep", mark
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
 def _parse_yaml(text: str) -> _Composer:
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

@@ -38,6 +38,7 @@ from broker.identity import (
 )
 from broker.ids import account_of_key, new_access_key_id
 from broker.issuer import WebIdentityIssuer
+from broker.jsonread import JsonRefusedError, read_json
 from broker.records import fast_init
 from broker.store import Store
 from broker.sts.decisions import assume_role_problem, identity_problem
@@ -661,11 +662,15 @@ class StsEngine:
         text: str | None = params.get("Policy")
         if text is not None:
             try:
-                document = json.loads(text)
-            except ValueError:
-                raise StsError(
-                    "MalformedPolicyDocument", "The policy is not in the valid JSON format."
-                ) from None
+                # The model bounds the text to 2048 characters already.
+                document = read_json(text, max_size=len(text))
+            except JsonRefusedError as exc:
+                reason = (
+                    "The policy is not in the valid JSON format."  # AWS's words
+                    if exc.kind == "syntax"
+                    else f"The policy {exc.reason}."
+                )
+                raise StsError("MalformedPolicyDocument", reason) from None
             try:
                 parse_policy(document, kind="session", name="session policy")
             except MalformedPolicyError as exc:

@@ -23,7 +23,6 @@ import base64
 import dataclasses
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +36,7 @@ from broker.clock import Clock
 from broker.directory import Directory
 from broker.iam import Policy
 from broker.identity import SessionClaims, TokenInvalidError, TokenSealer
+from broker.jsonread import JsonRefusedError, read_json
 from broker.web.forms import read_form
 from broker.web.pages import error_page, page
 from broker.web.security import (
@@ -61,6 +61,8 @@ _KIND_CONSOLE = "console-session"
 _FEDERATION_KINDS = ("assumed-role", "federated-user")
 _ONLY_FEDERATION = "Only federation tokens or assume role tokens may be used"
 _MAX_SESSION_PARAM = 12 * 1024
+_SESSION_DEPTH = 1
+"""``Session`` is one flat object of three strings."""
 _NOT_A_KEY = "console"
 """The access key ID of console claims: never a real key (those start AKIA/ASIA)."""
 _SIGNOUT_CONTEXT = b"sts-broker console sign-out v1\0"
@@ -135,8 +137,8 @@ class ConsoleFederation:
         if not raw or len(raw) > _MAX_SESSION_PARAM:
             raise _Refused("Missing or invalid Session parameter")
         try:
-            session = json.loads(raw)
-        except ValueError:
+            session = read_json(raw, max_size=_MAX_SESSION_PARAM, max_depth=_SESSION_DEPTH)
+        except JsonRefusedError:
             raise _Refused("Missing or invalid Session parameter") from None
         if not isinstance(session, dict) or not all(
             isinstance(session.get(k), str) and session.get(k)

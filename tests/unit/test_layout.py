@@ -23,7 +23,18 @@ BROKER = ROOT / "broker"
 MAX_LINES = 900
 
 SMALL_SHARED = frozenset(
-    {"clock", "errors", "ids", "pkce", "records", "request", "totp", "directory", "loopback"}
+    {
+        "clock",
+        "errors",
+        "ids",
+        "pkce",
+        "records",
+        "request",
+        "totp",
+        "directory",
+        "loopback",
+        "jsonread",
+    }
 )
 """Top-level modules of small shared values (``broker/<name>.py``)."""
 ROOT_MODULES = frozenset({"app", "demo", "cli", "__main__"})

@@ -27,7 +27,6 @@ import base64
 import binascii
 import functools
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from broker.identity.oidc.keys import (
     KeySource,
     VerificationKey,
 )
+from broker.jsonread import JsonRefusedError, read_json
 from broker.records import fast_init
 
 MIN_TOKEN_CHARS = 4
@@ -475,30 +475,13 @@ def _b64decode(segment: str, what: str) -> bytes:
         raise invalid_token(f"The token {what} is not valid base64url.") from None
 
 
-def _unique_pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object's members, refused when a name repeats (the dict would be shorter)."""
-    out = dict(items)
-    if len(out) != len(items):
-        raise ValueError("duplicate member name")
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
-"""Built once: ``json.loads`` with hooks would build a new decoder for every call."""
-
-
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """Strict JSON: an object, UTF-8, no duplicate names, no NaN/Infinity."""
+    """Strict, bounded JSON (:func:`broker.jsonread.read_json`): an object, UTF-8, no
+    repeated names (RFC 7519 section 4), no NaN/Infinity, nesting bounded."""
     try:
-        value = _STRICT_JSON.decode(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise invalid_token(
-            f"The token {what} is not valid JSON (or repeats a member name)."
-        ) from None
+        value = read_json(raw, max_size=len(raw))  # the token's size is bounded already
+    except JsonRefusedError as exc:
+        raise invalid_token(f"The token {what} {exc.reason}.") from None
     if not isinstance(value, dict):
         raise invalid_token(f"The token {what} is not a JSON object.")
     return value
