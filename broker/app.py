@@ -30,10 +30,17 @@ from broker.sts.api import StsApi
 from broker.sts.engine import StsEngine
 from broker.sts.messages import AuthorizationMessages
 from broker.sts.model import StsModel
-from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
+from broker.web import (
+    BrowserSessions,
+    LoginBinding,
+    csrf_middleware,
+    headers_middleware,
+    saml_routes,
+)
 from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
 from broker.web.console import ConsoleFederation
+from broker.web.internal_failure import InternalFailureMiddleware
 from broker.web.oidc_login import OidcLoginRoutes
 from broker.web.pages import STATIC_DIR
 from broker.web.people import PeopleRoutes, is_signin_query
@@ -142,7 +149,8 @@ def create_app(
         # Always: the console landing page is served by API-only brokers too.
         Mount("/static", StaticFiles(directory=STATIC_DIR)),
     ]
-    middleware: list[Middleware] = []
+    csrf: list[Middleware] = []
+    form_targets: tuple[str, ...] = ()
     people: PeopleRoutes | None = None
     oidc_login: OidcLoginRoutes | None = None
     if saml.provider_arns() or config.login.providers:
@@ -180,9 +188,8 @@ def create_app(
                 config=config, web=web, sessions=sessions, login=login, clock=clock
             )
             routes += oidc_login.routes()
-        middleware = web_middleware(
-            config, sessions, csrf_exempt=CSRF_EXEMPT, form_targets=(CLI_FORM_TARGET,)
-        )
+        csrf = [csrf_middleware(config, sessions, csrf_exempt=CSRF_EXEMPT)]
+        form_targets = (CLI_FORM_TARGET,)
 
     async def root(request: Request) -> Response:
         # GET / with no query (or only the sign-in page's return_to, never an STS
@@ -206,6 +213,15 @@ def create_app(
 
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
-        middleware=[*demo_middleware(config, sp=saml, clock=clock), *middleware],
+        # Outermost first. The demo IdPs are other sites with headers of their own; every
+        # answer of the broker gets the page headers (an API-only broker's console and
+        # getSigninToken too), and whatever escapes a handler, the CSRF checks included,
+        # becomes its protocol's InternalFailure inside them.
+        middleware=[
+            *demo_middleware(config, sp=saml, clock=clock),
+            headers_middleware(config, form_targets=form_targets),
+            Middleware(InternalFailureMiddleware),
+            *csrf,
+        ],
         lifespan=lifespan,
     )

@@ -13,6 +13,8 @@ from broker.web.security import (
     CsrfMiddleware,
     SecurityHeadersMiddleware,
     content_security_policy,
+    csrf_middleware,
+    headers_middleware,
     web_middleware,
 )
 from broker.web.sessions import BrowserSessions, Session, SessionExpiredError
@@ -32,6 +34,8 @@ __all__ = [
     "SessionExpiredError",
     "content_security_policy",
     "cookie_key",
+    "csrf_middleware",
+    "headers_middleware",
     "safe_return_to",
     "web_middleware",
 ]

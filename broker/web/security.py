@@ -224,17 +224,32 @@ def web_middleware(
     Headers outermost, so the CSRF refusal pages get them too.
     """
     return [
-        Middleware(
-            SecurityHeadersMiddleware, hsts=sessions.cookies.secure, form_targets=form_targets
-        ),
-        Middleware(
-            CsrfMiddleware,
-            sessions=sessions,
-            public_url=config.public_url,
-            exempt=csrf_exempt,
-            max_body_bytes=config.limits.max_body_bytes,
-        ),
+        headers_middleware(config, form_targets=form_targets),
+        csrf_middleware(config, sessions, csrf_exempt=csrf_exempt),
     ]
+
+
+def headers_middleware(config: BrokerConfig, *, form_targets: Sequence[str] = ()) -> Middleware:
+    """The page headers for every answer of the broker, whatever else it serves: HSTS when
+    ``public_url`` is https (as the cookies' ``Secure`` flag is)."""
+    return Middleware(
+        SecurityHeadersMiddleware,
+        hsts=config.public_url.startswith("https://"),
+        form_targets=form_targets,
+    )
+
+
+def csrf_middleware(
+    config: BrokerConfig, sessions: BrowserSessions, *, csrf_exempt: Mapping[str, str]
+) -> Middleware:
+    """The CSRF checks, for a broker that has browser sessions to protect."""
+    return Middleware(
+        CsrfMiddleware,
+        sessions=sessions,
+        public_url=config.public_url,
+        exempt=csrf_exempt,
+        max_body_bytes=config.limits.max_body_bytes,
+    )
 
 
 CROSS_ORIGIN_MESSAGE = (
