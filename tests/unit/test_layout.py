@@ -34,6 +34,8 @@ SMALL_SHARED = frozenset(
         "directory",
         "loopback",
         "jsonread",
+        "java_regex",
+        "tags",
     }
 )
 """Top-level modules of small shared values (``broker/<name>.py``)."""

@@ -213,9 +213,11 @@ def test_other_name_formats_are_kept_whole(harness: Harness) -> None:
         ({AWS + "SessionDuration": ["1h"]}, "SessionDuration must be 900 to 43200"),
         ({AWS + "SessionDuration": ["900", "1000"]}, "must have exactly one value"),
         ({AWS + "SourceIdentity": ["aws:me"]}, "SourceIdentity must be"),
-        ({AWS + "PrincipalTag:" + "k" * 129: ["v"]}, "keys are 1-128"),
-        ({AWS + "PrincipalTag:team": ["v" * 257]}, "values at most 256"),
-        ({AWS + "TransitiveTagKeys": ["team"]}, "is not a session tag"),
+        ({AWS + "PrincipalTag:" + "k" * 129: ["v"]}, "length between 1 and 128"),
+        ({AWS + "PrincipalTag:team": ["v" * 257]}, "length less than or equal to 256"),
+        ({AWS + "PrincipalTag:team": ["a\nb"]}, "regular expression pattern"),
+        ({AWS + "PrincipalTag:aws:team": ["v"]}, "may not start with 'aws:'"),
+        ({AWS + "TransitiveTagKeys": ["team"]}, "is not among the session tags"),
     ],
 )
 def test_claims_out_of_bounds_are_rejected_claims(
@@ -229,7 +231,7 @@ def test_duplicate_tag_keys_differing_in_case_are_refused(harness: Harness) -> N
     element = assertion(attributes={AWS + "PrincipalTag:Team": ["a"]})
     add_attribute(element, AWS + "PrincipalTag:team", ["b"])
     error = harness.refusal(encode(response(sign(element))))
-    expect(error, "IDPRejectedClaim", 403, "is given twice")
+    expect(error, "IDPRejectedClaim", 403, "Tag keys are case insensitive")
 
 
 @pytest.mark.parametrize(

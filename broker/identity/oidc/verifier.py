@@ -58,6 +58,7 @@ from broker.identity.oidc.keys import (
 )
 from broker.jsonread import JsonRefusedError, read_json
 from broker.records import fast_init
+from broker.tags import TagError, validate_tags
 
 MIN_TOKEN_CHARS = 4
 """AWS's model minimum for ``WebIdentityToken`` (the maximum is ``oidc.max_token_bytes``)."""
@@ -435,7 +436,8 @@ def _matched_audience(claims: Mapping[str, Any], provider: _Provider) -> str:
 
 
 def _session_tags(raw: object) -> tuple[dict[str, str], tuple[str, ...]]:
-    """AWS's tags claim: ``{"principal_tags": {K: [V]}, "transitive_tag_keys": [K]}``."""
+    """AWS's tags claim: ``{"principal_tags": {K: [V]}, "transitive_tag_keys": [K]}``, held
+    to AWS's Tag rules (:func:`broker.tags.validate_tags`) as the IdP's claim."""
     if raw is None:
         return {}, ()
     if not isinstance(raw, dict):
@@ -457,6 +459,10 @@ def _session_tags(raw: object) -> tuple[dict[str, str], tuple[str, ...]]:
         tags[key] = value[0]
     if not all(isinstance(key, str) for key in transitive):
         raise rejected_claim("transitive_tag_keys must be a list of strings.")
+    try:
+        validate_tags(tags, transitive)
+    except TagError as exc:
+        raise rejected_claim(f"Session tags from the {TAGS_CLAIM} claim: {exc}") from None
     return tags, tuple(transitive)
 
 
