@@ -159,6 +159,9 @@ class SamlSettings(_Model):
     sp_cert_file: Annotated[str, Checked(as_string, {"type": "string"})] | None = None
     max_response_bytes: Annotated[int, ranged(8192, 1_048_576)] = 262144
     metadata_refresh_seconds: Annotated[int, ranged(60, 604800)] = 3600
+    max_assertion_lifetime_seconds: Annotated[int, ranged(60, 86400)] = 300
+    """How long after its IssueInstant an assertion is accepted (and its replay record kept),
+    whatever NotOnOrAfter it carries: IdPs issue them for the POST that follows at once."""
 
     @field_validator("sp_key_file", "sp_cert_file")
     @classmethod

@@ -560,6 +560,7 @@ def test_saml_settings_defaults_bounds_and_sp_key_pair(tmp_path: Path) -> None:
         "sp_cert_file": None,
         "max_response_bytes": 262144,
         "metadata_refresh_seconds": 3600,
+        "max_assertion_lifetime_seconds": 300,
     }
     pair = load_config(
         write(MINIMAL + "saml: {sp_key_file: sp.key, sp_cert_file: sp.crt}\n"), environ={}
@@ -574,6 +575,7 @@ def test_saml_settings_defaults_bounds_and_sp_key_pair(tmp_path: Path) -> None:
     for fields, reason in (
         ("max_response_bytes: 8191", "max_response_bytes: must be between 8192 and 1048576"),
         ("metadata_refresh_seconds: 59", "metadata_refresh_seconds: must be between 60"),
+        ("max_assertion_lifetime_seconds: 59", "max_assertion_lifetime_seconds: must be between"),
         ("sp_key_file: sp.key", "set both sp_key_file and sp_cert_file, or neither"),
         ("sp_key_file: sp.key, sp_cert_file: other.crt", "does not hold the public key"),
         ("sp_key_file: sp.crt, sp_cert_file: sp.crt", "sp_key_file is not a PEM private key"),

@@ -81,7 +81,8 @@ def test_signed_assertion_gives_the_identity_aws_would(harness: Harness) -> None
     assert [(r.role_arn, r.provider_arn) for r in identity.roles] == [(ROLE_ARN, PROVIDER_ARN)]
     assert identity.session_name == "alice"
     assert (identity.session_duration, identity.session_not_on_or_after) == (None, None)
-    assert (identity.assertion_id, identity.not_on_or_after) == ("_a1", NOW + 300)
+    # NotOnOrAfter says NOW + 300; IssueInstant (NOW - 5) + 300 s of lifetime ends first.
+    assert (identity.assertion_id, identity.not_on_or_after) == ("_a1", NOW + 295)
     assert identity.in_response_to is None
     assert identity.single_use is True
     assert dict(identity.context) == {
@@ -259,7 +260,7 @@ def test_role_attribute_rules(harness: Harness, roles: list[str] | None, fragmen
 
 
 def test_expiry_honours_the_skew_and_says_when(harness: Harness) -> None:
-    text = encode(signed_response())
+    text = encode(signed_response(issue_instant=NOW))
     harness.clock.set(NOW + 300 + 299)  # limits.clock_skew_seconds defaults to 300
     assert harness.verify(text).subject
     harness.clock.set(NOW + 600)
@@ -292,7 +293,7 @@ def test_times_must_be_utc(harness: Harness) -> None:
 
 
 def test_fractional_seconds_are_read(harness: Harness) -> None:
-    element = assertion()
+    element = assertion(issue_instant=NOW)
     element.find(f".//{{{SAML}}}SubjectConfirmationData").set(
         "NotOnOrAfter", "2027-01-15T08:05:00.1234567Z"
     )
