@@ -21,7 +21,7 @@ from broker.clock import Clock, SystemClock
 from broker.config import BrokerConfig, ConfigCheck, load_config
 from broker.demo import demo_middleware
 from broker.directory import Directory
-from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
+from broker.identity import SamlVerifier, SessionRevocations, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
@@ -99,6 +99,7 @@ def create_app(
     sealer = TokenSealer(keys)
     messages = AuthorizationMessages(keys, clock=clock)
     state = store or open_store(config.state, clock)
+    revocations = SessionRevocations(state, clock, cache_seconds=config.revocation.cache_seconds)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -125,6 +126,7 @@ def create_app(
         clock=clock,
         region=config.region,
         public_url=config.public_url,
+        revocations=revocations,
         max_body_bytes=config.limits.max_body_bytes,
     )
     api = StsApi(
@@ -135,10 +137,15 @@ def create_app(
         clock=clock,
         region=config.region,
         max_body_bytes=config.limits.max_body_bytes,
+        revocations=revocations,
     )
 
     console = ConsoleFederation(
-        sealer=sealer, directory=directory, clock=clock, public_url=config.public_url
+        sealer=sealer,
+        directory=directory,
+        clock=clock,
+        public_url=config.public_url,
+        revocations=revocations,
     )
     routes: list[BaseRoute] = [
         Route("/sts", api.handle, methods=["GET", "POST"]),

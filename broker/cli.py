@@ -1,5 +1,5 @@
-"""The ``sts-broker`` command: serve, check-config, config-schema, keygen, and the client
-commands login, credential-process and console (:mod:`broker.client.login`).
+"""The ``sts-broker`` command: serve, check-config, config-schema, keygen, revoke-sessions,
+and the client commands login, credential-process and console (:mod:`broker.client.login`).
 
 Config mistakes are printed one per line as ``file:line: key.path: reason`` and exit with
 status 2 before anything listens, so a bad deploy fails loudly at start-up.
@@ -66,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
         help="condition key (repeat a key for several values)",
     )
     sim.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    revoke = sub.add_parser(
+        "revoke-sessions",
+        help="deny every active session of a role issued up to now (AWS's revoke sessions)",
+    )
+    revoke.add_argument("--config", "-c", required=True, help="config file")
+    revoke.add_argument("--role", required=True, metavar="ARN", help="role ARN from the config")
 
     sub.add_parser("config-schema", help="print the config file's JSON Schema")
     sub.add_parser("keygen", help="print a new random token key (base64, 32 bytes)")
@@ -181,6 +188,55 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0 if result.allowed else 1
 
 
+def _revoke_sessions(args: argparse.Namespace) -> int:
+    """Write the revocation to the shared state store every node reads; exit 2 if the
+    config's state is not shared (memory) or the role is not in it."""
+    import asyncio  # noqa: PLC0415 - see module doc
+
+    from broker.clock import SystemClock, iso8601  # noqa: PLC0415
+    from broker.config import ConfigError, load_config  # noqa: PLC0415
+    from broker.directory import Directory  # noqa: PLC0415
+    from broker.identity import SessionRevocations  # noqa: PLC0415
+    from broker.store import open_store  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+        directory = Directory.build(config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    if directory.role(args.role) is None:
+        print(f"sts-broker revoke-sessions: no role {args.role} in {args.config}", file=sys.stderr)
+        return EXIT_CONFIG
+    if config.state == "memory":
+        print(
+            "sts-broker revoke-sessions: this config's state is memory: each broker process "
+            "keeps its own, so no running broker would see a revocation written from here. "
+            "Revoke through the running broker's admin API instead (POST "
+            "/admin/revoke-sessions, signed by a caller allowed sts-broker:RevokeSessions), "
+            "or give the brokers a shared state (sqlite:///path or redis://host:port/db).",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    clock = SystemClock()
+
+    async def revoke() -> int:
+        store = open_store(config.state, clock)
+        try:
+            revocations = SessionRevocations(store, clock)
+            return (await revocations.revoke(args.role)).before
+        finally:
+            await store.close()
+
+    before = asyncio.run(revoke())
+    print(
+        f"Sessions of {args.role} issued before {iso8601(before + 1)} are denied by every "
+        "broker sharing this state, within its revocation.cache_seconds "
+        f"({config.revocation.cache_seconds} s in this config)."
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
@@ -189,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.config)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "revoke-sessions":
+        return _revoke_sessions(args)
     if args.command == "config-schema":
         from broker.config import config_json_schema  # noqa: PLC0415 - see module doc
 

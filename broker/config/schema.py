@@ -96,6 +96,17 @@ class Limits(_Model):
     clock_skew_seconds: Annotated[int, ranged(0, 900)] = 300
 
 
+class RevocationSettings(_Model):
+    """How quickly a revocation of a role's sessions reaches a node that did not write it.
+
+    Each node remembers a role's revocation (or that it has none) for ``cache_seconds``
+    before reading the state store again: one store read per role per interval instead of
+    one per signed call. 0 reads the store on every signed call of a role session.
+    """
+
+    cache_seconds: Annotated[int, ranged(0, 60)] = 5
+
+
 class OidcSettings(_Model):
     """How the broker treats every OIDC issuer: key caching, outage tolerance, token bounds.
 
@@ -535,6 +546,7 @@ class BrokerConfig(_Model):
     ] = "memory"
     token_keys: list[TokenKey] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    revocation: RevocationSettings = Field(default_factory=RevocationSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     saml: SamlSettings = Field(default_factory=SamlSettings)
     web: WebSettings = Field(default_factory=WebSettings)

@@ -16,7 +16,12 @@ from broker.clock import iso8601
 from broker.directory import Directory, Role, User
 from broker.errors import StsError
 from broker.iam import ContextValue, MalformedPolicyError, Policy, Principal, parse_policy
-from broker.identity.session_tokens import SessionClaims, TokenInvalidError, TokenSealer
+from broker.identity.session_tokens import (
+    SessionClaims,
+    TokenInvalidError,
+    TokenSealer,
+    role_arn_of,
+)
 from broker.identity.sigv4 import read_signature, verify_signature
 from broker.request import HttpRequestParts
 
@@ -190,9 +195,7 @@ def _session_caller(claims: SessionClaims, directory: Directory) -> Caller:
         # Other sealed objects (console sign-in tokens and cookies) are never credentials.
         raise StsError("InvalidClientTokenId", _INVALID_TOKEN, 403)
     if claims.kind == "assumed-role":
-        role = directory.role(
-            f"arn:aws:iam::{claims.account}:role{claims.principal_path}{claims.principal_name}"
-        )
+        role = directory.role(role_arn_of(claims) or "")
         if role is None:
             raise StsError("InvalidClientTokenId", _INVALID_TOKEN, 403)
         principal_arn = role.arn

@@ -1,7 +1,8 @@
 """The STS Query API endpoint: HTTP in, AWS XML out, nothing else.
 
 Order mirrors AWS: read the request (size, encoding), know the action, authenticate
-signed actions, validate parameters against botocore's model, run the engine, render.
+signed actions (a revoked role session is refused there: :mod:`broker.identity.revocation`),
+validate parameters against botocore's model, run the engine, render.
 Every refusal is an :class:`~broker.errors.StsError` rendered as AWS's ``ErrorResponse``;
 anything unexpected is logged with its request ID and answered ``InternalFailure`` without
 detail, so no stack trace or secret ever reaches a client.
@@ -18,7 +19,7 @@ from starlette.responses import Response
 from broker.clock import Clock
 from broker.directory import Directory
 from broker.errors import StsError
-from broker.identity import TokenSealer, authenticate
+from broker.identity import SessionRevocations, TokenSealer, authenticate
 from broker.ids import request_id
 from broker.sts.engine import RequestInfo, StsEngine
 from broker.sts.model import StsModel
@@ -41,8 +42,10 @@ class StsApi:
         clock: Clock,
         region: str,
         max_body_bytes: int,
+        revocations: SessionRevocations,
     ) -> None:
         self._model = model
+        self._revocations = revocations
         self._engine = engine
         self._directory = directory
         self._sealer = sealer
@@ -74,6 +77,7 @@ class StsApi:
                     region=self._region,
                 )
                 caller = who.arn
+                await self._revocations.check(who.claims)
                 params = self._model.parse_input(query.action, query.params)
                 result = await self._engine.call(query.action, params, who, info)
             elif query.action in self._unsigned:

@@ -322,6 +322,7 @@ class StsEngine:
             mfa=mfa,
             mfa_at=mfa_at,
             chain_depth=(parent.chain_depth + 1) if chained and parent is not None else 0,
+            chain_roles=_chain_roles(caller) if chained else (),
         )
         log.info(
             "AssumeRole %s -> %s (%ds, chain %d, mfa %s)",
@@ -740,6 +741,7 @@ def _role_claims(
     mfa: bool,
     mfa_at: int | None,
     chain_depth: int,
+    chain_roles: Sequence[str] = (),
 ) -> SessionClaims:
     """A role session, whichever AssumeRole* action made it."""
     return SessionClaims(
@@ -761,7 +763,15 @@ def _role_claims(
         mfa=mfa,
         mfa_authenticated_at=mfa_at,
         chain_depth=chain_depth,
+        chain_roles=tuple(chain_roles),
     )
+
+
+def _chain_roles(caller: Caller) -> tuple[str, ...]:
+    """The roles a session chained from ``caller`` descends from: the caller's own chain
+    and its role, each once (a revocation of any of them reaches the new session)."""
+    inherited = caller.claims.chain_roles if caller.claims is not None else ()
+    return tuple(dict.fromkeys((*inherited, caller.principal_arn)))
 
 
 def _account_in_arn(arn: str) -> str:

@@ -34,8 +34,14 @@ from starlette.routing import Route
 
 from broker.clock import Clock
 from broker.directory import Directory
+from broker.errors import StsError
 from broker.iam import Policy
-from broker.identity import SessionClaims, TokenInvalidError, TokenSealer
+from broker.identity import (
+    SessionClaims,
+    SessionRevocations,
+    TokenInvalidError,
+    TokenSealer,
+)
 from broker.jsonread import JsonRefusedError, read_json
 from broker.web.forms import read_form
 from broker.web.pages import error_page, page
@@ -88,9 +94,16 @@ class ConsoleFederation:
     """The federation endpoint and the console landing page."""
 
     def __init__(
-        self, *, sealer: TokenSealer, directory: Directory, clock: Clock, public_url: str
+        self,
+        *,
+        sealer: TokenSealer,
+        directory: Directory,
+        clock: Clock,
+        public_url: str,
+        revocations: SessionRevocations,
     ) -> None:
         self._sealer = sealer
+        self._revocations = revocations
         self._directory = directory
         self._clock = clock
         self._public_url = public_url.rstrip("/")
@@ -124,7 +137,7 @@ class ConsoleFederation:
         action = request.query_params.get("Action", "")
         if action == "getSigninToken":
             try:
-                token = self._signin_token(request)
+                token = await self._signin_token(request)
             except _Refused as refused:
                 return JSONResponse({"Error": refused.message}, status_code=400)
             return JSONResponse({"SigninToken": token})
@@ -132,7 +145,7 @@ class ConsoleFederation:
             return self._login(request)
         return JSONResponse({"Error": "Unsupported Action"}, status_code=400)
 
-    def _signin_token(self, request: Request) -> str:
+    async def _signin_token(self, request: Request) -> str:
         raw = request.query_params.get("Session", "")
         if not raw or len(raw) > _MAX_SESSION_PARAM:
             raise _Refused("Missing or invalid Session parameter")
@@ -148,12 +161,24 @@ class ConsoleFederation:
             if isinstance(session, dict) and not session.get("sessionToken"):
                 raise _Refused(_ONLY_FEDERATION)
             raise _Refused("Missing or invalid Session parameter")
-        return self._mint_signin(
+        token = self._mint_signin(
             session["sessionId"],
             session["sessionKey"],
             session["sessionToken"],
             request.query_params.get("SessionDuration"),
         )
+        await self._refuse_revoked(session["sessionToken"])
+        return token
+
+    async def _refuse_revoked(self, session_token: str) -> None:
+        """A revoked role session signs in to nothing (:mod:`broker.identity.revocation`).
+
+        Checked once the credentials proved valid, so only their holder learns of it."""
+        claims, _ = self._sealer.open(session_token)
+        try:
+            await self._revocations.check(claims)
+        except StsError as exc:
+            raise _Refused(exc.message) from None
 
     def _mint_signin(
         self, access_key_id: str, secret_key: str, session_token: str, duration: str | None

@@ -48,10 +48,13 @@ def write_browser_config(folder: Path, public_url: str, **top: Any) -> tuple[Pat
 
 
 @contextmanager
-def served_browser_broker(folder: Path, *, store: Store | None = None) -> Iterator[Broker]:
-    """That config served on loopback (``store`` replaces the configured state if given)."""
+def served_browser_broker(
+    folder: Path, *, store: Store | None = None, **top: Any
+) -> Iterator[Broker]:
+    """That config (``top`` replacing top-level keys) served on loopback; ``store``
+    replaces the configured state if given."""
     sock = bind_loopback()
-    path, broker = write_browser_config(folder, f"http://127.0.0.1:{sock.getsockname()[1]}")
+    path, broker = write_browser_config(folder, f"http://127.0.0.1:{sock.getsockname()[1]}", **top)
     config = load_broker_config(
         path, environ={"TEST_TOKEN_KEY": base64.b64encode(os.urandom(32)).decode()}
     )

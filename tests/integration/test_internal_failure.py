@@ -10,6 +10,7 @@ with the request ID the client saw.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from broker.clock import SystemClock
 from broker.pkce import challenge_of, new_verifier
@@ -69,7 +73,10 @@ class Failing:
 @pytest.fixture(scope="module")
 def failing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Failing]:
     store = BreakingStore()
-    with served_browser_broker(tmp_path_factory.mktemp("failing"), store=store) as broker:
+    # Every role session's signed use reads the store (revocations), uncached here.
+    with served_browser_broker(
+        tmp_path_factory.mktemp("failing"), store=store, revocation={"cache_seconds": 0}
+    ) as broker:
         yield Failing(broker, store)
 
 
@@ -146,6 +153,60 @@ def test_the_cli_oauth_endpoints_answer_oauth_json(
     _no_traceback(response.text)
     (rid,) = REQUEST_ID.findall(body["error_description"])
     _logged_once(caplog, rid)
+
+
+def _role_credentials(failing: Failing) -> dict[str, Any]:
+    failing.store.broken = False
+    try:
+        out = failing.broker.sts("alice").assume_role(RoleArn=DEV_ROLE, RoleSessionName="fail")
+    finally:
+        failing.store.broken = True
+    return dict(out["Credentials"])
+
+
+def test_the_federation_endpoint_answers_its_json(
+    broken: Failing, caplog: pytest.LogCaptureFixture
+) -> None:
+    """getSigninToken checks the role session against the revocations in the store."""
+    creds = _role_credentials(broken)
+    session = json.dumps(
+        {
+            "sessionId": creds["AccessKeyId"],
+            "sessionKey": creds["SecretAccessKey"],
+            "sessionToken": creds["SessionToken"],
+        }
+    )
+    response = httpx.get(
+        f"{broken.broker.url}/federation",
+        params={"Action": "getSigninToken", "Session": session},
+    )
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    (error,) = response.json().values()
+    assert list(response.json()) == ["Error"]
+    _no_traceback(response.text)
+    (rid,) = REQUEST_ID.findall(error)
+    _logged_once(caplog, rid)
+
+
+def test_the_authorization_api_answers_its_json(
+    broken: Failing, caplog: pytest.LogCaptureFixture
+) -> None:
+    creds = _role_credentials(broken)
+    url = f"{broken.broker.url}/authz/check"
+    body = b'{"action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}'
+    request = AWSRequest(
+        method="POST", url=url, data=body, headers={"content-type": "application/json"}
+    )
+    signer = Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    SigV4Auth(signer, "sts", "us-east-1").add_auth(request)
+    response = httpx.post(url, content=body, headers=dict(request.headers.items()))
+    assert response.status_code == 500
+    answer = response.json()
+    assert answer["error"]["code"] == "InternalFailure"
+    _no_traceback(response.text)
+    _logged_once(caplog, answer["request_id"])
 
 
 @pytest.fixture(autouse=True)
