@@ -101,6 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
     from broker.app import create_app, load_broker_config  # noqa: PLC0415
     from broker.config import ConfigError  # noqa: PLC0415
     from broker.loopback import is_loopback_host  # noqa: PLC0415
+    from broker.web.connection_limits import uvicorn_options  # noqa: PLC0415
 
     path = args.config_file or args.config
     if not path:
@@ -137,7 +138,14 @@ def _serve(args: argparse.Namespace) -> int:
             port,
             port,
         )
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        access_log=False,
+        **uvicorn_options(config.server),
+    )
     return 0
 
 

@@ -96,6 +96,25 @@ class Limits(_Model):
     clock_skew_seconds: Annotated[int, ranged(0, 900)] = 300
 
 
+class ServerSettings(_Model):
+    """Connection bounds of the HTTP server, so slow or silent clients cannot hold sockets.
+
+    An STS endpoint and an OIDC issuer face the internet: a connection that sends nothing,
+    sends its headers a byte at a time or trickles its body is closed when its bound runs
+    out, and connections past ``max_connections`` are answered 503 and closed at once
+    (:mod:`broker.web.connection_limits`). Keep ``max_connections`` below the process's
+    open-file limit.
+    """
+
+    idle_timeout_seconds: Annotated[int, ranged(1, 300)] = 5
+    """No byte of a request: before the first one, and between requests (keep-alive)."""
+    header_timeout_seconds: Annotated[int, ranged(1, 300)] = 10
+    """From a request's first byte to the end of its headers."""
+    body_timeout_seconds: Annotated[int, ranged(1, 600)] = 30
+    """From the end of the headers to the end of the body."""
+    max_connections: Annotated[int, ranged(1, 1_000_000)] = 1000
+
+
 class RevocationSettings(_Model):
     """How quickly a revocation of a role's sessions reaches a node that did not write it.
 
@@ -546,6 +565,7 @@ class BrokerConfig(_Model):
     ] = "memory"
     token_keys: list[TokenKey] = Field(default_factory=list)
     limits: Limits = Field(default_factory=Limits)
+    server: ServerSettings = Field(default_factory=ServerSettings)
     revocation: RevocationSettings = Field(default_factory=RevocationSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     saml: SamlSettings = Field(default_factory=SamlSettings)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from broker.clock import Clock
@@ -94,6 +94,11 @@ class StsApi:
             code = "OK"
         except StsError as exc:
             body, status, code = render_error(exc, rid), exc.status, exc.code
+        except ClientDisconnect:
+            # The client went away before its body arrived (or was cut off for being slow:
+            # broker.web.connection_limits). Nobody reads this answer; it is no failure.
+            failure = StsError("RequestTimeout", "The request body was not received.", 400)
+            body, status, code = render_error(failure, rid), 400, "ClientDisconnected"
         except Exception:
             log.exception("request %s failed unexpectedly", rid)
             failure = StsError(

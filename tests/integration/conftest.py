@@ -294,10 +294,13 @@ def bind_loopback() -> socket.socket:
     return sock
 
 
-def start_server(app: Any, sock: socket.socket | None = None) -> tuple[str, Running]:
+def start_server(
+    app: Any, sock: socket.socket | None = None, **options: Any
+) -> tuple[str, Running]:
+    """Serve ``app`` on ``sock`` in a thread; ``options`` go to ``uvicorn.Config``."""
     sock = sock or bind_loopback()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
