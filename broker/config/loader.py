@@ -105,6 +105,13 @@ class _Composer:
                 node.start_mark.line + 1,
                 f"more than {_MAX_NODES} values once aliases are expanded; refusing to load",
             )
+        if len(path) > _MAX_DEPTH:
+            # An alias can nest a collection in itself (``a: &x [*x]``): the composed
+            # graph is then a cycle, which only this depth bound ends.
+            raise _Unreadable(
+                node.start_mark.line + 1,
+                f"the file is nested more than {_MAX_DEPTH} levels deep (aliases expanded)",
+            )
         if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_TAGS:
             # Collections are built here, not by PyYAML's constructors, so a tag would
             # otherwise be silently ignored: refuse it like SafeLoader refuses unknown ones.
@@ -214,7 +221,10 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 def _parse_yaml(text: str) -> _Composer:
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)  # refuses unprintable characters at once
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable(text, exc) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -229,8 +239,17 @@ def _parse_yaml(text: str) -> _Composer:
         if exc.context:
             reason = f"{reason} ({exc.context})"
         raise _Unreadable(mark.line + 1 if mark else None, reason) from None
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable(text, exc) from None
     finally:
         loader.dispose()
+
+
+def _unprintable(text: str, exc: yaml.reader.ReaderError) -> _Unreadable:
+    """YAML allows no control characters but tab and line breaks; say where the first is."""
+    line = text.count("\n", 0, exc.position) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return _Unreadable(line, f"character U+{code:04X} is not allowed in YAML")
 
 
 # --------------------------------------------------------------------------- ${VAR}

@@ -942,3 +942,14 @@ def test_json_schema_describes_the_file() -> None:
     assert key["id"]["pattern"] == "^(?:AKIA[A-Z2-7]{16})$"
     assert key["secret"]["writeOnly"] is True
     assert schema["$defs"]["TokenKey"]["properties"]["secret"]["writeOnly"] is True
+
+
+def test_unprintable_characters_and_self_nesting_aliases_are_reported_with_their_line() -> None:
+    """Both once escaped the loader as exceptions (found by tests/properties)."""
+    Path("nul.yaml").write_bytes(b"public_url: http://h\nregion: a\x00b\n")
+    with pytest.raises(ConfigError) as info:
+        load_config("nul.yaml", environ={})
+    assert str(info.value) == "nul.yaml:2: character U+0000 is not allowed in YAML"
+    assert one_problem("public_url: http://h\na: &x [*x]\n").startswith(
+        "c.yaml:2: the file is nested more than 64 levels deep"
+    )
