@@ -9,9 +9,9 @@ safe for them:
   recursion limit raises ``RecursionError`` (not a ``ValueError``), which escaped the
   handlers that caught only the latter as a 500. Documents that stay below the limit but
   nest hundreds deep cost every later walk over them (policy parsing, ``json.dumps``). The
-  depth is checked *before* parsing: a count of brackets answers for almost every real
-  document in one C pass, and only when there are more brackets than the bound does a
-  linear scan (strings skipped, so ``"[["`` is text) find the real depth.
+  depth is checked *before* parsing: a count of brackets answers for small documents in
+  one C pass; only documents with more brackets than the bound are measured, in a few more
+  C passes (strings skipped, so ``"[["`` is text).
 - **Size**, before anything is decoded: characters for text, bytes for bytes.
 - **Repeated member names** (``{"Effect": "Allow", "Effect": "Deny"}``): RFC 8259 leaves
   their meaning to the parser, JWT (RFC 7519 section 4) and JWK (RFC 7517 section 4) let a
@@ -39,9 +39,13 @@ a tags claim 4); far below CPython's recursion limit."""
 
 RefusalKind = Literal["size", "depth", "duplicate", "constant", "syntax", "encoding"]
 
-_TOKENS: Final = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
-"""A JSON string (an unterminated one runs to the end, so the scan stays linear) or a
-bracket. Strings are matched only to be skipped."""
+_STRINGS: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+"""A JSON string; an unterminated one runs to the end of the text."""
+_ALL_BUT_BRACKETS: Final = {code: None for code in range(128) if chr(code) not in "[]{}"}
+"""``str.translate`` deletes with it every ASCII character but the four brackets, in C."""
+_INNERMOST: Final = re.compile(r"\[\]|\{\}")
+_COUNT_UP_TO: Final = 512
+"""Brackets counted one by one rather than in passes (each pass costs a few of them)."""
 _SHOWN_NAME: Final = 40
 
 
@@ -120,20 +124,36 @@ def read_json(
 
 
 def _too_deep(text: str, max_depth: int) -> bool:
-    """Whether the brackets outside strings nest deeper than ``max_depth``, stopping early.
+    """Whether the brackets outside strings nest deeper than ``max_depth``.
 
-    Brackets in a document that is not JSON further on are counted as far as they go: the
-    parser would refuse it anyway, and never recurse deeper than the scan saw before the
-    first thing the two read differently.
+    In C passes: strings go (a split on quotes when nothing is escaped, else a linear
+    regex in which an unterminated string runs to the end), then everything but brackets,
+    then, for many brackets, each pass takes away one level of innermost ``[]`` and ``{}``
+    pairs: a level left after ``max_depth`` passes is too deep. A few brackets (a policy
+    has a few dozen), or brackets that stop pairing (not JSON: the parser refuses it, and
+    reads no deeper than they go), are counted one by one, which is cheaper than a pass.
     """
+    # Without escapes, the strings are exactly every second piece between quotes.
+    outside = _STRINGS.sub("", text) if "\\" in text else "".join(text.split('"')[::2])
+    if not outside.isascii():  # not JSON outside strings; brackets are ASCII anyway
+        outside = outside.encode("ascii", "ignore").decode("ascii")
+    brackets = outside.translate(_ALL_BUT_BRACKETS)
+    if len(brackets) > _COUNT_UP_TO:
+        for _ in range(max_depth):
+            brackets, taken = _INNERMOST.subn("", brackets)
+            if not brackets:
+                return False
+            if not taken:
+                break
+        else:
+            return True  # a level was left after max_depth were taken away
     depth = 0
-    for match in _TOKENS.finditer(text):
-        char = match.group()
+    for char in brackets:
         if char in "[{":
             depth += 1
             if depth > max_depth:
                 return True
-        elif char in "]}":
+        else:
             depth -= 1
     return False
 

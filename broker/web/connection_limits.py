@@ -113,6 +113,7 @@ class _Bounds(asyncio.Protocol):
     _limits: ConnectionLimits
     _phase: Phase = "idle"
     _timer: asyncio.TimerHandle | None = None
+    _deadline: float | None = None
     _seen: Any = None
     # Attributes of uvicorn's protocol classes, for the type checker.
     connections: set[Any]
@@ -160,7 +161,12 @@ class _Bounds(asyncio.Protocol):
             self._enter("app")
 
     def _enter(self, phase: Phase) -> None:
-        self._cancel()
+        """Start ``phase``: set its deadline, and a timer only if none fires by then.
+
+        Phases change several times per request, timers would cost each change a heap
+        push and a cancel; a deadline is a number. The one timer per connection re-arms
+        itself for the current deadline when it fires early (see :meth:`_check`).
+        """
         self._phase = phase
         seconds = {
             "idle": self._limits.idle_seconds,
@@ -168,20 +174,32 @@ class _Bounds(asyncio.Protocol):
             "body": self._limits.body_seconds,
             "app": None,
         }[phase]
-        if seconds is not None:
-            self._timer = self.loop.call_later(seconds, self._expire, phase)
+        if seconds is None:
+            self._deadline = None
+            return
+        deadline = self.loop.time() + seconds
+        self._deadline = deadline
+        if self._timer is not None and self._timer.when() <= deadline:
+            return  # the pending timer fires first and re-arms for this deadline
+        self._cancel()
+        self._timer = self.loop.call_at(deadline, self._check)
 
     def _cancel(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _expire(self, phase: Phase) -> None:
+    def _check(self) -> None:
         self._timer = None
-        if self._phase == phase and not self.transport.is_closing():
-            if phase != "idle":
-                log.info("connection closed: the %s took too long", _WHAT[phase])
-            self.transport.close()
+        deadline = self._deadline
+        if deadline is None or self.transport.is_closing():
+            return  # in the app's hands: the next phase arms again
+        if self.loop.time() < deadline:
+            self._timer = self.loop.call_at(deadline, self._check)
+            return
+        if self._phase != "idle":
+            log.info("connection closed: the %s took too long", _WHAT[self._phase])
+        self.transport.close()
 
 
 _WHAT = {"head": "request headers", "body": "request body"}
