@@ -21,28 +21,16 @@ from broker.iam import (
     evaluate_policies,
     parse_policy,
 )
+from broker.iam import policy as policy_grammar
 from broker.iam.policy import PolicyKind
 from tests.properties.budget import budget
 
 KINDS: list[PolicyKind] = ["identity", "session", "trust", "resource"]
 KEYS = [
-    "Version",
-    "Id",
-    "Statement",
-    "Sid",
-    "Effect",
-    "Principal",
-    "NotPrincipal",
-    "Action",
-    "NotAction",
-    "Resource",
-    "NotResource",
-    "Condition",
-    "AWS",
-    "Federated",
-    "Service",
-    "CanonicalUser",
+    *sorted(policy_grammar._TOP_KEYS | policy_grammar._STATEMENT_KEYS),
+    *("AWS", "Federated", "Service", "CanonicalUser"),
 ]
+"""The grammar's own keys (read from the parser, so a new one is generated too)."""
 WORDS = [
     "2012-10-17",
     "2008-10-17",

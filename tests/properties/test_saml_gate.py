@@ -22,16 +22,10 @@ from lxml import etree
 from broker.errors import StsError
 from broker.identity import SamlIdentity, SamlVerifier
 from broker.identity.saml.xml import MAX_DEPTH, XmlRefused, parse_xml
-from tests.properties.budget import budget
+from tests.properties.budget import IDP_CODES, budget
 from tests.saml_builders import AWS, PROVIDER_ARN, ROLE_ARN, Harness, encode, signed_response
 
-CODES = {
-    "ValidationError",
-    "InvalidIdentityToken",
-    "IDPRejectedClaim",
-    "ExpiredTokenException",
-    "IDPCommunicationError",
-}
+CODES = IDP_CODES
 
 _names = st.sampled_from(["a", "b", "saml:Assertion", "Response", "x:y", "xi:include", "Sig"])
 _attrs = st.dictionaries(
