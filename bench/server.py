@@ -14,6 +14,10 @@ the same headers), so ``broker / baseline`` isolates what the broker itself cost
 ``bare-form`` is the web identity and SAML workloads' baseline: it also *parses* the form
 body (the token is ~0.6 KB of it, the SAML response ~9 KB) and answers a copy of a real
 AssumeRoleWithWebIdentity (or AssumeRoleWithSAML) answer.
+
+The broker is served with the connection bounds ``sts-broker serve`` applies (the config's
+``server:`` section through :func:`broker.web.connection_limits.uvicorn_options`), so its
+rows include what they cost; the baselines run on plain uvicorn.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ if str(ROOT) not in sys.path:  # `python bench/server.py` puts bench/, not the r
 from broker.app import create_app  # noqa: E402
 from broker.config import load_config  # noqa: E402
 from broker.sts.model import StsModel  # noqa: E402
+from broker.web.connection_limits import uvicorn_options  # noqa: E402
 
 ALICE = {
     "UserId": "AIDAXXXXXXXXXXXXXXXXX",
@@ -124,8 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("broker").setLevel(logging.WARNING)
 
+    options: dict[str, object] = {"http": args.http}
     if args.kind == "broker":
         app = broker_app(args.config)
+        options = uvicorn_options(load_config(args.config).server, http=args.http)
     elif args.kind == "bare-form":
         if args.body_file is None:
             parser.error("bare-form needs --body-file")
@@ -146,8 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="on",
         workers=1,
         backlog=1024,
-        http=args.http,
         loop=args.loop,
+        **options,  # type: ignore[arg-type]
     )
     uvicorn.Server(config).run(sockets=[sock])
 

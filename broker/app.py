@@ -28,7 +28,7 @@ from broker.config import (
 )
 from broker.demo import demo_middleware
 from broker.directory import Directory, policy_grammar
-from broker.identity import SamlVerifier, TokenSealer, WebIdentityVerifier
+from broker.identity import SamlVerifier, SessionRevocations, TokenSealer, WebIdentityVerifier
 from broker.identity.saml import metadata_file_problems
 from broker.issuer import WebIdentityIssuer
 from broker.issuer import routes as issuer_routes
@@ -54,12 +54,19 @@ from broker.sts.model import StsModel, throttled_action_problems
 from broker.sts.upstream import UpstreamSetupError
 from broker.sts.upstream_sessions import UpstreamSessions
 from broker.throttling import Throttle
-from broker.web import BrowserSessions, LoginBinding, saml_routes, web_middleware
+from broker.web import (
+    BrowserSessions,
+    LoginBinding,
+    form_middleware,
+    headers_middleware,
+    saml_routes,
+)
 from broker.web.admin import AdminRoutes, ListenerRouter
 from broker.web.audit import BrowserAudit
 from broker.web.cli_routes import FORM_TARGET as CLI_FORM_TARGET
 from broker.web.cli_routes import CliRoutes
 from broker.web.console import ConsoleFederation
+from broker.web.internal_failure import InternalFailureMiddleware
 from broker.web.oidc_login import OidcLoginRoutes
 from broker.web.outage import store_outage_answer
 from broker.web.pages import STATIC_DIR, not_found
@@ -206,6 +213,7 @@ def create_app(
     trail = audit_trail(config, clock)
     audit = BrowserAudit(trail)
     throttle = Throttle(config.throttling, state, clock)
+    revocations = SessionRevocations(state, clock, cache_seconds=config.revocation.cache_seconds)
 
     issuer = WebIdentityIssuer(config, clock)
     upstream = upstream_sessions(config, issuer)
@@ -235,6 +243,7 @@ def create_app(
         clock=clock,
         region=config.region,
         public_url=config.public_url,
+        revocations=revocations,
         max_body_bytes=config.limits.max_body_bytes,
     )
     api = StsApi(
@@ -247,6 +256,7 @@ def create_app(
         max_body_bytes=config.limits.max_body_bytes,
         audit=trail,
         throttle=throttle,
+        revocations=revocations,
     )
 
     cognito = CognitoApi(
@@ -275,6 +285,7 @@ def create_app(
         clock=clock,
         public_url=config.public_url,
         audit=audit,
+        revocations=revocations,
     )
     admin = AdminRoutes(store=state, web=web, saml=saml, clock=clock)
     routes: list[BaseRoute] = [
@@ -287,7 +298,8 @@ def create_app(
         # Always: the console landing page is served by API-only brokers too.
         Mount("/static", StaticFiles(directory=STATIC_DIR)),
     ]
-    middleware: list[Middleware] = []
+    csrf: list[Middleware] = []
+    form_targets: tuple[str, ...] = ()
     people: PeopleRoutes | None = None
     oidc_login: OidcLoginRoutes | None = None
     if saml.provider_arns() or config.login.providers:
@@ -337,13 +349,8 @@ def create_app(
             )
             routes += oidc_login.routes()
             admin.add_checks(oidc_login.discovery_checks)
-        middleware = web_middleware(
-            config,
-            sessions,
-            csrf_exempt=CSRF_EXEMPT,
-            form_targets=(CLI_FORM_TARGET,),
-            throttle=throttle,
-        )
+        csrf = form_middleware(config, sessions, csrf_exempt=CSRF_EXEMPT, throttle=throttle)
+        form_targets = (CLI_FORM_TARGET,)
 
     async def root(request: Request) -> Response:
         # GET / with no query (or only the sign-in page's return_to, never an STS
@@ -391,7 +398,18 @@ def create_app(
         )
     return Starlette(
         routes=[Route("/", root, methods=["GET", "POST"]), *routes],
-        middleware=[*observed, *demo_middleware(config, sp=saml, clock=clock), *middleware],
+        # Outermost first: the listener router, proxies and metrics; the demo IdPs (other
+        # sites with headers of their own); then every answer of the broker gets the page
+        # headers (an API-only broker's console and getSigninToken too), and whatever
+        # escapes a handler, the CSRF checks included, becomes its protocol's InternalFailure
+        # inside them.
+        middleware=[
+            *observed,
+            *demo_middleware(config, sp=saml, clock=clock),
+            headers_middleware(config, form_targets=form_targets),
+            Middleware(InternalFailureMiddleware),
+            *csrf,
+        ],
         exception_handlers={
             404: not_found,
             405: not_found,

@@ -1,6 +1,6 @@
 """The ``sts-broker`` command: serve, check-config, config-schema, simulate, explain, keygen,
-and the client commands (configure, login, credential-process, console, exec, env, logout,
-list, serve-credentials, totp: :mod:`broker.client.commands`).
+revoke-sessions, and the client commands (configure, login, credential-process, console,
+exec, env, logout, list, serve-credentials, totp: :mod:`broker.client.commands`).
 
 Config mistakes are printed one per line as ``file:line: key.path: reason`` and exit with
 status 2 before anything listens, so a bad deploy fails loudly at start-up.
@@ -134,6 +134,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--at", metavar="TIME", help="evaluate as of this time (epoch seconds or ISO 8601)"
     )
+    revoke = sub.add_parser(
+        "revoke-sessions",
+        help="deny every active session of a role issued up to now (AWS's revoke sessions)",
+    )
+    revoke.add_argument("--config", "-c", required=True, help="config file")
+    revoke.add_argument("--role", required=True, metavar="ARN", help="role ARN from the config")
 
     sub.add_parser("config-schema", help="print the config file's JSON Schema")
     sub.add_parser("keygen", help="print a new random token key (base64, 32 bytes)")
@@ -219,6 +225,7 @@ def _serve(args: argparse.Namespace) -> int:
     from broker.config import ConfigError, check_processes, listen_address  # noqa: PLC0415
     from broker.directory import Directory  # noqa: PLC0415
     from broker.loopback import is_loopback_host  # noqa: PLC0415
+    from broker.web.connection_limits import uvicorn_options  # noqa: PLC0415
 
     path = args.config_file or args.config
     if not path:
@@ -299,11 +306,11 @@ def _serve(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         workers=args.workers,
-        http=parser,
         loop=loop,
         log_level=args.log_level,
         log_config=log_config,
         access_log=False,
+        **uvicorn_options(config.server, http=parser),
         # The broker decides whom to believe from trusted_proxies (broker/proxies.py); uvicorn
         # would otherwise believe X-Forwarded-For from 127.0.0.1 on its own.
         proxy_headers=False,
@@ -491,6 +498,55 @@ def _explain(args: argparse.Namespace) -> int:
     return 0 if result.granted else 1
 
 
+def _revoke_sessions(args: argparse.Namespace) -> int:
+    """Write the revocation to the shared state store every node reads; exit 2 if the
+    config's state is not shared (memory) or the role is not in it."""
+    import asyncio  # noqa: PLC0415 - see module doc
+
+    from broker.clock import SystemClock, iso8601  # noqa: PLC0415
+    from broker.config import ConfigError, load_config  # noqa: PLC0415
+    from broker.directory import Directory  # noqa: PLC0415
+    from broker.identity import SessionRevocations  # noqa: PLC0415
+    from broker.store import open_configured_store  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+        directory = Directory.build(config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    if directory.role(args.role) is None:
+        print(f"sts-broker revoke-sessions: no role {args.role} in {args.config}", file=sys.stderr)
+        return EXIT_CONFIG
+    if config.state == "memory":
+        print(
+            "sts-broker revoke-sessions: this config's state is memory: each broker process "
+            "keeps its own, so no running broker would see a revocation written from here. "
+            "Revoke through the running broker's admin API instead (POST "
+            "/admin/revoke-sessions, signed by a caller allowed sts-broker:RevokeSessions), "
+            "or give the brokers a shared state (sqlite:///path or redis://host:port/db).",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    clock = SystemClock()
+
+    async def revoke() -> int:
+        store = open_configured_store(config, clock)
+        try:
+            revocations = SessionRevocations(store, clock)
+            return (await revocations.revoke(args.role)).before
+        finally:
+            await store.close()
+
+    before = asyncio.run(revoke())
+    print(
+        f"Sessions of {args.role} issued before {iso8601(before + 1)} are denied by every "
+        "broker sharing this state, within its revocation.cache_seconds "
+        f"({config.revocation.cache_seconds} s in this config)."
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
@@ -501,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _simulate(args)
     if args.command == "explain":
         return _explain(args)
+    if args.command == "revoke-sessions":
+        return _revoke_sessions(args)
     if args.command == "config-schema":
         from broker.config import config_json_schema  # noqa: PLC0415 - see module doc
 

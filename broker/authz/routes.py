@@ -26,7 +26,6 @@ escapes as a stack trace (it is logged and answered ``InternalFailure``).
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -39,12 +38,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from broker.authz.service import AuthzService, CheckResult
-from broker.clock import Clock
+from broker.clock import Clock, iso8601
 from broker.directory import Directory
 from broker.errors import StsError, access_denied, validation_error
 from broker.iam import ContextValue
-from broker.identity import Caller, TokenSealer, authenticate
+from broker.identity import Caller, SessionRevocations, TokenSealer, authenticate
 from broker.ids import request_id
+from broker.jsonread import JsonRefusedError, read_json
 from broker.request import HttpRequestParts
 from broker.sts.messages import MAX_MESSAGE_CHARS
 from broker.sts.protocol import parse_query_request
@@ -53,6 +53,9 @@ __all__ = ["MAX_PROOF_CHARS", "AuthzApi", "openapi_document"]
 
 log = logging.getLogger("broker.access")
 
+REVOKE_PATH = "/admin/revoke-sessions"
+REVOKE_ACTION = "sts-broker:RevokeSessions"
+"""The permission the admin API asks of its caller, on the role ARN as the resource."""
 MAX_PROOF_CHARS = 16384
 """A presigned URL with the largest session token the broker seals fits well within this."""
 DEFAULT_MAX_BODY_BYTES = 65536
@@ -84,6 +87,7 @@ class AuthzApi:
         clock: Clock,
         region: str,
         public_url: str,
+        revocations: SessionRevocations,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         extra_hosts: tuple[str, ...] = (),
     ) -> None:
@@ -91,6 +95,7 @@ class AuthzApi:
         proof may be addressed to: this broker's, so a URL presigned for anyone else is
         refused."""
         self._service = service
+        self._revocations = revocations
         self._directory = directory
         self._sealer = sealer
         self._clock = clock
@@ -110,6 +115,7 @@ class AuthzApi:
             Route("/authz/check", self._wrap("check", self._check), methods=["POST"]),
             Route("/authz/decode", self._wrap("decode", self._decode), methods=["POST"]),
             Route("/authz/openapi.json", self._openapi, methods=["GET"]),
+            Route(REVOKE_PATH, self._wrap("revoke-sessions", self._revoke), methods=["POST"]),
         ]
 
     # -- endpoints -------------------------------------------------------------------------
@@ -121,6 +127,7 @@ class AuthzApi:
         resource = _string(body, "resource")
         context = _context(body.get("context", {}))
         proved = self._prove(request, raw, body, context)
+        await self._revocations.check(proved.caller.claims)
         result = self._service.check(
             proved.caller,
             action,
@@ -140,6 +147,7 @@ class AuthzApi:
                 f"encoded_message must be a string of 1 to {MAX_MESSAGE_CHARS} characters"
             )
         caller = self._signed_caller(request, raw)
+        await self._revocations.check(caller.claims)
         decoded = self._service.decode(
             caller,
             message,
@@ -147,6 +155,40 @@ class AuthzApi:
             secure=request.url.scheme == "https",
         )
         return {"decoded_message": decoded}, caller.arn
+
+    async def _revoke(self, request: Request) -> tuple[dict[str, Any], str]:
+        """``POST /admin/revoke-sessions`` ``{"role_arn": ARN}``: deny the role's sessions
+        issued up to now (:mod:`broker.identity.revocation`). SigV4 only, and the caller's
+        policies must allow ``sts-broker:RevokeSessions`` on the role."""
+        body, raw = await self._json_body(request)
+        _refuse_unknown(body, frozenset({"role_arn"}))
+        role_arn = _string(body, "role_arn")
+        caller = self._signed_caller(request, raw)
+        await self._revocations.check(caller.claims)
+        source_ip = request.client.host if request.client else ""
+        result = self._service.check(
+            caller,
+            REVOKE_ACTION,
+            role_arn,
+            {},
+            source_ip=source_ip,
+            secure=request.url.scheme == "https",
+        )
+        if not result.allowed:
+            raise access_denied(
+                f"User: {caller.arn} is not authorized to perform: {REVOKE_ACTION} on resource: "
+                f"{role_arn} because {result.reason}"
+            )
+        if self._directory.role(role_arn) is None:
+            raise validation_error(f"The role {role_arn} is not in the broker's config.")
+        revocation = await self._revocations.revoke(role_arn)
+        log.warning(
+            "sessions of %s issued up to %d revoked by %s", role_arn, revocation.before, caller.arn
+        )
+        return {
+            "role_arn": role_arn,
+            "revoked_up_to": iso8601(revocation.before),
+        }, caller.arn
 
     async def _openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document(self._server_url))
@@ -203,9 +245,9 @@ class AuthzApi:
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError):
-            raise validation_error("The request body is not valid UTF-8 JSON") from None
+            body = read_json(raw, max_size=self._max_body)
+        except JsonRefusedError as exc:
+            raise validation_error(f"The request body {exc.reason}") from None
         if not isinstance(body, dict):
             raise validation_error("The request body must be a JSON object")
         return body, raw

@@ -32,6 +32,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from broker.errors import quoted
+from broker.jsonread import JsonRefusedError, read_json
 from broker.loopback import is_loopback_host
 from broker.totp import decode_secret
 
@@ -284,12 +285,18 @@ def as_totp_secret(value: object) -> SecretStr:
     return SecretStr(text)
 
 
+MAX_POLICY_TEXT = 131072
+"""The longest policy document given as a JSON string (IAM's own limits are 2-10 KiB)."""
+
+
 def as_policy_document(value: object) -> dict[str, Any]:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise fail(f"is a string but not JSON ({exc.msg} at column {exc.colno})") from None
+            value = read_json(value, max_size=MAX_POLICY_TEXT)
+        except JsonRefusedError as exc:
+            if exc.kind == "syntax":
+                raise fail(f"is a string but {exc.reason.removeprefix('is ')}") from None
+            raise fail(f"is a string but not JSON the broker accepts: it {exc.reason}") from None
     if not isinstance(value, dict):
         raise fail(f"must be a policy document: a mapping or a JSON object (got {kind_of(value)})")
     return value

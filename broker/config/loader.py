@@ -39,6 +39,8 @@ from broker.config.yaml_errors import explain
 
 _MAX_NODES = 200_000
 """Upper bound on YAML nodes visited, so alias chains ("billion laughs") can't hang start-up."""
+_MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists (a deep policy condition needs about 12)."""
 
 
 # --------------------------------------------------------------------------- errors
@@ -105,6 +107,13 @@ class _Composer:
             raise _Unreadable(
                 node.start_mark.line + 1,
                 f"more than {_MAX_NODES} values once aliases are expanded; refusing to load",
+            )
+        if len(path) > _MAX_DEPTH:
+            # An alias can nest a collection in itself (``a: &x [*x]``): the composed
+            # graph is then a cycle, which only this depth bound ends.
+            raise _Unreadable(
+                node.start_mark.line + 1,
+                f"the file is nested more than {_MAX_DEPTH} levels deep (aliases expanded)",
             )
         if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_TAGS:
             # Collections are built here, not by PyYAML's constructors, so a tag would
@@ -192,8 +201,33 @@ class _Unreadable(Exception):
         self.reason = reason
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with nesting bounded where it composes, so the refusal keeps
+    its line: its composer recurses per level, and a deep ``[[[...`` would otherwise end in
+    a ``RecursionError`` (and every later walk over the data would recurse as deep)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > _MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"the file is nested more than {_MAX_DEPTH} levels deep", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def _parse_yaml(text: str) -> _Composer:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _BoundedLoader(text)  # refuses unprintable characters at once
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable(text, exc) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -205,8 +239,17 @@ def _parse_yaml(text: str) -> _Composer:
     except yaml.MarkedYAMLError as exc:
         said = explain(exc, text)
         raise _Unreadable(said.line, said.reason) from None
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable(text, exc) from None
     finally:
         loader.dispose()
+
+
+def _unprintable(text: str, exc: yaml.reader.ReaderError) -> _Unreadable:
+    """YAML allows no control characters but tab and line breaks; say where the first is."""
+    line = text.count("\n", 0, exc.position) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    return _Unreadable(line, f"character U+{code:04X} is not allowed in YAML")
 
 
 # --------------------------------------------------------------------------- ${VAR}
@@ -299,6 +342,20 @@ def _known_keys(loc: KeyPath) -> list[str]:
 # --------------------------------------------------------------------------- loading
 
 
+def _not_utf8(display: str, exc: UnicodeDecodeError) -> Problem:
+    """Where the first byte that is not UTF-8 sits: its line, column and offset.
+
+    Everything before it decoded, so the line is the count of newlines before it and the
+    column counts the characters since the last one (1-based, as editors show them).
+    """
+    data = bytes(exc.object)
+    before = data[: exc.start]
+    line_start = before.rfind(b"\n") + 1
+    column = len(before[line_start:].decode("utf-8")) + 1
+    reason = f"not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}, offset {exc.start})"
+    return Problem(display, before.count(b"\n") + 1, "", reason)
+
+
 ConfigCheck = Callable[[BrokerConfig], Iterable[tuple[KeyPath, str]]]
 """A check that needs the validated models and a layer above this package (e.g. the SAML
 metadata parser): it yields (key path, reason) for each mistake, reported like the rest."""
@@ -331,9 +388,7 @@ def load_config(
             [Problem(display, None, "", f"cannot read the file ({exc.strerror})")]
         ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [Problem(display, None, "", f"not UTF-8 (bad byte at offset {exc.start})")]
-        ) from None
+        raise ConfigError([_not_utf8(display, exc)]) from None
 
     try:
         parsed = _parse_yaml(text)

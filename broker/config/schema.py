@@ -171,6 +171,36 @@ class ThrottlingSettings(ConfigModel):
     device: RateLimit = Field(default_factory=lambda: RateLimit(rate=10, burst=100))
 
 
+class ServerSettings(ConfigModel):
+    """Connection bounds of the HTTP server, so slow or silent clients cannot hold sockets.
+
+    An STS endpoint and an OIDC issuer face the internet: a connection that sends nothing,
+    sends its headers a byte at a time or trickles its body is closed when its bound runs
+    out, and connections past ``max_connections`` are answered 503 and closed at once
+    (:mod:`broker.web.connection_limits`). Keep ``max_connections`` below the process's
+    open-file limit.
+    """
+
+    idle_timeout_seconds: Annotated[int, ranged(1, 300)] = 5
+    """No byte of a request: before the first one, and between requests (keep-alive)."""
+    header_timeout_seconds: Annotated[int, ranged(1, 300)] = 10
+    """From a request's first byte to the end of its headers."""
+    body_timeout_seconds: Annotated[int, ranged(1, 600)] = 30
+    """From the end of the headers to the end of the body."""
+    max_connections: Annotated[int, ranged(1, 1_000_000)] = 1000
+
+
+class RevocationSettings(ConfigModel):
+    """How quickly a revocation of a role's sessions reaches a node that did not write it.
+
+    Each node remembers a role's revocation (or that it has none) for ``cache_seconds``
+    before reading the state store again: one store read per role per interval instead of
+    one per signed call. 0 reads the store on every signed call of a role session.
+    """
+
+    cache_seconds: Annotated[int, ranged(0, 60)] = 5
+
+
 class OidcSettings(ConfigModel):
     """How the broker treats every OIDC issuer: key caching, outage tolerance, token bounds.
 
@@ -234,6 +264,9 @@ class SamlSettings(ConfigModel):
     sp_cert_file: Annotated[str, Checked(as_string, {"type": "string"})] | None = None
     max_response_bytes: Annotated[int, ranged(8192, 1_048_576)] = 262144
     metadata_refresh_seconds: Annotated[int, ranged(60, 604800)] = 3600
+    max_assertion_lifetime_seconds: Annotated[int, ranged(60, 86400)] = 300
+    """How long after its IssueInstant an assertion is accepted (and its replay record kept),
+    whatever NotOnOrAfter it carries: IdPs issue them for the POST that follows at once."""
 
     @field_validator("sp_key_file", "sp_cert_file")
     @classmethod
@@ -781,6 +814,8 @@ class BrokerConfig(ConfigModel):
         Annotated[str, Checked(as_proxy_network, {"type": "string", "examples": ["10.0.0.0/8"]})]
     ] = Field(default_factory=list)
     """Addresses whose ``X-Forwarded-For`` is believed; empty: the header is ignored."""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    revocation: RevocationSettings = Field(default_factory=RevocationSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     saml: SamlSettings = Field(default_factory=SamlSettings)
     web: WebSettings = Field(default_factory=WebSettings)

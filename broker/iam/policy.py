@@ -12,7 +12,6 @@ caller.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,12 +28,15 @@ from broker.iam.matching import (
     compile_actions,
     parse_template,
 )
+from broker.jsonread import JsonRefusedError, read_json
 
 PolicyKind = Literal["identity", "session", "trust", "resource"]
 Effect = Literal["Allow", "Deny"]
 
 VERSION_2012 = "2012-10-17"
 VERSION_2008 = "2008-10-17"
+_MAX_DOCUMENT_CHARS = 1_048_576
+"""The most text :func:`parse_policy` reads (every IAM limit is far below it)."""
 
 _TOP_KEYS = frozenset({"Version", "Id", "Statement"})
 _STATEMENT_KEYS = frozenset(
@@ -196,24 +198,20 @@ def policy_problems(document: str | Mapping[str, Any], *, kind: PolicyKind) -> l
 
 
 def _load(text: str) -> object:
-    """Strict JSON: duplicate keys and NaN/Infinity refuse, since parsers disagree on them
-    and a policy must mean one thing."""
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in items:
-            if key in out:
-                raise MalformedPolicyError(f"Syntax errors in policy. Duplicate key {show(key)}.")
-            out[key] = value
-        return out
-
-    def constant(token: str) -> object:
-        raise MalformedPolicyError(f"Syntax errors in policy. Invalid number {token}.")
-
+    """Strict JSON (:func:`broker.jsonread.read_json`): repeated names, NaN/Infinity and
+    deep nesting refuse, since parsers disagree on them and a policy must mean one thing.
+    Size limits differ per policy kind and are the caller's; this bound only keeps the
+    reader's own work finite."""
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise MalformedPolicyError("Syntax errors in policy.") from exc
+        return read_json(text, max_size=_MAX_DOCUMENT_CHARS)
+    except JsonRefusedError as exc:
+        if exc.kind == "duplicate":
+            reason = f"Syntax errors in policy. Duplicate key {show(exc.fragment)}."
+        elif exc.kind == "constant":
+            reason = f"Syntax errors in policy. Invalid number {exc.fragment}."
+        else:
+            reason = "Syntax errors in policy."
+        raise MalformedPolicyError(reason) from None
 
 
 def _refuse_unknown(

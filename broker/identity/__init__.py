@@ -12,6 +12,7 @@ from __future__ import annotations
 from broker.identity.caller import Caller, authenticate
 from broker.identity.federated import FederatedIdentity
 from broker.identity.oidc import WebIdentity, WebIdentityVerifier
+from broker.identity.revocation import Revocation, SessionRevocations
 from broker.identity.saml import SamlIdentity, SamlRole, SamlVerifier
 from broker.identity.session_tokens import SessionClaims, TokenInvalidError, TokenSealer
 from broker.identity.sigv4 import SignatureClaim, read_signature, verify_signature
@@ -19,10 +20,12 @@ from broker.identity.sigv4 import SignatureClaim, read_signature, verify_signatu
 __all__ = [
     "Caller",
     "FederatedIdentity",
+    "Revocation",
     "SamlIdentity",
     "SamlRole",
     "SamlVerifier",
     "SessionClaims",
+    "SessionRevocations",
     "SignatureClaim",
     "TokenInvalidError",
     "TokenSealer",

@@ -8,7 +8,6 @@ code real STS uses. What comes out is a plain value the engine reasons about.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -17,7 +16,12 @@ from broker.clock import iso8601
 from broker.directory import Directory, Role, User
 from broker.errors import StsError
 from broker.iam import ContextValue, MalformedPolicyError, Policy, Principal, parse_policy
-from broker.identity.session_tokens import SessionClaims, TokenInvalidError, TokenSealer
+from broker.identity.session_tokens import (
+    SessionClaims,
+    TokenInvalidError,
+    TokenSealer,
+    role_arn_of,
+)
 from broker.identity.sigv4 import read_signature, verify_signature
 from broker.request import HttpRequestParts
 
@@ -136,8 +140,8 @@ _EMPTY_SESSION_POLICY = Policy(name="removed session policy", version="2012-10-1
 def _session_policy(document: str) -> Policy:
     """Parse a session policy from a token once per distinct document (hot path)."""
     try:
-        return parse_policy(json.loads(document), kind="session", name="session policy")
-    except (MalformedPolicyError, ValueError):
+        return parse_policy(document, kind="session", name="session policy")
+    except MalformedPolicyError:
         # It parsed when the session was made; a later grammar change must not widen it.
         return _EMPTY_SESSION_POLICY
 
@@ -199,9 +203,7 @@ def _session_caller(claims: SessionClaims, directory: Directory) -> Caller:
         # Other sealed objects (console sign-in tokens and cookies) are never credentials.
         raise StsError("InvalidClientTokenId", _INVALID_TOKEN, 403)
     if claims.kind == "assumed-role":
-        role = directory.role(
-            f"arn:aws:iam::{claims.account}:role{claims.principal_path}{claims.principal_name}"
-        )
+        role = directory.role(role_arn_of(claims) or "")
         if role is None:
             raise StsError("InvalidClientTokenId", _INVALID_TOKEN, 403)
         principal_arn = role.arn

@@ -10,13 +10,14 @@ caller words them in its own vocabulary and error type.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+
+from broker.jsonread import JsonRefusedError, read_json
 
 MAX_REDIRECTS = 3
 MAX_DOCUMENT_BYTES = 256 * 1024
@@ -148,9 +149,9 @@ async def fetch_json(
     except FetchFailed as exc:
         raise DocumentUnusable(describe(exc, what, MAX_DOCUMENT_BYTES)) from None
     try:
-        return json.loads(fetched.body), fetched
-    except (UnicodeDecodeError, ValueError):
-        raise DocumentUnusable(f"the {what} at {fetched.url} is not JSON") from None
+        return read_json(fetched.body, max_size=MAX_DOCUMENT_BYTES), fetched
+    except JsonRefusedError as exc:
+        raise DocumentUnusable(f"the {what} at {fetched.url} {exc.reason}") from None
 
 
 async def fetch_discovery(

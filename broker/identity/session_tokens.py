@@ -84,8 +84,18 @@ class SessionClaims:
     mfa: bool = False
     mfa_authenticated_at: int | None = None
     chain_depth: int = 0
+    chain_roles: Sequence[str] = ()
+    """The roles of the sessions this one was chained from (each once, oldest first): a
+    revocation of any of them reaches this session too (:mod:`broker.identity.revocation`)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Adapter-specific context (federation provider, web identity claims) for later stages."""
+
+
+def role_arn_of(claims: SessionClaims) -> str | None:
+    """The role a role session (``assumed-role``) is a session of; None for other kinds."""
+    if claims.kind != "assumed-role":
+        return None
+    return f"arn:aws:iam::{claims.account}:role{claims.principal_path}{claims.principal_name}"
 
 
 _WIRE = {
@@ -107,6 +117,7 @@ _WIRE = {
     "mfa": "m",
     "mfa_authenticated_at": "M",
     "chain_depth": "c",
+    "chain_roles": "C",
     "extra": "X",
 }
 _FROM_WIRE = {v: k for k, v in _WIRE.items()}
@@ -258,6 +269,8 @@ def _from_wire(data: dict[str, Any]) -> SessionClaims:
         values["transitive_tag_keys"] = tuple(values["transitive_tag_keys"])
     if "policy_arns" in values:
         values["policy_arns"] = tuple(values["policy_arns"])
+    if "chain_roles" in values:
+        values["chain_roles"] = tuple(values["chain_roles"])
     values.setdefault("source_arn", "")
     values.setdefault("principal_path", "/")
     return SessionClaims(**values)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,6 +38,7 @@ from broker.errors import StsError, shortened, validation_error
 from broker.identity import Caller
 from broker.identity.oidc import SOURCE_IDENTITY_CLAIM, TAGS_CLAIM
 from broker.issuer.keys import IssuerKeys
+from broker.tags import TagError, validate_tags
 
 CLAIM_NAMESPACE = "https://sts.amazonaws.com/"
 """Where AWS nests its own claims in GetWebIdentityToken JWTs."""
@@ -58,7 +58,6 @@ verifier, accept as a web identity token, so broker-to-broker federation always 
 
 _SUBJECT_MODES = ("AWSIdentity", "OriginIdentity")
 _SCOPE = re.compile(r"[\x21\x23-\x2B\x2D-\x5B\x5D-\x7E]+( [\x21\x23-\x2B\x2D-\x5B\x5D-\x7E]+)*")
-_TAG_PUNCTUATION = frozenset("_.:/=+-@")
 
 
 class WebIdentityIssuer:
@@ -310,37 +309,16 @@ def _check_duration(duration: int | None) -> int:
 
 
 def _check_tags(tags: Mapping[str, str]) -> None:
-    """The model's tag rules, plus AWS's: case-insensitive keys, no ``aws:`` prefix."""
+    """The model's count rule in its words, then AWS's Tag rules (:mod:`broker.tags`)."""
     if len(tags) > MAX_REQUEST_TAGS:
         raise _model_error(
             "Value at 'tags' failed to satisfy constraint: Member must have length less than or "
             f"equal to {MAX_REQUEST_TAGS}"
         )
-    seen: set[str] = set()
-    for key, value in tags.items():
-        if not (1 <= len(key) <= 128 and _tag_text(key)):
-            raise validation_error(
-                f"Tag key {shortened(key)!r} must be 1-128 letters, digits, spaces and _.:/=+-@."
-            )
-        if not (len(value) <= 256 and _tag_text(value)):
-            raise validation_error(
-                f"The value of tag {shortened(key)!r} must be at most 256 letters, digits, spaces "
-                "and _.:/=+-@."
-            )
-        if key.lower().startswith("aws:"):
-            raise validation_error(
-                f"Tag key {shortened(key)!r} is reserved: keys may not start with 'aws:'."
-            )
-        if key.lower() in seen:
-            raise validation_error(
-                "Duplicate tag keys found. Please note that Tag keys are case insensitive."
-            )
-        seen.add(key.lower())
-
-
-def _tag_text(text: str) -> bool:
-    """The model's ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``: letters, separators, numbers, punctuation."""
-    return all(char in _TAG_PUNCTUATION or unicodedata.category(char)[0] in "LZN" for char in text)
+    try:
+        validate_tags(tags)
+    except TagError as exc:
+        raise validation_error(str(exc)) from None
 
 
 def _check_scope_form(scope: str | None) -> None:

@@ -25,8 +25,8 @@ from broker.clock import Clock
 from broker.directory import Directory
 from broker.errors import StsError, quoted
 from broker.identity import TokenSealer, authenticate
-from broker.identity.oidc.verifier import STRICT_JSON
 from broker.ids import request_id
+from broker.jsonread import JsonRefusedError, read_json
 from broker.pools.model import JSON_CONTENT_TYPE, TARGET_PREFIX, CognitoModel, serialization_error
 from broker.pools.service import PoolService
 from broker.request import HttpRequestParts
@@ -64,11 +64,12 @@ def is_cognito_request(request: Request) -> bool:
 
 
 def _decode_object(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no repeated member, no NaN (so no two parsers read it two ways)."""
+    """The broker's one bounded, strict JSON reader: UTF-8, no repeated member, no NaN,
+    bounded depth (so no two parsers read it two ways, and no nesting ends as a 500)."""
     try:
-        return STRICT_JSON.decode(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise serialization_error(f"The request body is not valid JSON ({exc}).") from None
+        return read_json(raw, max_size=len(raw))  # the body's size is bounded already
+    except JsonRefusedError as exc:
+        raise serialization_error(f"The request body is not valid JSON ({exc.reason}).") from None
 
 
 class CognitoApi:

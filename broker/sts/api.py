@@ -3,7 +3,8 @@
 Order mirrors AWS: read the request (size, encoding), know the action, spend a token of the
 source address's bucket (before any signature or token is checked, so a flood of forgeries
 stays cheap; the engine spends the principal's once it is proven), authenticate signed
-actions, validate parameters against botocore's model, run the engine, render.
+actions (a revoked role session is refused there: :mod:`broker.identity.revocation`),
+validate parameters against botocore's model, run the engine, render.
 Every refusal is an :class:`~broker.errors.StsError` rendered as AWS's ``ErrorResponse``
 (a ``Throttling`` one also says, in ``x-amz-retry-after``, how many milliseconds until the
 bucket has a token: botocore's standard retry mode then waits that long, up to 5 s beyond
@@ -22,13 +23,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from broker.clock import Clock
 from broker.directory import Directory
 from broker.errors import StsError, service_unavailable
-from broker.identity import Caller, TokenSealer, authenticate
+from broker.identity import Caller, SessionRevocations, TokenSealer, authenticate
 from broker.identity.sigv4 import read_signature
 from broker.observability import AuditTrail, current_request_id, note_outcome
 from broker.observability.metrics import SUCCESS, UNKNOWN_ACTION
@@ -58,10 +59,12 @@ class StsApi:
         region: str,
         max_body_bytes: int,
         audit: AuditTrail,
+        revocations: SessionRevocations,
         throttle: Throttle | None = None,
     ) -> None:
         self._model = model
         self._audit = audit
+        self._revocations = revocations
         self._throttle = throttle
         self._engine = engine
         self._directory = directory
@@ -106,6 +109,7 @@ class StsApi:
                     region=self._region,
                 )
                 caller = who.arn
+                await self._revocations.check(who.claims)
                 params = self._model.parse_input(query.action, query.params)
                 result = await self._engine.call(query.action, params, who, info)
             elif query.action in self._unsigned:
@@ -133,6 +137,12 @@ class StsApi:
             log.warning("request %s %s: state store unavailable: %s", rid, action, exc)
             error = service_unavailable()
             body, status, code = render_error(error, rid), error.status, error.code
+        except ClientDisconnect:
+            # The client went away before its body arrived (or was cut off for being slow:
+            # broker.web.connection_limits). Nobody reads this answer; it is no failure.
+            failure = StsError("RequestTimeout", "The request body was not received.", 400)
+            error = failure
+            body, status, code = render_error(failure, rid), 400, "ClientDisconnected"
         except Exception:
             log.exception("request %s failed unexpectedly", rid)
             error = StsError(

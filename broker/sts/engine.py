@@ -38,6 +38,7 @@ from broker.identity import (
 )
 from broker.ids import account_of_key, new_access_key_id
 from broker.issuer import WebIdentityIssuer
+from broker.jsonread import JsonRefusedError, read_json
 from broker.records import fast_init
 from broker.store import Store
 from broker.sts.audit import AuditFacts
@@ -337,6 +338,7 @@ class StsEngine:
             mfa=mfa,
             mfa_authenticated_at=mfa_at,
             chain_depth=(parent.chain_depth + 1) if chained and parent is not None else 0,
+            chain_roles=_chain_roles(caller) if chained else (),
         )
         result = await self._issue(grant, packed, now)
         log.info(
@@ -771,11 +773,15 @@ class StsEngine:
         text: str | None = params.get("Policy")
         if text is not None:
             try:
-                document = json.loads(text)
-            except ValueError:
-                raise StsError(
-                    "MalformedPolicyDocument", "The policy is not in the valid JSON format."
-                ) from None
+                # The model bounds the text to 2048 characters already.
+                document = read_json(text, max_size=len(text))
+            except JsonRefusedError as exc:
+                reason = (
+                    "The policy is not in the valid JSON format."  # AWS's words
+                    if exc.kind == "syntax"
+                    else f"The policy {exc.reason}."
+                )
+                raise StsError("MalformedPolicyDocument", reason) from None
             try:
                 parse_policy(document, kind="session", name="session policy")
             except MalformedPolicyError as exc:
@@ -854,6 +860,7 @@ def _claims_of(grant: RoleGrant, now: int) -> SessionClaims:
         mfa=grant.mfa,
         mfa_authenticated_at=grant.mfa_authenticated_at,
         chain_depth=grant.chain_depth,
+        chain_roles=tuple(grant.chain_roles),
     )
 
 
@@ -878,6 +885,13 @@ class _SingleUse:
     async def release(self) -> None:
         if self._key is not None:
             await self._store.delete(self._namespace, self._key)
+
+
+def _chain_roles(caller: Caller) -> tuple[str, ...]:
+    """The roles a session chained from ``caller`` descends from: the caller's own chain
+    and its role, each once (a revocation of any of them reaches the new session)."""
+    inherited = caller.claims.chain_roles if caller.claims is not None else ()
+    return tuple(dict.fromkeys((*inherited, caller.principal_arn)))
 
 
 def _account_in_arn(arn: str) -> str:

@@ -38,3 +38,5 @@ class RoleGrant:
     mfa: bool = False
     mfa_authenticated_at: int | None = None
     chain_depth: int = 0
+    chain_roles: Sequence[str] = ()
+    """The roles a chained session descends from (a revocation of any reaches it)."""

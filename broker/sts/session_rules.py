@@ -19,6 +19,7 @@ from broker.directory import Role
 from broker.errors import StsError, validation_error
 from broker.iam import ContextValue
 from broker.identity import FederatedIdentity, SessionClaims
+from broker.tags import MAX_TAGS, TagError, validate_tags
 
 ROLE_DEFAULT_DURATION = 3600
 CHAINED_MAX_DURATION = 3600
@@ -28,7 +29,7 @@ PACKED_LIMIT_BYTES = 1500
 
 AWS does not publish its packing; this limit lets a maximal 2048-character policy with a
 handful of tags fit, and refuses what AWS's documented limits would refuse too."""
-MAX_SESSION_TAGS = 50
+MAX_SESSION_TAGS = MAX_TAGS
 
 
 def federated_duration(
@@ -91,34 +92,23 @@ def session_tags(
 def validated_tags(
     passed: Sequence[Mapping[str, str]], transitive_keys: Sequence[str]
 ) -> tuple[dict[str, str], list[str]]:
-    """AWS's tag rules, whoever supplies the tags (a caller's ``Tags`` or a token's claim).
-
-    Keys are case-insensitive (a duplicate in another case is refused), may not start with
-    ``aws:``, and transitive keys must name passed tags.
-    """
+    """AWS's tag rules (:func:`broker.tags.validate_tags`), whoever supplies the tags (a
+    caller's ``Tags`` or a token's claim), as ``ValidationError``; the tags as a mapping and
+    the transitive keys spelled as the tags spell them (keys are case-insensitive)."""
     tags: dict[str, str] = {}
-    seen: set[str] = set()
     for tag in passed:
-        key, value = tag["Key"], tag["Value"]
-        if key.lower() in seen:
+        key = tag["Key"]
+        if key in tags:  # a repeat the mapping would hide; validate_tags catches other cases
             raise validation_error(
                 "Duplicate tag keys found. Please note that Tag keys are case insensitive."
             )
-        if key.lower().startswith("aws:"):
-            raise validation_error(f"Tag key {key!r} is reserved: keys may not start with 'aws:'.")
-        seen.add(key.lower())
-        tags[key] = value
-    transitive: list[str] = []
-    for key in transitive_keys:
-        match = next((k for k in tags if k.lower() == key.lower()), None)
-        if match is None:
-            raise validation_error(
-                f"Transitive tag key {key!r} is not among the session tags passed in Tags."
-            )
-        transitive.append(match)
-    if len(tags) > MAX_SESSION_TAGS:
-        raise validation_error(f"A session can carry at most {MAX_SESSION_TAGS} tags.")
-    return tags, transitive
+        tags[key] = tag["Value"]
+    try:
+        validate_tags(tags, transitive_keys)
+    except TagError as exc:
+        raise validation_error(str(exc)) from None
+    spelled = {key.lower(): key for key in tags}
+    return tags, [spelled[key.lower()] for key in transitive_keys]
 
 
 def request_keys(

@@ -13,6 +13,9 @@ from broker.web.security import (
     CsrfMiddleware,
     SecurityHeadersMiddleware,
     content_security_policy,
+    csrf_middleware,
+    form_middleware,
+    headers_middleware,
     web_middleware,
 )
 from broker.web.sessions import BrowserSessions, Session, SessionExpiredError
@@ -32,6 +35,9 @@ __all__ = [
     "SessionExpiredError",
     "content_security_policy",
     "cookie_key",
+    "csrf_middleware",
+    "form_middleware",
+    "headers_middleware",
     "safe_return_to",
     "web_middleware",
 ]

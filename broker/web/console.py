@@ -23,7 +23,6 @@ import base64
 import dataclasses
 import hashlib
 import hmac
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -35,8 +34,15 @@ from starlette.routing import Route
 
 from broker.clock import Clock, iso8601
 from broker.directory import Directory
+from broker.errors import StsError
 from broker.iam import Policy
-from broker.identity import SessionClaims, TokenInvalidError, TokenSealer
+from broker.identity import (
+    SessionClaims,
+    SessionRevocations,
+    TokenInvalidError,
+    TokenSealer,
+)
+from broker.jsonread import JsonRefusedError, read_json
 from broker.web.audit import BrowserAudit
 from broker.web.forms import read_form
 from broker.web.pages import error_page, page
@@ -62,6 +68,8 @@ _KIND_CONSOLE = "console-session"
 _FEDERATION_KINDS = ("assumed-role", "federated-user")
 _ONLY_FEDERATION = "Only federation tokens or assume role tokens may be used"
 _MAX_SESSION_PARAM = 12 * 1024
+_SESSION_DEPTH = 1
+"""``Session`` is one flat object of three strings."""
 _NOT_A_KEY = "console"
 """The access key ID of console claims: never a real key (those start AKIA/ASIA)."""
 _SIGNOUT_CONTEXT = b"sts-broker console sign-out v1\0"
@@ -103,9 +111,11 @@ class ConsoleFederation:
         clock: Clock,
         public_url: str,
         audit: BrowserAudit,
+        revocations: SessionRevocations,
     ) -> None:
         self._sealer = sealer
         self._audit = audit
+        self._revocations = revocations
         self._directory = directory
         self._clock = clock
         self._public_url = public_url.rstrip("/")
@@ -145,7 +155,7 @@ class ConsoleFederation:
         if action == "getSigninToken":
             duration = request.query_params.get("SessionDuration")
             try:
-                token, claims = self._signin_token(request)
+                token, claims = await self._signin_token(request)
             except _Refused as refused:
                 self._audit.signin_token(
                     request, refused.claims, duration=duration, error=refused.message
@@ -157,13 +167,13 @@ class ConsoleFederation:
             return self._login(request)
         return JSONResponse({"Error": "Unsupported Action"}, status_code=400)
 
-    def _signin_token(self, request: Request) -> tuple[str, SessionClaims]:
+    async def _signin_token(self, request: Request) -> tuple[str, SessionClaims]:
         raw = request.query_params.get("Session", "")
         if not raw or len(raw) > _MAX_SESSION_PARAM:
             raise _Refused("Missing or invalid Session parameter")
         try:
-            session = json.loads(raw)
-        except ValueError:
+            session = read_json(raw, max_size=_MAX_SESSION_PARAM, max_depth=_SESSION_DEPTH)
+        except JsonRefusedError:
             raise _Refused("Missing or invalid Session parameter") from None
         if not isinstance(session, dict) or not all(
             isinstance(session.get(k), str) and session.get(k)
@@ -173,12 +183,19 @@ class ConsoleFederation:
             if isinstance(session, dict) and not session.get("sessionToken"):
                 raise _Refused(_ONLY_FEDERATION)
             raise _Refused("Missing or invalid Session parameter")
-        return self._mint_signin(
+        token, claims = self._mint_signin(
             session["sessionId"],
             session["sessionKey"],
             session["sessionToken"],
             request.query_params.get("SessionDuration"),
         )
+        # A revoked role session signs in to nothing (:mod:`broker.identity.revocation`);
+        # checked once the credentials proved valid, so only their holder learns of it.
+        try:
+            await self._revocations.check(claims)
+        except StsError as exc:
+            raise _Refused(exc.message, claims) from None
+        return token, claims
 
     def _mint_signin(
         self, access_key_id: str, secret_key: str, session_token: str, duration: str | None

@@ -224,23 +224,49 @@ def web_middleware(
 ) -> list[Middleware]:
     """The page middlewares in the right order for ``Starlette(middleware=...)``.
 
-    Headers outermost, so the CSRF and rate-limit refusal pages get them too; the sign-in
-    rate limits (:mod:`broker.web.rate_limits`, with ``throttle``) before CSRF reads a form.
+    Headers outermost, so the CSRF and rate-limit refusal pages get them too; then
+    :func:`form_middleware`.
     """
-    limits = [] if throttle is None else [Middleware(SignInLimits, throttle=throttle)]
     return [
-        Middleware(
-            SecurityHeadersMiddleware, hsts=sessions.cookies.secure, form_targets=form_targets
-        ),
-        *limits,
-        Middleware(
-            CsrfMiddleware,
-            sessions=sessions,
-            public_url=config.public_url,
-            exempt=csrf_exempt,
-            max_body_bytes=config.limits.max_body_bytes,
-        ),
+        headers_middleware(config, form_targets=form_targets),
+        *form_middleware(config, sessions, csrf_exempt=csrf_exempt, throttle=throttle),
     ]
+
+
+def headers_middleware(config: BrokerConfig, *, form_targets: Sequence[str] = ()) -> Middleware:
+    """The page headers for every answer of the broker, whatever else it serves: HSTS when
+    ``public_url`` is https (as the cookies' ``Secure`` flag is)."""
+    return Middleware(
+        SecurityHeadersMiddleware,
+        hsts=config.public_url.startswith("https://"),
+        form_targets=form_targets,
+    )
+
+
+def form_middleware(
+    config: BrokerConfig,
+    sessions: BrowserSessions,
+    *,
+    csrf_exempt: Mapping[str, str],
+    throttle: Throttle | None = None,
+) -> list[Middleware]:
+    """What guards the pages' requests: the sign-in rate limits
+    (:mod:`broker.web.rate_limits`, with ``throttle``) before the CSRF checks read a form."""
+    limits = [] if throttle is None else [Middleware(SignInLimits, throttle=throttle)]
+    return [*limits, csrf_middleware(config, sessions, csrf_exempt=csrf_exempt)]
+
+
+def csrf_middleware(
+    config: BrokerConfig, sessions: BrowserSessions, *, csrf_exempt: Mapping[str, str]
+) -> Middleware:
+    """The CSRF checks, for a broker that has browser sessions to protect."""
+    return Middleware(
+        CsrfMiddleware,
+        sessions=sessions,
+        public_url=config.public_url,
+        exempt=csrf_exempt,
+        max_body_bytes=config.limits.max_body_bytes,
+    )
 
 
 CROSS_ORIGIN_MESSAGE = (

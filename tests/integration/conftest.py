@@ -314,19 +314,21 @@ def start_server(
     app: Any,
     sock: socket.socket | None = None,
     *,
-    http: str = "auto",
+    http: Any = "auto",
     also: Sequence[socket.socket] = (),
+    **options: Any,
 ) -> tuple[str, Running]:
     """Serve ``app`` in a thread on ``sock`` (and on the sockets ``also`` names, as ``serve``
     serves the admin listener); ``http`` picks uvicorn's parser (``auto``: httptools if
-    installed, as ``sts-broker serve`` does). Returns the first socket's URL."""
+    installed, as ``sts-broker serve`` does), ``options`` go to ``uvicorn.Config`` (an
+    ``http`` among them, as :func:`broker.web.connection_limits.uvicorn_options` gives,
+    wins). Returns the first socket's URL."""
     sock = sock or bind_loopback()
     port = sock.getsockname()[1]
     # proxy_headers=False, as `sts-broker serve` runs it: the app alone decides whether to
     # believe X-Forwarded-For (trusted_proxies), never uvicorn's default trust of 127.0.0.1.
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", http=http, proxy_headers=False)
-    )
+    settings: dict[str, Any] = {"http": http, "proxy_headers": False, **options}
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **settings))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock, *also]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

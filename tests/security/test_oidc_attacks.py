@@ -251,10 +251,10 @@ def test_duplicate_claims_are_refused_even_when_signed(
 ) -> None:
     issuer, key, config = setup
     text = json.dumps(claims_for(issuer.url))[:-1] + ', "sub": "admin"}'
-    refused(config, sign(key, text), *INVALID, "repeats a member name")
+    refused(config, sign(key, text), *INVALID, "repeats the member name 'sub'")
     head = '{"alg": "RS256", "kid": "k1", "alg": "none"}'
     token = f"{b64(head.encode())}.{b64(text.encode())}.c2ln"
-    refused(config, token, *INVALID, "repeats a member name")
+    refused(config, token, *INVALID, "repeats the member name 'alg'")
 
 
 def test_payload_must_be_a_json_object(setup: tuple[Issuer, RSAKey, BrokerConfig]) -> None:

@@ -252,7 +252,17 @@ def test_empty_file_non_mapping_missing_file_and_bad_encoding() -> None:
     Path("latin.yaml").write_bytes(b"public_url: http://h\nregion: caf\xe9\n")
     with pytest.raises(ConfigError) as info:
         load_config("latin.yaml", environ={})
-    assert str(info.value) == "latin.yaml: not UTF-8 (bad byte at offset 32)"
+    assert str(info.value) == "latin.yaml:2: not UTF-8 (byte 0xe9 at column 12, offset 32)"
+
+
+def test_bad_encoding_names_the_line_of_the_first_bad_byte() -> None:
+    """Issue 15, finding 8: the line is known, so the message says it (and the byte)."""
+    Path("bad.yaml").write_bytes(
+        b"public_url: http://h\n# \xc3\xa9 is fine\naccounts:\n  x: \xff\xfe\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config("bad.yaml", environ={})
+    assert str(info.value) == "bad.yaml:4: not UTF-8 (byte 0xff at column 6, offset 49)"
 
 
 # --------------------------------------------------------------------------- fields
@@ -637,6 +647,7 @@ def test_saml_settings_defaults_bounds_and_sp_key_pair(tmp_path: Path) -> None:
         "sp_cert_file": None,
         "max_response_bytes": 262144,
         "metadata_refresh_seconds": 3600,
+        "max_assertion_lifetime_seconds": 300,
     }
     pair = load_config(
         write(MINIMAL + "saml: {sp_key_file: sp.key, sp_cert_file: sp.crt}\n"), environ={}
@@ -651,6 +662,7 @@ def test_saml_settings_defaults_bounds_and_sp_key_pair(tmp_path: Path) -> None:
     for fields, reason in (
         ("max_response_bytes: 8191", "max_response_bytes: must be between 8192 and 1048576"),
         ("metadata_refresh_seconds: 59", "metadata_refresh_seconds: must be between 60"),
+        ("max_assertion_lifetime_seconds: 59", "max_assertion_lifetime_seconds: must be between"),
         ("sp_key_file: sp.key", "set both sp_key_file and sp_cert_file, or neither"),
         ("sp_key_file: sp.key, sp_cert_file: other.crt", "does not hold the public key"),
         ("sp_key_file: sp.crt, sp_cert_file: sp.crt", "sp_key_file is not a PEM private key"),
@@ -1147,3 +1159,14 @@ def test_a_redis_ca_file_needs_a_tls_url_and_must_exist() -> None:
     assert one_problem(missing).startswith("c.yaml:9: redis.tls_ca_file: file not found: ")
     tls = MINIMAL + "state: valkeys://cache\nredis:\n  tls_ca_file: ca.pem\n"
     assert load_config(write(tls), environ={}).redis.tls_ca_file == str(Path("ca.pem").resolve())
+
+
+def test_unprintable_characters_and_self_nesting_aliases_are_reported_with_their_line() -> None:
+    """Both once escaped the loader as exceptions (found by tests/properties)."""
+    Path("nul.yaml").write_bytes(b"public_url: http://h\nregion: a\x00b\n")
+    with pytest.raises(ConfigError) as info:
+        load_config("nul.yaml", environ={})
+    assert str(info.value) == "nul.yaml:2: character U+0000 is not allowed in YAML"
+    assert one_problem("public_url: http://h\na: &x [*x]\n").startswith(
+        "c.yaml:2: the file is nested more than 64 levels deep"
+    )

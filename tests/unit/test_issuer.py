@@ -422,8 +422,10 @@ def test_an_oversized_payload_is_refused(offline: WebIdentityIssuer) -> None:
         ({"scope": 'say"hi'}, "space-separated scope values"),
         ({"tags": {"aws:team": "x"}}, "may not start with 'aws:'"),
         ({"tags": {"Team": "a", "team": "b"}}, "Tag keys are case insensitive"),
-        ({"tags": {"team<script>": "a"}}, "must be 1-128 letters"),
-        ({"tags": {"team": "a\nb"}}, "at most 256 letters"),
+        ({"tags": {"team<script>": "a"}}, "Member must satisfy regular expression pattern"),
+        ({"tags": {"team": "a\nb"}}, "The value of tag 'team' failed to satisfy constraint"),
+        ({"tags": {"k" * 129: "a"}}, "Member must have length between 1 and 128"),
+        ({"tags": {"team": "v" * 257}}, "length less than or equal to 256"),
         ({"tags": {f"k{i}": "v" for i in range(51)}}, "less than or equal to 50"),
     ],
 )

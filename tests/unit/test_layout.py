@@ -35,6 +35,8 @@ SMALL_SHARED = frozenset(
         "loopback",
         "tags",
         "proxies",
+        "jsonread",
+        "java_regex",
     }
 )
 """Top-level modules of small shared values (``broker/<name>.py``)."""

@@ -437,7 +437,7 @@ def test_config_mistakes_are_located(tmp_path: Path) -> None:
     [
         ({"tags": {f"k{i}": "v" for i in range(51)}}, "at most 50 tags"),
         ({"tags": {"aws:team": "x"}}, "reserved"),
-        ({"tags": {"Team": "a", "team": "b"}}, "case-insensitive"),
+        ({"tags": {"Team": "a", "team": "b"}}, "Tag keys are case insensitive"),
         ({"tags": {"team": "x"}, "transitive_tag_keys": ["cost"]}, "Transitive tag key"),
         ({"tags": {"team": "a,b ${claim:/x}"}}, "the text around the placeholders"),
         ({"source_identity": "${claim:email}"}, "needs a JSON pointer"),

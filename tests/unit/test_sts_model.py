@@ -14,11 +14,11 @@ from botocore.parsers import QueryParser
 from botocore.serialize import QuerySerializer
 
 from broker.errors import StsError
+from broker.java_regex import translate_java_regex
 from broker.request import HttpRequestParts
 from broker.sts.model import StsModel
 from broker.sts.protocol import parse_query_request
 from broker.sts.render import render_error, xml_escape
-from broker.sts.shapes import translate_java_regex
 
 ROLE = "arn:aws:iam::123456789012:role/Dev"
 SAML_PROVIDER = "arn:aws:iam::123456789012:saml-provider/Corp"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import math
 import re
@@ -45,6 +44,7 @@ from broker.config import OidcProviderConfig, OidcSettings, oidc_url_problem
 from broker.errors import StsError, communication_error, invalid_token, quoted
 from broker.identity.fetch import MAX_DOCUMENT_BYTES, DocumentUnusable, fetch_discovery, fetch_json
 from broker.identity.refresh import RefreshGate, wait_at_most
+from broker.jsonread import JsonRefusedError, read_json
 from broker.observability import record_idp_fetch
 
 log = logging.getLogger("broker.oidc")
@@ -446,10 +446,9 @@ class KeySource:
     def _read_file(self, path: Path) -> KeySet:
         """Offline keys: read once, never fetched, never stale."""
         try:
-            raw = path.read_bytes()
-            if len(raw) > MAX_DOCUMENT_BYTES:
-                raise ValueError(f"larger than {MAX_DOCUMENT_BYTES} bytes")
-            keys, rejected = parse_jwks(json.loads(raw))
+            keys, rejected = parse_jwks(read_json(path.read_bytes(), max_size=MAX_DOCUMENT_BYTES))
+        except JsonRefusedError as exc:
+            raise _FetchError(f"can't use the jwks_file {path}: it {exc.reason}") from None
         except (OSError, ValueError) as exc:
             raise _FetchError(f"can't use the jwks_file {path}: {exc}") from None
         return _build(keys, rejected, math.inf, math.inf)

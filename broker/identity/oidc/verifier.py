@@ -28,7 +28,6 @@ import base64
 import binascii
 import functools
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,8 +63,10 @@ from broker.identity.oidc.keys import (
     select_keys,
 )
 from broker.identity.templates import with_templates
+from broker.jsonread import JsonRefusedError, read_json
 from broker.observability import Check
 from broker.records import fast_init
+from broker.tags import TagError, validate_tags
 
 MIN_TOKEN_CHARS = 4
 """AWS's model minimum for ``WebIdentityToken`` (the maximum is ``oidc.max_token_bytes``)."""
@@ -552,7 +553,8 @@ def _matched_audience(claims: Mapping[str, Any], provider: _Provider) -> str:
 
 
 def _session_tags(raw: object) -> tuple[dict[str, str], tuple[str, ...]]:
-    """AWS's tags claim: ``{"principal_tags": {K: [V]}, "transitive_tag_keys": [K]}``."""
+    """AWS's tags claim: ``{"principal_tags": {K: [V]}, "transitive_tag_keys": [K]}``, held
+    to AWS's Tag rules (:func:`broker.tags.validate_tags`) as the IdP's claim."""
     if raw is None:
         return {}, ()
     if not isinstance(raw, dict):
@@ -574,6 +576,10 @@ def _session_tags(raw: object) -> tuple[dict[str, str], tuple[str, ...]]:
         tags[key] = value[0]
     if not all(isinstance(key, str) for key in transitive):
         raise rejected_claim("transitive_tag_keys must be a list of strings.")
+    try:
+        validate_tags(tags, transitive)
+    except TagError as exc:
+        raise rejected_claim(f"Session tags from the {TAGS_CLAIM} claim: {exc}") from None
     return tags, tuple(transitive)
 
 
@@ -592,33 +598,13 @@ def _b64decode(segment: str, what: str) -> bytes:
         raise invalid_token(f"The token {what} is not valid base64url.") from None
 
 
-def _unique_pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object's members, refused when a name repeats (the dict would be shorter)."""
-    out = dict(items)
-    if len(out) != len(items):
-        raise ValueError("duplicate member name")
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-STRICT_JSON = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
-"""JSON with no repeated member name and no NaN/Infinity (``decode`` raises ValueError), so
-no two parsers read one document two ways: for every untrusted JSON the broker reads (token
-payloads here, the identity pools API's bodies). Built once: ``json.loads`` with hooks
-would build a new decoder for every call."""
-
-
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """Strict JSON: an object, UTF-8, no duplicate names, no NaN/Infinity."""
+    """Strict, bounded JSON (:func:`broker.jsonread.read_json`): an object, UTF-8, no
+    repeated names (RFC 7519 section 4), no NaN/Infinity, nesting bounded."""
     try:
-        value = STRICT_JSON.decode(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise invalid_token(
-            f"The token {what} is not valid JSON (or repeats a member name)."
-        ) from None
+        value = read_json(raw, max_size=len(raw))  # the token's size is bounded already
+    except JsonRefusedError as exc:
+        raise invalid_token(f"The token {what} {exc.reason}.") from None
     if not isinstance(value, dict):
         raise invalid_token(f"The token {what} is not a JSON object.")
     return value

@@ -21,6 +21,7 @@ from lxml import etree  # type: ignore[import-untyped,unused-ignore]
 from broker.errors import invalid_token, quoted, rejected_claim
 from broker.iam import ContextValue
 from broker.identity.saml.xml import SAML
+from broker.tags import TagError, validate_tags
 
 AWS_ATTRIBUTES = "https://aws.amazon.com/SAML/Attributes/"
 ROLE = AWS_ATTRIBUTES + "Role"
@@ -36,9 +37,7 @@ _ROLE_ARN = re.compile(
 )
 PROVIDER_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):saml-provider/([\w.-]{1,128})", re.ASCII)
 _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
-_TAG_KEY = re.compile(r"[\w\s.:/=+\-@]{1,128}")
 MAX_ROLE_VALUES = 100
-MAX_SESSION_TAGS = 50
 MAX_ATTRIBUTE_VALUES = 1000
 
 _EDU = "urn:oid:1.3.6.1.4.1.5923."
@@ -230,27 +229,18 @@ def source_identity(aws: Mapping[str, tuple[str, ...]]) -> str | None:
 
 
 def session_tags(aws: Mapping[str, tuple[str, ...]]) -> tuple[dict[str, str], tuple[str, ...]]:
-    tags: dict[str, str] = {}
-    folded: set[str] = set()
-    for name in aws:
-        if not name.startswith(PRINCIPAL_TAG):
-            continue
-        key = name.removeprefix(PRINCIPAL_TAG)
-        value = _single(aws, name) or ""
-        if not _TAG_KEY.fullmatch(key) or len(value) > 256:
-            raise rejected_claim(
-                f"Session tag {quoted(key)}: keys are 1-128 and values at most 256 characters."
-            )
-        if key.lower() in folded:
-            raise rejected_claim(f"Session tag {quoted(key)} is given twice (keys ignore case).")
-        folded.add(key.lower())
-        tags[key] = value
-    if len(tags) > MAX_SESSION_TAGS:
-        raise rejected_claim(f"At most {MAX_SESSION_TAGS} session tags are accepted.")
+    """``PrincipalTag:KEY`` attributes and ``TransitiveTagKeys``, held to AWS's Tag rules
+    (:func:`broker.tags.validate_tags`): a refusal is the IdP's claim, ``IDPRejectedClaim``."""
+    tags = {
+        name.removeprefix(PRINCIPAL_TAG): _single(aws, name) or ""
+        for name in aws
+        if name.startswith(PRINCIPAL_TAG)
+    }
     transitive = aws.get(TRANSITIVE_TAG_KEYS, ())
-    for key in transitive:
-        if key.lower() not in folded:
-            raise rejected_claim(f"Transitive tag key {quoted(key)} is not a session tag.")
+    try:
+        validate_tags(tags, transitive)
+    except TagError as exc:
+        raise rejected_claim(f"Session tags from the assertion: {exc}") from None
     return tags, tuple(transitive)
 
 

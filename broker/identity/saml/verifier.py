@@ -47,7 +47,8 @@ code                            status  when
                                         yet valid, InResponseTo, status, decryption,
                                         unknown provider
 ``ExpiredTokenException``       400     SubjectConfirmationData or Conditions NotOnOrAfter
-                                        passed beyond the skew
+                                        passed beyond the skew, or the assertion is older
+                                        than ``saml.max_assertion_lifetime_seconds``
 ``IDPRejectedClaim``            403     signature fine, a claim refused: no Role for this
                                         provider, Role ARNs malformed or in another
                                         account, RoleSessionName, SessionDuration,
@@ -155,7 +156,9 @@ class SamlIdentity:
     context: Mapping[str, ContextValue]
     assertion_id: str
     not_on_or_after: int
-    """SubjectConfirmationData NotOnOrAfter: replay-cache entries live until then."""
+    """When the assertion stops being acceptable: the earliest of SubjectConfirmationData's
+    and Conditions' NotOnOrAfter and IssueInstant + ``saml.max_assertion_lifetime_seconds``.
+    Replay-cache entries live until then (plus a margin)."""
     in_response_to: str | None
     attributes: Mapping[str, tuple[str, ...]]
     claims: Claims
@@ -228,6 +231,7 @@ class SamlVerifier:
         self._clock = clock
         self._skew = config.limits.clock_skew_seconds
         self._max_bytes = config.saml.max_response_bytes
+        self._max_lifetime = config.saml.max_assertion_lifetime_seconds
         self._owned_http = http is None
         self._http = http if http is not None else httpx.AsyncClient(follow_redirects=False)
         self._metadata = MetadataSource(
@@ -480,6 +484,16 @@ class SamlVerifier:
         confirmation = self._confirmation(subject, now)
         conditions = self._conditions(assertion, now)
         session_end = self._authn(assertion, now)
+        # After the IdP's own bounds, so an expiry it wrote is reported in its words first.
+        lifetime_end = issued + self._max_lifetime
+        if now >= lifetime_end + self._skew:
+            raise StsError(
+                "ExpiredTokenException",
+                f"Token expired: the assertion was issued at {iso8601(issued)}, more than "
+                f"{self._max_lifetime} seconds before the current date/time {iso8601(now)} "
+                "(saml.max_assertion_lifetime_seconds); sign in again for a fresh one.",
+                400,
+            )
         destination = response.get("Destination")
         if response_signed and destination is None:
             raise invalid_token("A signed Response must carry a Destination.")
@@ -546,7 +560,15 @@ class SamlVerifier:
             transitive_tag_keys=transitive,
             context=MappingProxyType(context),
             assertion_id=assertion_id,
-            not_on_or_after=int(confirmation.not_on_or_after),
+            # The earliest end any bound gives: the IdP's two NotOnOrAfter values and the
+            # broker's own lifetime cap, so no replay record outlives what it guards.
+            not_on_or_after=int(
+                min(
+                    confirmation.not_on_or_after,
+                    conditions.not_on_or_after or confirmation.not_on_or_after,
+                    lifetime_end,
+                )
+            ),
             in_response_to=confirmation.in_response_to or response_irt,
             attributes=MappingProxyType(attributes),
             claims=claims,
@@ -590,6 +612,7 @@ class SamlVerifier:
                     f"The assertion is not valid before {iso8601(start)} (now {iso8601(now)})."
                 )
         not_on_or_after = conditions.get("NotOnOrAfter")
+        end: float | None = None
         if not_on_or_after is not None:
             end = _instant(not_on_or_after, "Conditions NotOnOrAfter")
             if now >= end + self._skew:
@@ -613,7 +636,9 @@ class SamlVerifier:
                 )
         if not restrictions:
             raise invalid_token("The assertion must have an AudienceRestriction.")
-        return _Conditions(audiences=tuple(restrictions), one_time_use=one_time_use)
+        return _Conditions(
+            audiences=tuple(restrictions), one_time_use=one_time_use, not_on_or_after=end
+        )
 
     def _authn(self, assertion: etree._Element, now: float) -> int | None:
         statements = assertion.findall(f"{{{SAML}}}AuthnStatement")
@@ -696,6 +721,7 @@ class _Confirmation:
 class _Conditions:
     audiences: tuple[frozenset[str], ...]
     one_time_use: bool
+    not_on_or_after: float | None
 
 
 # --------------------------------------------------------------------------- shape
