@@ -56,6 +56,9 @@ _PARAMETERS: Mapping[str, str] = {
 """Scalar (and string list) parameters an event records, model name -> CloudTrail name.
 Not ``WebIdentityToken``, ``SAMLAssertion``, ``TokenCode``, ``EncodedMessage``."""
 
+_LISTS = frozenset({"TransitiveTagKeys"})
+"""The string-list parameters among them (a list, whether parsed or on the wire)."""
+
 _ANSWERS: Mapping[str, str] = {
     "PackedPolicySize": "packedPolicySize",
     "SourceIdentity": "sourceIdentity",
@@ -225,6 +228,11 @@ def request_parameters(
     out: dict[str, Any] = {}
     for name, shown in _PARAMETERS.items():
         value = params.get(name)
+        if name in _LISTS and not isinstance(value, list | tuple):
+            # A call refused before parsing records its wire form: ``Name=`` is an
+            # empty list, ``Name.member.N`` are its items.
+            items = _wire_list(params, name)
+            value = items if items or value is not None else None
         if value is None:
             continue
         if isinstance(value, list | tuple):
@@ -258,6 +266,17 @@ def request_parameters(
         if verified.transitive_tag_keys:
             out["transitiveTagKeys"] = list(verified.transitive_tag_keys[:_MAX_ITEMS])
     return out or None
+
+
+def _wire_list(params: Mapping[str, Any], name: str) -> list[str]:
+    """The items ``Name.member.1`` ... of an unparsed list, in order (at most 50)."""
+    items: list[str] = []
+    for index in range(1, _MAX_ITEMS + 1):
+        value = params.get(f"{name}.member.{index}")
+        if not isinstance(value, str):
+            break
+        items.append(_text(value))
+    return items
 
 
 def response_elements(result: Mapping[str, Any]) -> dict[str, Any] | None:

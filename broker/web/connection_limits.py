@@ -125,9 +125,10 @@ class _Bounds(asyncio.Protocol):
         super().connection_made(transport)
         if len(self.connections) > self._limits.max_connections:
             log.warning("connection refused: %d open connections", len(self.connections) - 1)
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(_BUSY)
-            transport.close()
+            # uvicorn's connection_made kept the transport (uvloop's is no subclass of
+            # asyncio's, so no isinstance check here).
+            self.transport.write(_BUSY)
+            self.transport.close()
             return
         self._enter("idle")
 

@@ -173,7 +173,8 @@ def test_requests_without_the_token_are_refused(cli: CliBroker, user: CliHome) -
     with serving(user, "--imds") as served:
         token = served.variables["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
         assert _refusal(httpx.get(served.url)) == (401, "Unauthorized")
-        wrong = httpx.get(served.url, headers={"Authorization": token[:-1] + "A"})
+        other = "B" if token.endswith("A") else "A"  # one character off, never the same token
+        wrong = httpx.get(served.url, headers={"Authorization": token[:-1] + other})
         assert _refusal(wrong) == (401, "Unauthorized")
         assert "AccessKeyId" not in wrong.text
         # Another Host (a rebinding web page's own name) is refused even with the token.

@@ -2,10 +2,11 @@
 envelope of the protocol it arrived on, with a request ID and no traceback.
 
 The failure is injected the way it happens in production: the real broker, real routes, and
-a dependency that breaks under them (the state store, going down like a Redis outage after
-the broker started). Each route family is driven over HTTP by its real client shape and the
-answer's status, content type and body are checked, and the failure is logged exactly once
-with the request ID the client saw.
+a dependency that breaks under them (the state store's driver raising an error nobody
+expects, after the broker started; a store that is merely down is an expected failure and
+answers ServiceUnavailable, tests/integration/test_fleet.py). Each route family is driven
+over HTTP by its real client shape and the answer's status, content type and body are
+checked, and the failure is logged exactly once with the request ID the client saw.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from botocore.credentials import Credentials
 
 from broker.clock import SystemClock
 from broker.pkce import challenge_of, new_verifier
-from broker.store import MemoryStore, StoreUnavailableError
+from broker.store import MemoryStore
 from tests.integration.browser_config import CORP, served_browser_broker
 from tests.integration.conftest import DEV, Broker
 
@@ -34,7 +35,7 @@ DEV_ROLE = f"arn:aws:iam::{DEV}:role/Dev"
 
 
 class BreakingStore:
-    """A real memory store until :attr:`broken`; then every call fails as Redis down would."""
+    """A real memory store until :attr:`broken`; then every call fails with a driver bug."""
 
     def __init__(self) -> None:
         self._inner = MemoryStore(SystemClock())
@@ -42,7 +43,7 @@ class BreakingStore:
 
     def _check(self) -> None:
         if self.broken:
-            raise StoreUnavailableError("redis 127.0.0.1:6379: Connection refused (injected)")
+            raise RuntimeError("redis 127.0.0.1:6379: unexpected reply (injected)")
 
     async def claim(self, namespace: str, key: str, ttl: float) -> bool:
         self._check()
@@ -59,6 +60,10 @@ class BreakingStore:
     async def delete(self, namespace: str, key: str) -> None:
         self._check()
         await self._inner.delete(namespace, key)
+
+    async def take_token(self, namespace: str, key: str, *, rate: float, burst: int) -> float:
+        self._check()
+        return await self._inner.take_token(namespace, key, rate=rate, burst=burst)
 
     async def close(self) -> None:
         await self._inner.close()
@@ -96,8 +101,8 @@ def _logged_once(caplog: pytest.LogCaptureFixture, rid: str) -> None:
 
 def _no_traceback(text: str) -> None:
     assert "Traceback" not in text
-    assert "StoreUnavailableError" not in text
-    assert "Connection refused" not in text
+    assert "RuntimeError" not in text
+    assert "unexpected reply" not in text
 
 
 def test_query_api_answers_internal_failure_xml(

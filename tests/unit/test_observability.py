@@ -306,6 +306,17 @@ def test_event_parameters_and_answers_are_allow_listed() -> None:
     }
 
 
+def test_a_list_refused_before_parsing_is_recorded_as_a_list() -> None:
+    # botocore sends ``TransitiveTagKeys=`` for an empty list; a call that fails its
+    # validation is recorded from the wire form, still in the schema's shape.
+    assert request_parameters({"RoleArn": "r", "TransitiveTagKeys": ""}) == {
+        "roleArn": "r",
+        "transitiveTagKeys": [],
+    }
+    wire = {"TransitiveTagKeys.member.1": "team", "TransitiveTagKeys.member.2": "env"}
+    assert request_parameters(wire) == {"transitiveTagKeys": ["team", "env"]}
+
+
 # --------------------------------------------------------------------------- logs
 
 
