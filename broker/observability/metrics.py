@@ -189,12 +189,22 @@ def record_idp_fetch(kind: IdpKind, idp: str, *, ok: bool, at: float) -> None:
         _IDP_FETCHED_AT.labels(kind, label).set(at)
 
 
+_store_children: dict[tuple[str, str], Histogram] = {}
+"""Latency children by (backend, operation): throttling meters two store calls per request,
+and ``labels()`` costs more than the observation (bounded: a few backends, six operations)."""
+
+
 def record_store(backend: str, operation: StoreOperation, seconds: float, *, ok: bool) -> None:
     """One Store operation and whether it failed."""
-    name = _backend(backend)
-    _STORE_LATENCY.labels(name, operation).observe(seconds)
+    key = (backend, operation)
+    child = _store_children.get(key)
+    if child is None:
+        child = _STORE_LATENCY.labels(_backend(backend), operation)
+        if len(_store_children) < 64:
+            _store_children[key] = child
+    child.observe(seconds)
     if not ok:
-        _STORE_ERRORS.labels(name, operation).inc()
+        _STORE_ERRORS.labels(_backend(backend), operation).inc()
 
 
 def count_throttled(action: str, scope: ThrottleScope) -> None:
