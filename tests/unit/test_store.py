@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -385,7 +387,7 @@ def test_sqlite_bucket_failure_is_store_unavailable_and_leaves_no_transaction(
     async def run() -> None:
         with pytest.raises(StoreUnavailableError):
             await store.take_token("rl", "k", rate=1.0, burst=1)
-        assert not store._db.in_transaction
+        assert not store._db.in_transaction and not store._fast.in_transaction
         await store.close()
 
     asyncio.run(run())
@@ -509,3 +511,83 @@ def test_unbounded_redis_settings_are_refused(option: str, value: float, message
     with pytest.raises(ValueError) as caught:
         RedisStore("redis://h", **{option: value})
     assert str(caught.value) == message
+
+
+def test_sqlite_waits_for_another_process_lock_off_the_event_loop(tmp_path: Path) -> None:
+    """A write lock held elsewhere: the call waits in a thread (the loop keeps running) and
+    then succeeds, instead of failing at once as the loop's own connection would."""
+    path = tmp_path / "state.db"
+    store = SqliteStore(path, FrozenClock(0.0))
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    threading.Timer(0.3, other.commit).start()
+
+    async def run() -> tuple[float, float, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        started = time.monotonic()
+        wait = await store.take_token("rl", "k", rate=1.0, burst=1)
+        elapsed = time.monotonic() - started
+        ticker.cancel()
+        assert await store.claim("n", "k", 60) is True  # and the loop's path is back
+        await store.close()
+        return wait, elapsed, ticks
+
+    wait, elapsed, ticks = asyncio.run(run())
+    other.close()
+    assert wait == 0.0
+    assert elapsed >= 0.25
+    assert ticks >= 10  # the event loop ran while the call waited for the lock
+
+
+def test_sqlite_purges_expired_rows_every_thousand_writes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    clock = FrozenClock(0.0)
+    store = SqliteStore(path, clock)
+
+    async def run() -> None:
+        for i in range(500):
+            assert await store.claim("old", str(i), 10)
+        clock.advance(11)  # those 500 have expired
+        for i in range(500):
+            await store.put("new", str(i), b"v", 60)
+        await store.get("new", "0")  # the 1,000th write was the last one: upkeep is due
+        await store.claim("new", "x", 60)
+        await store.close()
+
+    asyncio.run(run())
+    with sqlite3.connect(path) as check:
+        namespaces = dict(check.execute("SELECT ns, count(*) FROM entries GROUP BY ns"))
+    assert namespaces == {"new": 501}
+
+
+def test_sqlite_wal_stays_bounded_without_automatic_checkpoints(tmp_path: Path) -> None:
+    """Automatic checkpoints are off (they would fsync on the event loop); the upkeep's own
+    keep the write-ahead log from growing with every write."""
+    path = tmp_path / "state.db"
+    store = SqliteStore(path, FrozenClock(0.0))
+
+    wal = path.with_name(path.name + "-wal")
+
+    async def run() -> list[int]:
+        sizes = []
+        for i in range(6000):
+            await store.put("n", str(i), b"v" * 64, 60)
+            if i + 1 in (2000, 6000):
+                sizes.append(wal.stat().st_size)  # closing would remove the file
+        await store.close()
+        return sizes
+
+    after_2000, after_6000 = asyncio.run(run())
+    # Checkpointed, the log is reused from its start: its size stops growing (without the
+    # upkeep's checkpoints it triples from 2,000 to 6,000 writes).
+    assert after_6000 <= after_2000 * 1.25, (after_2000, after_6000)
