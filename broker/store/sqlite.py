@@ -11,8 +11,8 @@ costs ~100 µs more (measured: ``asyncio.to_thread`` of nothing, on the bench ma
 throttling spends two buckets on every STS call. So each call first runs on the event loop
 on a connection that never waits (``busy_timeout`` 0): WAL mode with ``synchronous=NORMAL``
 commits without an fsync, so it touches only the OS page cache. Only what could block runs
-in a worker thread, on a second connection that waits up to 10 s: a call that found the
-file's write lock held by another process (or this store's lock held by a thread), and
+in a worker thread, on a second connection that waits up to 10 s: a call that still finds
+the file's write lock held after two short pauses (another process in a long write), and
 the upkeep every 1,000 writes (the purge of expired rows and the WAL checkpoint, the one
 step that fsyncs; automatic checkpoints are off for that reason). SQLite's own operational
 failures (file locked past the busy timeout, disk full, unwritable) surface as
@@ -65,6 +65,8 @@ _EPSILON = 1e-6
 _UPKEEP_EVERY = 1000
 """Writes between two purges of expired rows and WAL checkpoints."""
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_INLINE_PAUSES = (0.0, 0.0005, 0.002)
+"""Seconds slept on the loop before each attempt on the non-waiting connection."""
 
 
 def _connect(path: Path, *, timeout: float) -> sqlite3.Connection:
@@ -76,10 +78,12 @@ def _connect(path: Path, *, timeout: float) -> sqlite3.Connection:
 
 
 class SqliteStore:
-    """Two connections behind one lock: statements are tiny, so contention is negligible.
+    """Two connections, each behind its own lock (a connection serves one thread at a time).
 
-    ``_fast`` runs on the event loop and never waits for a lock; ``_db`` runs in a worker
-    thread and may wait (module doc).
+    ``_fast`` runs on the event loop and never waits for a lock; ``_db`` runs in worker
+    threads and may wait (module doc). Separate locks matter: with one, every call that
+    arrives while a thread holds it would go to a thread too, and under load they would
+    keep each other there.
     """
 
     def __init__(self, path: Path, clock: Clock) -> None:
@@ -87,6 +91,7 @@ class SqliteStore:
         self._path = path
         self._clock = clock
         self._lock = threading.Lock()
+        self._fast_lock = threading.Lock()
         self._db = _connect(path, timeout=10)
         self._db.executescript(_SCHEMA)
         self._fast = _connect(path, timeout=0)
@@ -140,8 +145,9 @@ class SqliteStore:
 
     def _upkeep(self) -> None:
         """Drop what has expired, so the file does not grow forever, and checkpoint the WAL."""
-        self._db.execute("DELETE FROM entries WHERE expires <= ?", (self._clock.time(),))
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        with self._lock:
+            self._db.execute("DELETE FROM entries WHERE expires <= ?", (self._clock.time(),))
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _in_thread(
         self,
@@ -149,13 +155,9 @@ class SqliteStore:
         *args: _P.args,
         **kwargs: _P.kwargs,
     ) -> _T:
-        """``call`` on the waiting connection (a worker thread), then the upkeep if due."""
+        """``call`` on the connection that waits for locks (in a worker thread)."""
         with self._lock:
-            result = call(self._db, *args, **kwargs)
-            if self._writes >= _UPKEEP_EVERY:
-                self._writes = 0
-                self._upkeep()
-            return result
+            return call(self._db, *args, **kwargs)
 
     async def _run(
         self,
@@ -163,17 +165,29 @@ class SqliteStore:
         *args: _P.args,
         **kwargs: _P.kwargs,
     ) -> _T:
-        """``call`` on the event loop if nothing would make it wait, else in a thread."""
+        """``call`` on the event loop if nothing makes it wait, else in a thread.
+
+        A lock held briefly (usually this store's own thread finishing a write) is worth
+        two short pauses on the loop before the thread hop: falling back at once would put
+        the next calls in the same spot, and under load they would keep each other there.
+        """
         try:
-            if self._writes < _UPKEEP_EVERY and self._lock.acquire(blocking=False):
+            if self._writes >= _UPKEEP_EVERY:
+                self._writes = 0
+                await asyncio.to_thread(self._upkeep)
+            for pause in _INLINE_PAUSES:
+                if pause:
+                    await asyncio.sleep(pause)
+                if not self._fast_lock.acquire(blocking=False):
+                    continue
                 try:
                     return call(self._fast, *args, **kwargs)
                 except sqlite3.OperationalError as exc:
                     if exc.sqlite_errorcode & 0xFF not in _BUSY_CODES:
                         raise
-                    # Another process holds the write lock: wait for it off the loop.
                 finally:
-                    self._lock.release()
+                    self._fast_lock.release()
+            # Still locked (another process in a long write): wait for it off the loop.
             waiting = functools.partial(self._in_thread, call, *args, **kwargs)
             return await asyncio.to_thread(waiting)
         except sqlite3.OperationalError as exc:
@@ -195,6 +209,7 @@ class SqliteStore:
         return await self._run(self._take_token, namespace, key, rate, burst)
 
     async def close(self) -> None:
-        with self._lock:
+        with self._fast_lock:
             self._fast.close()
+        with self._lock:
             self._db.close()

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -591,3 +592,31 @@ def test_sqlite_wal_stays_bounded_without_automatic_checkpoints(tmp_path: Path) 
     # Checkpointed, the log is reused from its start: its size stops growing (without the
     # upkeep's checkpoints it triples from 2,000 to 6,000 writes).
     assert after_6000 <= after_2000 * 1.25, (after_2000, after_6000)
+
+
+def test_sqlite_calls_stay_on_the_event_loop_under_concurrency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """32 concurrent callers, 3,000 writes: only the three upkeeps hop to a thread (a hop
+    costs ~100 µs; a fallback that made the next calls fall back too once cost 4x)."""
+    hops: list[str] = []
+    real = asyncio.to_thread
+
+    async def counted(call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(call, "func", call).__name__)
+        return await real(call, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    store = SqliteStore(tmp_path / "state.db", FrozenClock(0.0))
+
+    async def caller(n: int) -> None:
+        for i in range(94):
+            await store.take_token("rl", f"{n}-{i % 3}", rate=1e6, burst=10**6)
+            await asyncio.sleep(0)
+
+    async def run() -> None:
+        await asyncio.gather(*(caller(n) for n in range(32)))
+        await store.close()
+
+    asyncio.run(run())
+    assert hops == ["_upkeep"] * 3
