@@ -232,7 +232,8 @@ def request_parameters(
             # A call refused before parsing records its wire form: ``Name=`` is an
             # empty list, ``Name.member.N`` are its items.
             items = _wire_list(params, name)
-            value = items if items or value is not None else None
+            if items or value is not None:
+                value = items
         if value is None:
             continue
         if isinstance(value, list | tuple):

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,12 +105,17 @@ class Broker:
         return self.code(user)
 
 
+def client_credentials(credentials: Mapping[str, Any]) -> dict[str, str]:
+    """An STS answer's ``Credentials`` as boto3 client arguments."""
+    return {
+        "aws_access_key_id": credentials["AccessKeyId"],
+        "aws_secret_access_key": credentials["SecretAccessKey"],
+        "aws_session_token": credentials["SessionToken"],
+    }
+
+
 def session_client(broker: Broker, credentials: dict[str, Any]) -> Any:
-    return broker.sts(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
+    return broker.sts(**client_credentials(credentials))
 
 
 def _key(n: int) -> Key:

@@ -51,6 +51,7 @@ from tests.integration.conftest import (
     OffsetClock,
     _key,
     bind_loopback,
+    client_credentials,
     start_server,
     stop_server,
 )
@@ -409,7 +410,9 @@ def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
     return time.monotonic() - started, result
 
 
-def _store_paths_fail_closed(fleet: Fleet, browser: httpx.Client, session_creds: Any) -> None:
+def _store_paths_fail_closed(
+    fleet: Fleet, browser: httpx.Client, session_creds: Any, user_session: Any
+) -> None:
     """Every store path answers 503 in its own shape, fast; every stateless one 200."""
     code = fleet.next_code()
     for node in fleet.nodes:
@@ -461,9 +464,11 @@ def _store_paths_fail_closed(fleet: Fleet, browser: httpx.Client, session_creds:
         assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
         assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
 
-        # Stateless paths keep answering.
+        # Stateless paths keep answering: long-term keys, a GetSessionToken session.
         caller = fleet.sts(node).get_caller_identity()["Arn"]
-        assert caller.startswith(f"arn:aws:iam::{DEV}:user/")
+        assert caller == f"arn:aws:iam::{DEV}:user/alice"
+        plain_session = fleet.sts(node, **user_session).get_caller_identity()["Arn"]
+        assert plain_session == f"arn:aws:iam::{DEV}:user/alice"
         assumed = fleet.sts(node).assume_role(RoleArn=PLAIN, RoleSessionName="during")
         assert assumed["AssumedRoleUser"]["Arn"].endswith("/Plain/during")
         assert web_call(node, "WebReuse", fleet.id_token("reuse")) == (200, "OK")
@@ -489,11 +494,10 @@ def test_redis_outage_fails_store_paths_closed_and_the_fleet_recovers_by_itself(
     caplog.set_level(logging.WARNING, logger="broker")
     before = fleet.sts(fleet.a).assume_role(RoleArn=PLAIN, RoleSessionName="before")
     creds = before["Credentials"]
-    session_creds = {
-        "aws_access_key_id": creds["AccessKeyId"],
-        "aws_secret_access_key": creds["SecretAccessKey"],
-        "aws_session_token": creds["SessionToken"],
-    }
+    session_creds = client_credentials(creds)
+    user_session = client_credentials(
+        fleet.sts(fleet.a).get_session_token(DurationSeconds=900)["Credentials"]
+    )
     with httpx.Client(timeout=30) as browser:
         sign_in(fleet, browser, start_on=fleet.a)
         _everything_works(fleet, browser)
@@ -501,7 +505,7 @@ def test_redis_outage_fails_store_paths_closed_and_the_fleet_recovers_by_itself(
         # Hung: the server accepts connections and never answers. Bounded by the timeout.
         fleet.redis.pause()
         try:
-            _store_paths_fail_closed(fleet, browser, session_creds)
+            _store_paths_fail_closed(fleet, browser, session_creds, user_session)
         finally:
             fleet.redis.resume()
         # Same data (a pause forgets nothing): the browser session made before still works.
@@ -510,7 +514,7 @@ def test_redis_outage_fails_store_paths_closed_and_the_fleet_recovers_by_itself(
         # Gone: connections refused. Then a new server on the same port, with empty memory.
         fleet.redis.stop()
         try:
-            _store_paths_fail_closed(fleet, browser, session_creds)
+            _store_paths_fail_closed(fleet, browser, session_creds, user_session)
         finally:
             fleet.redis.start()
         assert browser.get(f"{fleet.a}/roles").status_code == 303  # its session died with Redis

@@ -34,11 +34,11 @@ REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}
 DEV_ROLE = f"arn:aws:iam::{DEV}:role/Dev"
 
 
-class BreakingStore:
+class BreakingStore(MemoryStore):
     """A real memory store until :attr:`broken`; then every call fails with a driver bug."""
 
     def __init__(self) -> None:
-        self._inner = MemoryStore(SystemClock())
+        super().__init__(SystemClock())
         self.broken = False
 
     def _check(self) -> None:
@@ -47,26 +47,23 @@ class BreakingStore:
 
     async def claim(self, namespace: str, key: str, ttl: float) -> bool:
         self._check()
-        return await self._inner.claim(namespace, key, ttl)
+        return await super().claim(namespace, key, ttl)
 
     async def get(self, namespace: str, key: str) -> bytes | None:
         self._check()
-        return await self._inner.get(namespace, key)
+        return await super().get(namespace, key)
 
     async def put(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
         self._check()
-        await self._inner.put(namespace, key, value, ttl)
+        await super().put(namespace, key, value, ttl)
 
     async def delete(self, namespace: str, key: str) -> None:
         self._check()
-        await self._inner.delete(namespace, key)
+        await super().delete(namespace, key)
 
     async def take_token(self, namespace: str, key: str, *, rate: float, burst: int) -> float:
         self._check()
-        return await self._inner.take_token(namespace, key, rate=rate, burst=burst)
-
-    async def close(self) -> None:
-        await self._inner.close()
+        return await super().take_token(namespace, key, rate=rate, burst=burst)
 
 
 class Failing:
